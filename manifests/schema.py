@@ -1,0 +1,82 @@
+"""Arrow schemas of everything a build writes (docs/FORMATS.md describes each column).
+
+Fixed schemas, not inferred ones: a column that is null in one build and filled in the
+next must keep its type, or DuckDB queries over several builds break.
+"""
+
+import pyarrow as pa
+
+_FILE_COLUMNS = [
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("repo", pa.string(), nullable=False),
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("sha256", pa.string()),
+    pa.field("size", pa.int64(), nullable=False),
+    pa.field("encoding", pa.string()),
+    pa.field("language", pa.string()),
+    pa.field("language_type", pa.string()),
+    pa.field("vendored", pa.bool_()),
+    pa.field("generated", pa.bool_()),
+    pa.field("documentation", pa.bool_()),
+    pa.field("configuration", pa.bool_()),
+    pa.field("license", pa.string()),
+    pa.field("license_source", pa.string()),
+    pa.field("pii_redactions", pa.int32()),
+    pa.field("decision", pa.string(), nullable=False),
+    pa.field("reason", pa.string()),
+    pa.field("detail", pa.string()),
+    pa.field("dup_of", pa.string()),
+]
+
+# manifest/files.parquet: one row per input file, ordered by repo, path
+FILES = pa.schema(
+    _FILE_COLUMNS + [pa.field("shard", pa.int32()), pa.field("row", pa.int64())]
+)
+
+# _work/<fingerprint>/parts/<unit>.files.parquet: the same plus content and position in the unit
+PART = pa.schema(
+    _FILE_COLUMNS
+    + [
+        pa.field("content", pa.large_string()),
+        pa.field("unit", pa.string(), nullable=False),
+        pa.field("ordinal", pa.int64(), nullable=False),
+    ]
+)
+
+# manifest/repos.parquet: one row per repository, ordered by repo
+REPOS = pa.schema(
+    [
+        pa.field("repo", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("commit", pa.string()),
+        pa.field("sha256", pa.string()),
+        pa.field("stars", pa.int64()),
+        pa.field("files", pa.int64(), nullable=False),
+        pa.field("files_kept", pa.int64(), nullable=False),
+        pa.field("bytes_kept", pa.int64(), nullable=False),
+        pa.field("license", pa.string()),
+        pa.field("license_evidence", pa.string()),
+        pa.field("decision", pa.string(), nullable=False),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+    ]
+)
+
+# the repository rows a unit writes next to its files part
+REPO_PART = pa.schema([f for f in REPOS if f.name not in ("files", "files_kept", "bytes_kept", "decision", "reason")])
+
+# shards/part-NNNNN.parquet: one row per kept file, ordered by the shard's seeded shuffle
+SHARD = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("repo", pa.string(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("language", pa.string()),
+        pa.field("license", pa.string()),
+        pa.field("sha256", pa.string(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("content", pa.large_string(), nullable=False),
+    ]
+)

@@ -1,0 +1,1 @@
+"""The run: config, stage order (flow.py), execution on Ray, resume, CLI and report."""

@@ -1,0 +1,182 @@
+"""Build configuration: TOML in, dataclasses out, every error raised before work starts.
+
+Each section of the TOML file is one dataclass below; `BuildConfig.to_dict()` is what
+run.json records, and `fingerprint()` keys the resumable work directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and value."""
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One entry of the source list: a SOURCE string plus what is known about it."""
+
+    source: str  # archive path, directory, git+URL[@REV], pypi:NAME==VER, npm:NAME@VER, dataset
+    sha256: str | None = None  # expected sha256 of a fetched or local archive
+    stars: int | None = None  # repository popularity, used by dedup tie-breaks
+    name: str | None = None  # repository name override
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    max_file_bytes: int = 10 * 1024 * 1024  # files of this size or more: `too_large` (BigCode: 10 MB)
+    max_archive_members: int = 200_000  # members past this count: `archive_limit`
+    max_archive_bytes: int = 2 * 1024**3  # uncompressed bytes read from one archive
+    max_compression_ratio: int = 200  # zip member ratio above this: `archive_limit` (bomb)
+    max_decode_chaos: float = 0.2  # non-UTF-8 text whose best charset guess is messier: `not_text`
+
+
+@dataclass(frozen=True)
+class LanguageConfig:
+    max_sniff_bytes: int = 64 * 1024  # content bytes go-enry's classifier sees (ambiguous extensions)
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    exact: bool = True  # drop files whose sha256 was already kept
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    target_bytes: int = 256 * 1024**2  # content bytes per shard before a new one starts
+    max_rows: int = 100_000  # rows per shard at most
+    row_group_rows: int = 1024  # Parquet row group size inside a shard
+    shuffle_seed: int = 0  # seeds the deterministic spread of files over shards
+    compression: str = "zstd"
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    executor: str = "ray"  # "ray" (default) or "local" (in-process, for debugging)
+    num_workers: int = 0  # tasks in flight at once; 0 means the CPUs Ray sees
+    ray_address: str | None = None  # None starts a local Ray; also read from RAY_ADDRESS
+    keep_work_dir: bool = False  # keep _work/ (per-repository parts) after success
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    sources: tuple[SourceSpec, ...] = ()
+    cache_dir: str = ".cache/corpus"  # fetched packages, clones; relative to the config file
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    shards: ShardConfig = field(default_factory=ShardConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the output (execution settings excluded)."""
+        shaping = self.to_dict()
+        shaping.pop("execution")
+        blob = json.dumps(shaping, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+_SECTIONS = {
+    "ingest": IngestConfig,
+    "language": LanguageConfig,
+    "dedup": DedupConfig,
+    "shards": ShardConfig,
+    "execution": ExecutionConfig,
+}
+
+
+def _build_section(cls: type, values: Any, section: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] must be a table, got {values!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {section}.{key} (known: {', '.join(sorted(known))})")
+        default = known[key].default
+        if default is not None and not isinstance(default, bool) and isinstance(value, bool):
+            raise ConfigError(f"{section}.{key} = {value!r}: expected a number or string")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"{section}.{key} = {value!r}: expected true or false")
+        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{section}.{key} = {value!r}: expected a number")
+        if isinstance(default, int) and not isinstance(default, bool):
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{section}.{key} = {value!r}: expected a non-negative integer")
+    return cls(**values)
+
+
+def _source_spec(entry: Any, base: Path) -> SourceSpec:
+    if isinstance(entry, str):
+        entry = {"source": entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get("source"), str):
+        raise ConfigError(f"sources entry {entry!r}: expected a string or a table with 'source'")
+    unknown = set(entry) - {f.name for f in dataclasses.fields(SourceSpec)}
+    if unknown:
+        raise ConfigError(f"sources entry {entry['source']!r}: unknown keys {sorted(unknown)}")
+    return SourceSpec(**{**entry, "source": resolve_source_path(entry["source"], base)})
+
+
+def resolve_source_path(source: str, base: Path) -> str:
+    """Make a relative local path absolute against `base`; leave remote specs alone."""
+    if source.startswith(("pypi:", "npm:", "git+")) or os.path.isabs(source):
+        return source
+    return str((base / source).resolve())
+
+
+def _sources_from_list_file(path: Path) -> list[Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"cannot read source list {path}: {err}") from err
+    return data.get("sources", [])
+
+
+def load_config(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> BuildConfig:
+    """Read a TOML config; `path=None` gives the defaults with no sources."""
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as err:
+            raise ConfigError(f"cannot read config {path}: {err.strerror}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config {path} is not valid TOML: {err}") from err
+        base = path.resolve().parent
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+
+    unknown = set(data) - set(_SECTIONS) - {"sources", "source_lists", "cache_dir"}
+    if unknown:
+        raise ConfigError(f"unknown config sections {sorted(unknown)}")
+    specs = [_source_spec(e, base) for e in data.get("sources", [])]
+    for list_file in data.get("source_lists", []):
+        list_path = Path(resolve_source_path(list_file, base))
+        specs.extend(_source_spec(e, list_path.parent) for e in _sources_from_list_file(list_path))
+    sections = {name: _build_section(cls, data.get(name, {}), name) for name, cls in _SECTIONS.items()}
+    execution = sections["execution"]
+    if execution.executor not in ("ray", "local"):
+        raise ConfigError(f"execution.executor = {execution.executor!r}: expected 'ray' or 'local'")
+    if sections["shards"].compression not in ("zstd", "snappy", "gzip", "none"):
+        raise ConfigError(f"shards.compression = {sections['shards'].compression!r}: unsupported")
+    if sections["ingest"].max_file_bytes == 0:
+        raise ConfigError("ingest.max_file_bytes = 0: every file would be too large")
+    cache_dir = resolve_source_path(data.get("cache_dir", ".cache/corpus"), base)
+    return BuildConfig(
+        sources=tuple(specs),
+        cache_dir=cache_dir,
+        **sections,
+    )
+

@@ -1,0 +1,81 @@
+"""Executors run one function over many units: in-process, or as Ray tasks.
+
+The stage logic never imports Ray; the executor is the only place that does. Ray tasks
+(not Ray Data) because the unit of work is a repository of any size whose completion
+marker makes resume possible; docs/ARCHITECTURE.md argues the choice.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import manifests
+import pipeline
+import stages
+
+INFRASTRUCTURE_RETRIES = 2  # a worker that died is retried; an exception in our code is not
+
+
+class LocalExecutor:
+    name = "local"
+
+    num_workers = 1
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], args: tuple,
+            on_result: Callable[[Any, Any], None]) -> None:
+        for item in items:
+            on_result(item, fn(item, *args))
+
+    def shutdown(self) -> None:
+        pass
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, num_workers: int = 0, address: str | None = None):
+        import ray
+
+        address = address or os.environ.get("RAY_ADDRESS")
+        self._started = not ray.is_initialized()
+        if self._started:
+            if address:
+                # the workers of a cluster import this project's code from the driver
+                ray.init(address=address, runtime_env={"py_modules": [pipeline, stages, manifests]},
+                         logging_level="WARNING")
+            else:
+                # a local instance needs no cluster token in ~/.ray (see Ray's token auth)
+                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+                ray.init(num_cpus=num_workers or None, include_dashboard=False, logging_level="WARNING",
+                         configure_logging=True)
+        self._ray = ray
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.num_workers = num_workers or cpus
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], args: tuple,
+            on_result: Callable[[Any, Any], None]) -> None:
+        """At most `num_workers` tasks in flight; results handed back as each one finishes."""
+        ray = self._ray
+        remote = ray.remote(max_retries=INFRASTRUCTURE_RETRIES, num_cpus=1)(fn)
+        shared = [ray.put(arg) for arg in args]
+        pending: dict[Any, Any] = {}
+        queue = list(items)
+        while queue or pending:
+            while queue and len(pending) < self.num_workers:
+                item = queue.pop(0)
+                pending[remote.remote(item, *shared)] = item
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                on_result(pending.pop(ref), ray.get(ref))
+
+    def shutdown(self) -> None:
+        if self._started:
+            self._ray.shutdown()
+
+
+def make_executor(kind: str, num_workers: int, address: str | None) -> LocalExecutor | RayExecutor:
+    if kind == "local":
+        return LocalExecutor()
+    return RayExecutor(num_workers, address)

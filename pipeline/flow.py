@@ -1,0 +1,60 @@
+"""The whole flow on one page: every stage in order, its class, its config section, its scope.
+
+Scopes say where a stage runs:
+- "repository": reads one unit of sources (a Ray task per unit);
+- "file": looks at one file at a time, inside the same task, right after ingest;
+- "corpus": needs every file at once (DuckDB over the parts, after all units are done);
+- "output": writes the shards; the manifests follow it.
+
+License and opt-out (scope "file", with the repository's license resolved in the unit's
+task), quality and comment filters ("file"), near dedup ("corpus") and tokenization
+("output") are added here by their issues; the runner needs no change for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.config import BuildConfig
+from pipeline.stage import Stage
+from stages.dedup import DuplicatePaths, ExactDedup
+from stages.ingest import Ingest
+from stages.language import LanguageDetector
+from stages.shards import ShardWriter
+
+SCOPES = ("repository", "file", "corpus", "output")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    cls: type[Stage]
+    section: str | None  # the BuildConfig field holding its settings
+    scope: str
+
+    def build(self, config: BuildConfig) -> Stage:
+        if self.cls is Ingest:
+            return Ingest(config.ingest, config.cache_dir)
+        return self.cls(getattr(config, self.section)) if self.section else self.cls()
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec("ingest", Ingest, "ingest", "repository"),
+    StageSpec("language", LanguageDetector, "language", "file"),
+    StageSpec("duplicate_paths", DuplicatePaths, None, "corpus"),
+    StageSpec("exact_dedup", ExactDedup, "dedup", "corpus"),
+    StageSpec("shards", ShardWriter, "shards", "output"),
+)
+
+
+def stages_of(scope: str) -> tuple[StageSpec, ...]:
+    return tuple(spec for spec in STAGES if spec.scope == scope)
+
+
+def _check_order() -> None:
+    ranks = [SCOPES.index(spec.scope) for spec in STAGES]
+    if ranks != sorted(ranks) or ranks.count(0) != 1 or ranks.count(3) != 1:
+        raise RuntimeError("STAGES must be: one repository stage, file stages, corpus stages, one output stage")
+
+
+_check_order()

@@ -1,0 +1,72 @@
+"""The records that flow between stages: one `FileRecord` per input file, one `RepoRecord`
+per repository. Dropped files stay in the stream (decision='dropped', reason set) so that
+the manifest accounts for every input file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, fields
+
+KEPT = "kept"
+DROPPED = "dropped"
+
+
+def file_id(repo: str, path: str) -> str:
+    """Stable id of a file: the same repository and path give the same id in every build."""
+    return hashlib.sha256(f"{repo}\x00{path}".encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class FileRecord:
+    repo: str
+    path: str  # POSIX path relative to the repository root
+    size: int  # bytes as stored in the source
+    sha256: str | None = None  # of the raw bytes; None when the bytes were never read
+    content: str | None = None  # decoded text; None for dropped-at-ingest files
+    encoding: str | None = None  # "utf-8" or what charset detection found
+    language: str | None = None  # go-enry's language name; None when it has no guess
+    language_type: str | None = None  # programming | data | markup | prose
+    vendored: bool | None = None
+    generated: bool | None = None
+    documentation: bool | None = None
+    configuration: bool | None = None
+    license: str | None = None  # SPDX expression (license stage)
+    license_source: str | None = None  # where that expression came from (license stage)
+    pii_redactions: int | None = None  # replacements made (PII stage)
+    decision: str = KEPT
+    reason: str | None = None
+    detail: str | None = None  # human words on the reason (an error message, a link target)
+    dup_of: str | None = None  # id of the kept file this one duplicates
+
+    @property
+    def id(self) -> str:
+        return file_id(self.repo, self.path)
+
+    @property
+    def kept(self) -> bool:
+        return self.decision == KEPT
+
+    def drop(self, reason: str, detail: str | None = None) -> None:
+        self.decision = DROPPED
+        self.reason = reason
+        self.detail = detail
+        self.content = None
+
+
+FILE_FIELDS = tuple(f.name for f in fields(FileRecord))
+
+
+@dataclass(slots=True)
+class RepoRecord:
+    repo: str
+    source: str  # the SOURCE string it came from
+    kind: str  # archive | git | directory | dataset | pypi | npm
+    url: str | None = None
+    commit: str | None = None  # git commit, or the package version for registry sources
+    sha256: str | None = None  # of the archive the repository was read from
+    stars: int | None = None
+    error: str | None = None  # set when the whole source could not be read
+
+
+REPO_FIELDS = tuple(f.name for f in fields(RepoRecord))

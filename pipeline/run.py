@@ -1,0 +1,208 @@
+"""One build, start to end: resolve sources into units, run the repository and file stages
+per unit (on Ray), the corpus stages over all parts (DuckDB), then the writer and the
+manifests. The order of stages is pipeline/flow.py's; this module only drives it.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import sys
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from manifests import reasons
+from manifests.writer import input_fingerprint, write_files_manifest, write_repos_manifest, write_run_json
+from pipeline.config import BuildConfig, ConfigError
+from pipeline.executor import make_executor
+from pipeline.flow import STAGES, stages_of
+from pipeline.progress import Progress
+from pipeline.stage import StageStats
+from pipeline.work import WorkDir, mark_done, write_unit_parts
+from stages.sources import Unit, resolve_units
+
+RUN_FORMAT = 1
+OUTPUTS = ("shards", "manifest")
+VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "charset-normalizer")
+
+
+def process_unit(unit: Unit, config: BuildConfig, out_dir: str) -> dict[str, Any]:
+    """The body of one task: ingest a unit, run the file stages, write its parts and marker."""
+    started = time.perf_counter()
+    work = WorkDir(Path(out_dir), config.fingerprint())
+    (ingest,) = (spec.build(config) for spec in stages_of("repository"))
+    file_stages = [spec.build(config) for spec in stages_of("file")]
+    records = ingest.run(unit)
+    for stage in file_stages:
+        records = stage.run(records)
+    write_unit_parts(work, unit.key, records, ingest.repos.values())
+    # ingest's time is the unit's wall time less the file stages': reading, decoding, writing
+    ingest.stats.seconds = time.perf_counter() - started - sum(s.stats.seconds for s in file_stages)
+    marker = {"unit": unit.key, "stages": {s.name: s.stats.to_dict() for s in [ingest, *file_stages]}}
+    mark_done(work, unit.key, marker)
+    return marker
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _connect(work: WorkDir) -> duckdb.DuckDBPyConnection:
+    db = duckdb.connect()
+    scratch = work.path / "duckdb"
+    scratch.mkdir(parents=True, exist_ok=True)
+    db.execute("SET temp_directory = " + "'" + str(scratch).replace("'", "''") + "'")
+    db.execute("SET preserve_insertion_order = true")
+    return db
+
+
+def _sql_list(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, units: list[Unit]) -> None:
+    files = [str(work.files_part(u.key)) for u in units]
+    repos = [str(work.repos_part(u.key)) for u in units]
+    db.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet({_sql_list(files)})")
+    # a repository named by two dataset units keeps the row of the first unit (by key)
+    db.execute(
+        f"""CREATE TABLE repos AS SELECT DISTINCT ON (repo) * EXCLUDE (filename)
+            FROM read_parquet({_sql_list(repos)}, filename = true) ORDER BY repo, filename"""
+    )
+    db.execute("CREATE TABLE decisions (unit VARCHAR, ordinal BIGINT, reason VARCHAR, dup_of VARCHAR)")
+    db.execute(
+        """CREATE VIEW files AS
+           SELECT p.* REPLACE (
+                      CASE WHEN d.reason IS NULL THEN p.decision ELSE 'dropped' END AS decision,
+                      coalesce(d.reason, p.reason) AS reason,
+                      coalesce(d.dup_of, p.dup_of) AS dup_of,
+                      CASE WHEN d.reason IS NULL THEN p.content END AS content),
+                  r.stars
+           FROM parts p LEFT JOIN decisions d USING (unit, ordinal) LEFT JOIN repos r USING (repo)"""
+    )
+
+
+def _run_corpus_stages(db: duckdb.DuckDBPyConnection, config: BuildConfig, work: WorkDir,
+                       stats: dict[str, StageStats], progress: Progress) -> None:
+    for spec in stages_of("corpus"):
+        stage = spec.build(config)
+        started = time.perf_counter()
+        progress.phase(f"{spec.name}")
+        files_in, bytes_in = db.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE decision = 'kept'"
+        ).fetchone()
+        db.execute(f"CREATE OR REPLACE TEMP TABLE stage_drops AS {stage.drops(db, work.path)}")
+        dropped = Counter(dict(db.execute("SELECT reason, count(*) FROM stage_drops GROUP BY reason").fetchall()))
+        db.execute("INSERT INTO decisions SELECT unit, ordinal, reason, dup_of FROM stage_drops")
+        stats[spec.name] = StageStats(files_in, bytes_in, files_in - sum(dropped.values()), dropped,
+                                      time.perf_counter() - started)
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Move the finished outputs into place; what a previous build left there is replaced."""
+    for name in OUTPUTS:
+        target = out_dir / name
+        if target.exists():
+            shutil.rmtree(target)
+        (staging / name).rename(target)
+
+
+def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = None) -> dict[str, Any]:
+    """Build the corpus into `out_dir`; returns what run.json records."""
+    started = time.perf_counter()
+    progress = progress or Progress(stream=sys.stderr)
+    out_dir = Path(out_dir).resolve()
+    units = resolve_units(config.sources)
+    if not units:
+        raise ConfigError("no sources: name some in the config or on the command line")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = WorkDir(out_dir, config.fingerprint())
+    work.prepare()
+
+    stats: dict[str, StageStats] = {spec.name: StageStats() for spec in STAGES}
+
+    def take(marker: dict[str, Any]) -> None:
+        for name, values in marker["stages"].items():
+            stats[name].merge(StageStats.from_dict(values))
+
+    done = [u for u in units if work.is_done(u.key)]
+    todo = [u for u in units if not work.is_done(u.key)]
+    for unit in done:
+        take(work.read_marker(unit.key))
+    execution = config.execution
+    executor = make_executor(execution.executor, execution.num_workers, execution.ray_address)
+    progress.start_units(len(units), resumed=len(done), workers=executor.num_workers, executor=executor.name)
+    try:
+        executor.map(process_unit, todo, (config, str(out_dir)),
+                     lambda unit, marker: (take(marker), progress.unit_done(unit.key, marker)))
+    finally:
+        executor.shutdown()
+    progress.end_units()
+
+    db = _connect(work)
+    _load_parts(db, work, units)
+    _run_corpus_stages(db, config, work, stats, progress)
+
+    (writer_spec,) = stages_of("output")
+    writer = writer_spec.build(config)
+    progress.phase(writer_spec.name)
+    writer_started = time.perf_counter()
+    shutil.rmtree(work.staging, ignore_errors=True)
+    (work.staging / "manifest").mkdir(parents=True)
+    writer.place(db)
+    index = writer.write(db, work.staging / "shards")
+    write_files_manifest(db, work.staging / "manifest" / "files.parquet")
+    write_repos_manifest(db, work.staging / "manifest" / "repos.parquet")
+    writer.stats.seconds = time.perf_counter() - writer_started
+    stats[writer_spec.name] = writer.stats
+
+    totals = db.execute(
+        """SELECT count(*), count(*) FILTER (WHERE decision = 'kept'), coalesce(sum(size), 0),
+                  coalesce(sum(size) FILTER (WHERE decision = 'kept'), 0) FROM files"""
+    ).fetchone()
+    dropped = dict(db.execute(
+        "SELECT reason, count(*) FROM files WHERE decision = 'dropped' GROUP BY reason ORDER BY reason"
+    ).fetchall())
+    languages = dict(db.execute(
+        """SELECT coalesce(language, '(unknown)'), count(*) FROM files WHERE decision = 'kept'
+           GROUP BY ALL ORDER BY count(*) DESC, 1"""
+    ).fetchall())
+    unknown = set(dropped) - set(reasons.REASONS)
+    if unknown:
+        raise RuntimeError(f"reasons outside the documented set: {sorted(unknown)}")
+    run = {
+        "format": RUN_FORMAT,
+        "out_dir": str(out_dir),
+        "config": config.to_dict(),
+        "config_fingerprint": config.fingerprint(),
+        "input_fingerprint": input_fingerprint(db),
+        "versions": _versions(),
+        "executor": {"kind": executor.name, "workers": executor.num_workers},
+        "units": {"total": len(units), "resumed": len(done)},
+        "counts": {
+            "files": totals[0], "kept": totals[1], "dropped": dropped,
+            "bytes_in": totals[2], "bytes_kept": totals[3],
+            "repositories": db.execute("SELECT count(*) FROM repos").fetchone()[0],
+            "languages": languages,
+        },
+        "shards": index["totals"],
+        "stages": {name: stats[name].to_dict() for name in stats},
+        "wall_seconds": round(time.perf_counter() - started, 3),
+    }
+    db.close()
+    write_run_json(work.staging / "manifest" / "run.json", run)
+    _publish(work.staging, out_dir)
+    if not execution.keep_work_dir:
+        work.remove()
+    return run

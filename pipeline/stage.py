@@ -1,0 +1,104 @@
+"""The stage contract. A stage's body holds only its logic; the base classes count what
+went in, what was kept and dropped (by reason), the bytes seen and the time spent.
+
+- `FileStage.process(record)` looks at one kept record and may change or drop it.
+- `Filter.keep(record)` is a pure predicate: `True` or `(False, reason)`.
+- Corpus stages (exact and near dedup) see every file at once; see stages/dedup.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.records import FileRecord
+
+
+@dataclass
+class StageStats:
+    files_in: int = 0
+    bytes_in: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def merge(self, other: StageStats) -> None:
+        self.files_in += other.files_in
+        self.bytes_in += other.bytes_in
+        self.kept += other.kept
+        self.dropped.update(other.dropped)
+        self.seconds += other.seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files_in": self.files_in,
+            "bytes_in": self.bytes_in,
+            "kept": self.kept,
+            "dropped": dict(sorted(self.dropped.items())),
+            "seconds": round(self.seconds, 3),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageStats:
+        return cls(
+            files_in=data["files_in"],
+            bytes_in=data["bytes_in"],
+            kept=data["kept"],
+            dropped=Counter(data["dropped"]),
+            seconds=data["seconds"],
+        )
+
+
+class Stage:
+    """A named step with its settings (one dataclass of pipeline.config) and its stats."""
+
+    name = "stage"
+
+    def __init__(self, config: Any = None):
+        self.config = config
+        self.stats = StageStats()
+
+
+class FileStage(Stage):
+    """A per-file step. Records dropped upstream pass through untouched and uncounted."""
+
+    def process(self, record: FileRecord) -> None:
+        raise NotImplementedError
+
+    def run(self, records: Iterable[FileRecord]) -> Iterator[FileRecord]:
+        for record in records:
+            if record.kept:
+                self.stats.files_in += 1
+                self.stats.bytes_in += record.size
+                started = time.perf_counter()
+                self.process(record)
+                self.stats.seconds += time.perf_counter() - started
+                if record.kept:
+                    self.stats.kept += 1
+                else:
+                    self.stats.dropped[record.reason or "unknown"] += 1
+            yield record
+
+
+class Filter(FileStage):
+    """A per-file predicate; the base class routes a `(False, reason)` to the manifest."""
+
+    def keep(self, record: FileRecord) -> bool | tuple[bool, str]:
+        raise NotImplementedError
+
+    def process(self, record: FileRecord) -> None:
+        verdict = self.keep(record)
+        if verdict is not True:
+            record.drop(verdict[1])
+
+
+class CorpusStage(Stage):
+    """A step that needs every file at once (exact and near dedup). It reads the DuckDB view
+    `files` (the current decision of every file, with its repository's stars) and returns
+    a SQL query of the files it drops: columns unit, ordinal, reason, dup_of."""
+
+    def drops(self, db: Any, scratch: Any) -> str:
+        raise NotImplementedError

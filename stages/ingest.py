@@ -1,0 +1,187 @@
+"""Ingest: one unit of sources in, one FileRecord per file out (kept as text, or dropped
+with a reason), plus a RepoRecord per repository. Nothing read here is ever lost: a file
+that cannot become text is a dropped record, a source that cannot be read at all is a
+repository row with its error and one dropped record standing for it (path "").
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import charset_normalizer
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.json as pajson
+
+from manifests import reasons
+from pipeline.config import IngestConfig
+from pipeline.records import FileRecord, RepoRecord
+from pipeline.stage import Stage
+from stages import readers
+from stages.readers import Entry, SourceError
+from stages.sources import Unit, fetch_git, fetch_npm, fetch_pypi, verify_sha256
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(data: bytes, max_chaos: float) -> tuple[str, str] | tuple[None, str]:
+    """(text, encoding) for text, (None, reason) for binary or undecodable bytes."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError:
+                return None, reasons.NOT_TEXT
+    if b"\x00" in data:
+        return None, reasons.BINARY
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best = charset_normalizer.from_bytes(data, threshold=max_chaos).best()
+    if best is None:
+        return None, reasons.NOT_TEXT
+    return str(best), best.encoding
+
+
+class Ingest(Stage):
+    name = "ingest"
+
+    def __init__(self, config: IngestConfig, cache_dir: str | Path):
+        super().__init__(config)
+        self.cache_dir = Path(cache_dir)
+        self.repos: dict[str, RepoRecord] = {}  # filled while `run` is consumed
+
+    def run(self, unit: Unit) -> Iterator[FileRecord]:
+        for record in self._records(unit):
+            self.stats.files_in += 1
+            self.stats.bytes_in += record.size
+            if record.kept:
+                self.stats.kept += 1
+            else:
+                self.stats.dropped[record.reason] += 1
+            yield record
+
+    def _records(self, unit: Unit) -> Iterator[FileRecord]:
+        repo = None
+        if unit.repo is not None:
+            repo = self.repos[unit.repo] = RepoRecord(
+                repo=unit.repo, source=unit.spec.source, kind=unit.kind, stars=unit.spec.stars
+            )
+        try:
+            if unit.kind == "dataset":
+                yield from self._dataset_records(unit)
+            else:
+                for entry in self._entries(unit, repo):
+                    yield self.to_record(repo.repo, entry)
+        except SourceError as err:
+            name = unit.repo or Path(unit.location).name
+            repo = self.repos.setdefault(name, RepoRecord(name, unit.spec.source, unit.kind))
+            repo.error = str(err)
+            yield self.unreadable_source(name, str(err))
+
+    @staticmethod
+    def unreadable_source(repo: str, error: str) -> FileRecord:
+        record = FileRecord(repo=repo, path="", size=0)
+        record.drop(reasons.SOURCE_UNREADABLE, error)
+        return record
+
+    def _entries(self, unit: Unit, repo: RepoRecord) -> Iterator[Entry]:
+        location = Path(unit.location)
+        if unit.kind in ("pypi", "npm"):
+            fetch = fetch_pypi if unit.kind == "pypi" else fetch_npm
+            location = fetch(unit.location, self.cache_dir)
+            repo.commit = unit.location.split("==" if unit.kind == "pypi" else "@")[-1]
+        if unit.kind in ("pypi", "npm", "archive"):
+            repo.sha256 = verify_sha256(location, unit.spec.sha256, unit.spec.source)
+            return readers.read_archive(location, self.config)
+        if unit.kind == "git_url":
+            bare, repo.commit = fetch_git(unit.location, self.cache_dir)
+            repo.url = unit.location.removeprefix("git+")
+            return readers.read_git(bare, self.config, "refs/corpus/pinned")
+        if unit.kind == "git":
+            repo.commit = readers.git_head(location)
+            repo.url = readers.git_remote_url(location)
+            return readers.read_git(location, self.config)
+        return readers.read_directory(location, self.config, top_level_only=unit.kind == "loose")
+
+    def to_record(self, repo: str, entry: Entry) -> FileRecord:
+        record = FileRecord(repo=repo, path=entry.path, size=entry.size)
+        if entry.reason is not None:
+            record.drop(entry.reason, entry.detail)
+            return record
+        data = entry.data
+        record.size = len(data)
+        record.sha256 = hashlib.sha256(data).hexdigest()
+        if record.size >= self.config.max_file_bytes:
+            record.drop(reasons.TOO_LARGE)
+            return record
+        text, encoding = decode_text(data, self.config.max_decode_chaos)
+        if text is None:
+            record.drop(encoding)
+        else:
+            record.content, record.encoding = text, encoding
+        return record
+
+    def _dataset_records(self, unit: Unit) -> Iterator[FileRecord]:
+        """Rows of a file-level dataset: repo, path, content (+ url, commit, stars if present)."""
+        for batch in _dataset_batches(Path(unit.location)):
+            columns = batch.to_pydict()
+            for index, (repo, path, content) in enumerate(zip(columns["repo"], columns["path"], columns["content"], strict=True)):
+                repo = str(repo)
+                if repo not in self.repos:
+                    self.repos[repo] = RepoRecord(
+                        repo=repo,
+                        source=unit.spec.source,
+                        kind="dataset",
+                        url=_optional(columns, "url", index),
+                        commit=_optional(columns, "commit", index),
+                        stars=_optional_int(columns, "stars", index),
+                    )
+                if content is None:
+                    record = FileRecord(repo=repo, path=str(path), size=0)
+                    record.drop(reasons.UNREADABLE, "content is null")
+                    yield record
+                    continue
+                data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
+                yield self.to_record(repo, Entry(str(path), len(data), data=data))
+
+
+def _optional(columns: dict, name: str, index: int) -> str | None:
+    value = columns.get(name, [None] * (index + 1))[index]
+    return None if value is None else str(value)
+
+
+def _optional_int(columns: dict, name: str, index: int) -> int | None:
+    value = _optional(columns, name, index)
+    try:
+        return None if value is None else int(value)
+    except ValueError:
+        return None
+
+
+def _dataset_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    try:
+        if path.suffix.lower() == ".parquet":
+            scanner = pads.dataset(path, format="parquet")
+            names = scanner.schema.names
+            batches = scanner.to_batches(batch_size=1024)
+        else:
+            reader = pajson.open_json(path)
+            names = reader.schema.names
+            batches = reader
+        missing = {"repo", "path", "content"} - set(names)
+        if missing:
+            raise SourceError(f"dataset {path.name} lacks the columns {sorted(missing)}")
+        yield from batches
+    except (pa.ArrowInvalid, OSError) as err:
+        raise SourceError(f"dataset {path.name} is not readable: {err}") from err

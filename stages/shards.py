@@ -1,0 +1,121 @@
+"""The writer: kept files to Parquet shards plus shards/index.json.
+
+Files are spread over shards by a seeded shuffle (md5 of seed and file id), so one big
+repository does not fill one shard and the same input gives the same shards whatever
+order the units finished in. A shard closes when it reaches `target_bytes` of content or
+`max_rows` rows. Each shard is written in one call with a fixed row-group size, so its
+bytes depend only on its rows. Tokens (input_ids, num_tokens) are added by the tokenize
+stage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from manifests import schema
+from pipeline.config import ShardConfig
+from pipeline.stage import Stage
+from stages.sources import sha256_file
+
+INDEX_FORMAT = 1
+
+
+def shard_name(number: int) -> str:
+    return f"part-{number:05d}.parquet"
+
+
+class ShardWriter(Stage):
+    name = "shards"
+
+    def __init__(self, config: ShardConfig):
+        super().__init__(config)
+
+    def place(self, db: Any) -> None:
+        """Create table `placement(unit, ordinal, shard, row)` for every kept file."""
+        order = db.sql(
+            f"""SELECT unit, ordinal, size FROM files WHERE decision = 'kept'
+                ORDER BY md5('{int(self.config.shuffle_seed)}:' || id), unit, ordinal"""
+        ).to_arrow_table()
+        shards, rows = [], []
+        shard, row, shard_bytes = 0, 0, 0
+        for size in order.column("size").to_pylist():
+            if row and (shard_bytes + size > self.config.target_bytes or row >= self.config.max_rows):
+                shard, row, shard_bytes = shard + 1, 0, 0
+            shards.append(shard)
+            rows.append(row)
+            row += 1
+            shard_bytes += size
+        placement = pa.table(
+            {
+                "unit": order.column("unit"),
+                "ordinal": order.column("ordinal"),
+                "shard": pa.array(shards, pa.int32()),
+                "row": pa.array(rows, pa.int64()),
+            }
+        )
+        db.register("placement_arrow", placement)
+        db.sql("CREATE OR REPLACE TABLE placement AS SELECT * FROM placement_arrow")
+        db.unregister("placement_arrow")
+
+    def write(self, db: Any, shard_dir: Path) -> dict[str, Any]:
+        """Write every shard into `shard_dir`; return the index (also written as index.json)."""
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        columns = ", ".join(f"f.{name}" for name in schema.SHARD.names)
+        reader = db.sql(
+            f"SELECT p.shard, {columns} FROM files f JOIN placement p USING (unit, ordinal) ORDER BY p.shard, p.row"
+        ).to_arrow_reader(batch_size=self.config.row_group_rows)
+        entries: list[dict[str, Any]] = []
+        pending: list[pa.Table] = []
+        current = None
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            shard_numbers = table.column("shard").to_numpy()
+            start = 0
+            for position in range(1, len(shard_numbers) + 1):
+                if position == len(shard_numbers) or shard_numbers[position] != shard_numbers[start]:
+                    number = int(shard_numbers[start])
+                    if current is not None and number != current:
+                        entries.append(self._write_shard(shard_dir, current, pending))
+                        pending = []
+                    current = number
+                    pending.append(table.slice(start, position - start).drop_columns(["shard"]))
+                    start = position
+        if current is not None:
+            entries.append(self._write_shard(shard_dir, current, pending))
+        index = {
+            "format": INDEX_FORMAT,
+            "shards": entries,
+            "totals": {
+                "shards": len(entries),
+                "rows": sum(e["rows"] for e in entries),
+                "content_bytes": sum(e["content_bytes"] for e in entries),
+                "bytes": sum(e["bytes"] for e in entries),
+            },
+            "tokenizer": None,
+            "tokenizer_sha256": None,
+        }
+        (shard_dir / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        return index
+
+    def _write_shard(self, shard_dir: Path, number: int, pieces: list[pa.Table]) -> dict[str, Any]:
+        table = pa.concat_tables(pieces).cast(schema.SHARD)
+        path = shard_dir / shard_name(number)
+        compression = None if self.config.compression == "none" else self.config.compression
+        pq.write_table(table, path, compression=compression, row_group_size=self.config.row_group_rows)
+        content_bytes = int(pc.sum(pc.binary_length(table.column("content"))).as_py() or 0)
+        self.stats.files_in += table.num_rows
+        self.stats.kept += table.num_rows
+        self.stats.bytes_in += content_bytes
+        return {
+            "file": path.name,
+            "rows": table.num_rows,
+            "content_bytes": content_bytes,
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }

@@ -1,0 +1,209 @@
+"""From SOURCE strings to units of work, and the fetchers behind the remote kinds.
+
+A unit is what one Ray task ingests and what resume skips once done: one repository
+(archive, git repository, directory, registry package, git URL), the loose files at the top
+of a collection directory, or one dataset file (whose rows name their own repositories).
+Resolving is cheap and runs on the driver; fetching runs inside the unit's task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import ConfigError, SourceSpec
+from stages.readers import SourceError, archive_stem, git_head, is_archive, is_dataset
+
+REMOTE_KINDS = ("pypi", "npm", "git_url")
+
+
+@dataclass(frozen=True)
+class Unit:
+    key: str  # unique, file-name safe: names the unit's part files and completion marker
+    kind: str  # archive | git | directory | loose | dataset | pypi | npm | git_url
+    location: str  # local path, registry spec or URL
+    repo: str | None  # repository name; None for datasets, whose rows carry it
+    spec: SourceSpec
+
+
+def _key(name: str, *identity: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:60] or "unit"
+    digest = hashlib.sha256("\x00".join(identity).encode()).hexdigest()[:10]
+    return f"{safe}-{digest}"
+
+
+def _unit(kind: str, location: str, repo: str | None, spec: SourceSpec) -> Unit:
+    return Unit(_key(repo or Path(location).name, kind, location), kind, location, repo, spec)
+
+
+_PYPI = re.compile(r"^pypi:(?P<name>[A-Za-z0-9._-]+)==(?P<version>[A-Za-z0-9._+!-]+)$")
+_NPM = re.compile(r"^npm:(?P<name>(@[a-z0-9._~-]+/)?[a-z0-9._~-]+)@(?P<version>[A-Za-z0-9._+-]+)$")
+
+
+def parse_git_url(source: str) -> tuple[str, str]:
+    """`git+URL[@REV]` -> (URL, REV); REV defaults to HEAD. A REV cannot contain '/'."""
+    body = source.removeprefix("git+")
+    url, sep, rev = body.rpartition("@")
+    if not sep or "/" in rev or not url or url.endswith(":"):
+        return body, "HEAD"
+    return url, rev
+
+
+def repo_name_from_url(url: str) -> str:
+    """github.com/owner/name from https://github.com/owner/name.git, git@host:o/n and file paths."""
+    name = re.sub(r"^[a-z+]+://", "", url)
+    name = re.sub(r"^[^@/]+@", "", name).replace(":", "/")
+    return name.removesuffix(".git").strip("/")
+
+
+def resolve_units(specs: tuple[SourceSpec, ...] | list[SourceSpec]) -> list[Unit]:
+    """Expand the source list into units; a spec that cannot work is a ConfigError now."""
+    units: list[Unit] = []
+    for spec in specs:
+        units.extend(_units_of(spec))
+    seen: dict[str, str] = {}
+    for unit in units:
+        if unit.repo is None:
+            continue
+        if unit.repo in seen:
+            raise ConfigError(
+                f"two sources give the repository name {unit.repo!r}: {seen[unit.repo]} and "
+                f"{unit.location}; give one a `name` in the config"
+            )
+        seen[unit.repo] = unit.location
+    return units
+
+
+def _units_of(spec: SourceSpec) -> list[Unit]:
+    source = spec.source
+    if match := _PYPI.match(source):
+        return [_unit("pypi", source, spec.name or f"pypi/{match['name'].lower()}", spec)]
+    if match := _NPM.match(source):
+        return [_unit("npm", source, spec.name or f"npm/{match['name']}", spec)]
+    if source.startswith(("pypi:", "npm:")):
+        raise ConfigError(f"source {source!r}: write pypi:NAME==VERSION or npm:NAME@VERSION")
+    if source.startswith("git+"):
+        url, _ = parse_git_url(source)
+        return [_unit("git_url", source, spec.name or repo_name_from_url(url), spec)]
+    path = Path(source)
+    if not path.exists() and not path.is_symlink():
+        raise ConfigError(f"source {source!r} does not exist")
+    if path.is_file() and is_archive(path):
+        return [_unit("archive", str(path), spec.name or archive_stem(path), spec)]
+    if path.is_file() and is_dataset(path):
+        return [_unit("dataset", str(path), None, spec)]
+    if path.is_dir() and (path / ".git").exists():
+        return [_unit("git", str(path), spec.name or path.resolve().name, spec)]
+    if path.is_dir():
+        return _collection_units(path, spec)
+    raise ConfigError(
+        f"source {source!r}: not an archive (.tar.gz .tgz .tar .zip ...), a dataset "
+        "(.parquet .jsonl), a directory, git+URL, pypi:NAME==VER or npm:NAME@VER"
+    )
+
+
+def _collection_units(root: Path, spec: SourceSpec) -> list[Unit]:
+    """A directory of repositories: each child directory or archive is one; loose files, one more."""
+    units: list[Unit] = []
+    loose = False
+    for child in sorted(os.scandir(root), key=lambda e: e.name):
+        child_spec = SourceSpec(source=child.path, stars=spec.stars)
+        if child.is_dir(follow_symlinks=False):
+            kind = "git" if os.path.exists(os.path.join(child.path, ".git")) else "directory"
+            units.append(_unit(kind, child.path, child.name, child_spec))
+        elif child.is_file(follow_symlinks=False) and is_archive(child.name):
+            units.append(_unit("archive", child.path, archive_stem(child.name), child_spec))
+        else:
+            loose = True  # files and links at the top: read by the "loose" unit, never lost
+    if loose:
+        units.append(_unit("loose", str(root), spec.name or root.resolve().name, spec))
+    return units
+
+
+# --- fetchers (run on the worker, cached) ------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _run(command: list[str], what: str, cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd)
+    except FileNotFoundError as err:
+        raise SourceError(f"{what}: {command[0]} is not installed") from err
+    except subprocess.CalledProcessError as err:
+        lines = (err.stderr or err.stdout or "").strip().splitlines()
+        errors = [line for line in lines if "error" in line.lower()] or lines
+        raise SourceError(f"{what} failed: {errors[-1] if errors else err.returncode}") from err
+    return done.stdout
+
+
+def _fetch_once(target_dir: Path, fetch) -> Path:
+    """Run `fetch(tmp_dir)` once per cache entry; concurrent units never see half a download."""
+    done = target_dir / ".complete"
+    if not done.exists():
+        target_dir.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target_dir.parent, prefix=".fetch-") as tmp:
+            fetch(Path(tmp))
+            (Path(tmp) / ".complete").write_text("")
+            shutil.rmtree(target_dir, ignore_errors=True)
+            os.replace(tmp, target_dir)
+    return target_dir
+
+
+def _single_archive(directory: Path, what: str) -> Path:
+    found = [p for p in directory.iterdir() if is_archive(p)]
+    if len(found) != 1:
+        raise SourceError(f"{what}: expected one source archive, found {sorted(p.name for p in found)}")
+    return found[0]
+
+
+def fetch_pypi(source: str, cache_dir: Path) -> Path:
+    """The sdist of pypi:NAME==VERSION, downloaded with pip (no wheels: we want the source)."""
+    match = _PYPI.match(source)
+    target = cache_dir / "pypi" / f"{match['name'].lower()}-{match['version']}"
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet"]
+    _fetch_once(target, lambda tmp: _run([*command, "-d", str(tmp), f"{match['name']}=={match['version']}"], source))
+    return _single_archive(target, source)
+
+
+def fetch_npm(source: str, cache_dir: Path) -> Path:
+    """The package tarball of npm:NAME@VERSION, as `npm pack` fetches it from the registry."""
+    match = _NPM.match(source)
+    target = cache_dir / "npm" / f"{match['name'].replace('/', '__')}-{match['version']}"
+    command = ["npm", "pack", "--silent", "--pack-destination"]
+    _fetch_once(target, lambda tmp: _run([*command, str(tmp), f"{match['name']}@{match['version']}"], source, cwd=tmp))
+    return _single_archive(target, source)
+
+
+def fetch_git(source: str, cache_dir: Path) -> tuple[Path, str]:
+    """A shallow fetch of one revision into a bare cache repository; returns (repo, commit)."""
+    url, rev = parse_git_url(source)
+    target = cache_dir / "git" / _key(repo_name_from_url(url), url, rev)
+
+    def clone(tmp: Path) -> None:
+        _run(["git", "init", "--quiet", "--bare", str(tmp)], source)
+        _run(["git", "-C", str(tmp), "fetch", "--quiet", "--depth", "1", url, rev], source)
+        _run(["git", "-C", str(tmp), "update-ref", "refs/corpus/pinned", "FETCH_HEAD"], source)
+
+    _fetch_once(target, clone)
+    return target, git_head(target, "refs/corpus/pinned")
+
+
+def verify_sha256(path: Path, expected: str | None, source: str) -> str:
+    actual = sha256_file(path)
+    if expected and actual != expected.lower():
+        raise SourceError(f"{source}: sha256 is {actual}, the config pins {expected}")
+    return actual

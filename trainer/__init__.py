@@ -1,0 +1,1 @@
+"""The bundled trainer (MQA decoder, FIM, shard loader); it reads the shards a build writes."""
