@@ -75,7 +75,7 @@ def summary(run: dict[str, Any]) -> str:
     top = list(counts["languages"].items())[:8]
     lines.append(f"  languages kept: {len(counts['languages'])}: " + ", ".join(f"{k} {v}" for k, v in top))
     lines.append(f"  shards: {run['shards']['shards']} ({run['shards']['rows']} rows)")
-    lines.append("  seconds per stage: " + ", ".join(f"{k} {v['seconds']:.1f}" for k, v in run["stages"].items()))
+    lines.append("  seconds per stage: " + ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["stages"]))
     if run["units"]["resumed"]:
         lines.append(f"  resumed: {run['units']['resumed']} of {run['units']['total']} units were already done")
     lines.append(f"  manifests: {run['out_dir']}/manifest/ (files.parquet, repos.parquet, run.json)")

@@ -197,7 +197,7 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
             "languages": languages,
         },
         "shards": index["totals"],
-        "stages": {name: stats[name].to_dict() for name in stats},
+        "stages": [{"name": name, **stats[name].to_dict()} for name in stats],  # a list: flow order
         "wall_seconds": round(time.perf_counter() - started, 3),
     }
     db.close()

@@ -32,6 +32,12 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
+_PREFERRED = {
+    name: rank
+    for rank, name in enumerate(("cp1252", "latin_1", "iso8859_15", "cp932", "shift_jis", "gb18030", "gbk",
+                                 "big5", "euc_kr", "euc_jp", "cp1251", "koi8_r", "cp1250", "iso8859_2"))
+}
+
 
 def decode_text(data: bytes, max_chaos: float) -> tuple[str, str] | tuple[None, str]:
     """(text, encoding) for text, (None, reason) for binary or undecodable bytes."""
@@ -47,9 +53,11 @@ def decode_text(data: bytes, max_chaos: float) -> tuple[str, str] | tuple[None, 
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    best = charset_normalizer.from_bytes(data, threshold=max_chaos).best()
-    if best is None:
+    candidates = list(charset_normalizer.from_bytes(data, threshold=max_chaos))
+    if not candidates:
         return None, reasons.NOT_TEXT
+    # equally clean guesses (cp1250, cp1252, cp1257 often tie) go to the commonest in code
+    best = min(candidates, key=lambda m: (m.chaos, -m.coherence, _PREFERRED.get(m.encoding, len(_PREFERRED))))
     return str(best), best.encoding
 
 

@@ -128,8 +128,8 @@ def _open_tar_stream(path: Path, limit: int) -> tarfile.TarFile:
         inner = lzma.open(path, "rb")
     else:
         inner = open(path, "rb")
-    bounded = io.BufferedReader(_BoundedReader(inner, limit), buffer_size=1 << 20)
-    return tarfile.open(fileobj=bounded, mode="r|")
+    # tarfile's stream mode reads in records of 10 KiB: the budget is exact to that grain
+    return tarfile.open(fileobj=_BoundedReader(inner, limit), mode="r|")
 
 
 def _tar_members(path: Path, limits: IngestConfig) -> tuple[list[tarfile.TarInfo], Entry | None]:

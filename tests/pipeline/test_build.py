@@ -1,0 +1,197 @@
+"""End to end: generated sources in, shards and manifests out, on a local Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from manifests import reasons
+from pipeline.config import BuildConfig, ExecutionConfig, IngestConfig, ShardConfig, SourceSpec
+from pipeline.progress import Progress
+from pipeline.run import build
+from stages.sources import sha256_file
+from tests.conftest import C_FILE, JS_FILE, PYTHON_FILE, make_git_repo, make_tar, make_zip, write_tree
+
+DUPLICATE = "def shared():\n    # the same in two repositories\n    return 42\n"
+
+
+def make_sources(root: Path) -> list[SourceSpec]:
+    alpha = write_tree(root / "collection" / "alpha", {
+        "a.py": PYTHON_FILE, "src/util.c": C_FILE, "dup.py": DUPLICATE,
+        "data.bin": b"\x00\x01binary", "big.txt": "b" * 6000,
+    })
+    os.symlink("/etc/hostname", alpha / "escape")
+    beta = make_git_repo(root / "beta", [{"dup.py": "old\n"}, {"dup.py": DUPLICATE, "web/b.js": JS_FILE}])
+    gamma = make_tar(root / "gamma-1.0.tar.gz", [
+        ("gamma-1.0/g.py", "print('gamma')\n", {}), ("gamma-1.0/../../slip.py", "x = 1\n", {}),
+    ])
+    delta = make_zip(root / "delta.zip", {"delta/main.go": "package main\n\nfunc main() {}\n"})
+    dataset = root / "files.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"repo": "ds/one", "path": "x.rs", "content": "fn main() {}\n"},
+        {"repo": "ds/one", "path": "x.rs", "content": "fn other() {}\n"},
+        {"repo": "ds/one", "path": "lib.ts", "content": "export const n: number = 1;\n"},
+    ]))
+    # a directory without .git is a collection: each child is a repository
+    return [SourceSpec(str(alpha.parent), stars=1), SourceSpec(str(beta), stars=10), SourceSpec(str(gamma)),
+            SourceSpec(str(delta)), SourceSpec(str(dataset))]
+
+
+def config_for(sources, workers: int, executor: str = "ray") -> BuildConfig:
+    return BuildConfig(
+        sources=tuple(sources),
+        ingest=IngestConfig(max_file_bytes=5000),
+        shards=ShardConfig(target_bytes=200),
+        execution=ExecutionConfig(executor=executor, num_workers=workers),
+    )
+
+
+def output_bytes(out: Path) -> dict[str, bytes]:
+    files = sorted((out / "shards").iterdir()) + [out / "manifest" / "files.parquet", out / "manifest" / "repos.parquet"]
+    return {str(f.relative_to(out)): f.read_bytes() for f in files}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, ray_local):
+    root = tmp_path_factory.mktemp("e2e")
+    sources = make_sources(root / "src")
+    run = build(config_for(sources, workers=2), root / "out", Progress(quiet=True))
+    return root, sources, run
+
+
+def test_every_input_file_is_accounted_for(built):
+    root, _, run = built
+    db = duckdb.connect()
+    files = db.sql(f"SELECT * FROM '{root}/out/manifest/files.parquet'").fetchdf()
+    assert len(files) == 14
+    dropped = files[files.decision == "dropped"].set_index("path").reason.to_dict()
+    assert dropped == {
+        "data.bin": reasons.BINARY, "big.txt": reasons.TOO_LARGE, "escape": reasons.LINK_ESCAPE,
+        "gamma-1.0/../../slip.py": reasons.PATH_ESCAPE, "dup.py": reasons.EXACT_DUPLICATE,
+        "x.rs": reasons.DUPLICATE_PATH,
+    }
+    assert run["counts"]["files"] == 14 and run["counts"]["kept"] == 8
+    assert run["counts"]["dropped"] == {r: 1 for r in dropped.values()}
+    assert set(files.reason.dropna()) <= set(reasons.REASONS)
+
+
+def test_exact_duplicate_keeps_the_starred_repository(built):
+    root, _, _ = built
+    rows = duckdb.sql(f"""SELECT repo, decision, id, dup_of FROM '{root}/out/manifest/files.parquet'
+                          WHERE path = 'dup.py' ORDER BY repo""").fetchall()
+    (alpha, beta) = rows
+    assert alpha[0] == "alpha" and alpha[1] == "dropped" and alpha[3] == beta[2]
+    assert beta[0] == "beta" and beta[1] == "kept"
+
+
+def test_shards_hold_the_kept_files_and_match_the_index(built):
+    root, _, run = built
+    index = json.loads((root / "out/shards/index.json").read_text())
+    assert index["totals"]["rows"] == 8 and len(index["shards"]) > 1
+    contents = {}
+    for entry in index["shards"]:
+        path = root / "out/shards" / entry["file"]
+        assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["bytes"]
+        table = pq.read_table(path)
+        assert table.num_rows == entry["rows"]
+        contents.update(zip(zip(table.column("repo").to_pylist(), table.column("path").to_pylist()),
+                            table.column("content").to_pylist(), strict=True))
+    assert contents[("alpha", "a.py")] == PYTHON_FILE
+    assert contents[("beta", "dup.py")] == DUPLICATE  # HEAD, not the first commit
+    assert contents[("ds/one", "x.rs")] == "fn main() {}\n"
+    placed = duckdb.sql(f"""SELECT count(*) FROM '{root}/out/manifest/files.parquet'
+                            WHERE (decision = 'kept') = (shard IS NOT NULL AND row IS NOT NULL)""").fetchall()
+    assert placed == [(14,)]
+
+
+def test_languages_and_repositories(built):
+    root, _, run = built
+    languages = run["counts"]["languages"]
+    assert {"Python", "C", "JavaScript", "Go", "Rust", "TypeScript"} <= set(languages)
+    repos = duckdb.sql(f"""SELECT repo, kind, files, files_kept, decision, stars, length(commit)
+                           FROM '{root}/out/manifest/repos.parquet' ORDER BY repo""").fetchall()
+    assert [r[:6] for r in repos] == [
+        ("alpha", "directory", 6, 2, "kept", 1), ("beta", "git", 2, 2, "kept", 10),
+        ("delta", "archive", 1, 1, "kept", None), ("ds/one", "dataset", 3, 2, "kept", None),
+        ("gamma-1.0", "archive", 2, 1, "kept", None),
+    ]
+    assert repos[1][6] == 40  # the git commit
+
+
+def test_run_json_records_config_versions_and_stages(built):
+    root, _, run = built
+    saved = json.loads((root / "out/manifest/run.json").read_text())
+    assert saved["counts"] == run["counts"]
+    assert saved["versions"]["enry-python"] != "not installed"
+    stages = {stage["name"]: stage for stage in saved["stages"]}
+    assert list(stages) == ["ingest", "language", "duplicate_paths", "exact_dedup", "shards"]
+    assert stages["ingest"]["dropped"] == {
+        reasons.BINARY: 1, reasons.TOO_LARGE: 1, reasons.LINK_ESCAPE: 1, reasons.PATH_ESCAPE: 1,
+    }
+    assert stages["exact_dedup"]["dropped"] == {reasons.EXACT_DUPLICATE: 1}
+    assert stages["language"]["files_in"] == 10 and stages["shards"]["kept"] == 8
+    assert not (root / "out/_work").exists()
+
+
+def test_same_bytes_with_one_and_two_workers_and_in_process(built, tmp_path):
+    root, sources, _ = built
+    one = build(config_for(sources, workers=1), tmp_path / "one", Progress(quiet=True))
+    local = build(config_for(sources, workers=1, executor="local"), tmp_path / "local", Progress(quiet=True))
+    reference = output_bytes(root / "out")
+    assert output_bytes(tmp_path / "one") == reference
+    assert output_bytes(tmp_path / "local") == reference
+    assert one["input_fingerprint"] == local["input_fingerprint"]
+
+
+def test_bad_config_value_fails_before_work(tmp_path):
+    from pipeline.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text("[shards]\ntarget_bytes = 'big'\n")
+    assert main(["build", "--config", str(config), "--out", str(tmp_path / "o"), str(tmp_path)]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_killed_build_resumes_to_the_same_bytes(tmp_path):
+    """A build killed (SIGKILL) after some units finished restarts from them, same output."""
+    src = tmp_path / "src"
+    for number in range(24):
+        write_tree(src / f"repo{number:02d}", {
+            f"m{i}.py": f"# module {i} of {number}\n" + PYTHON_FILE * (1 + i % 7) for i in range(40)
+        })
+    config = tmp_path / "build.toml"
+    config.write_text(f'sources = ["{src}"]\n[execution]\nnum_workers = 1\n[shards]\ntarget_bytes = 50000\n')
+    command = [sys.executable, "-m", "pipeline.cli", "build", "--config", str(config)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    killed = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "killed" / "_work"
+    deadline = time.monotonic() + 120
+    while len(list(parts.glob("*/parts/*.done.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(killed.pid, signal.SIGSTOP)  # freeze the driver so no new unit starts, then kill it
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    finished = len(list(parts.glob("*/parts/*.done.json")))
+    assert 3 <= finished < 24, "the kill must land part-way through"
+    assert not (tmp_path / "killed" / "manifest").exists()
+
+    resumed = subprocess.run([*command, "--out", str(tmp_path / "killed")], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{finished} already done (resuming)" in resumed.stderr
+    whole = subprocess.run([*command, "--out", str(tmp_path / "whole")], env=env, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    assert output_bytes(tmp_path / "killed") == output_bytes(tmp_path / "whole")
+    run = json.loads((tmp_path / "killed" / "manifest" / "run.json").read_text())
+    assert run["units"] == {"total": 24, "resumed": finished} and run["counts"]["files"] == 24 * 40
