@@ -144,7 +144,8 @@ class Ingest(Stage):
         """Rows of a file-level dataset: repo, path, content (+ url, commit, stars if present)."""
         for batch in _dataset_batches(Path(unit.location)):
             columns = batch.to_pydict()
-            for index, (repo, path, content) in enumerate(zip(columns["repo"], columns["path"], columns["content"], strict=True)):
+            rows = zip(columns["repo"], columns["path"], columns["content"], strict=True)
+            for index, (repo, path, content) in enumerate(rows):
                 repo = str(repo)
                 if repo not in self.repos:
                     self.repos[repo] = RepoRecord(

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -57,7 +56,8 @@ def config_for(sources, workers: int, executor: str = "ray") -> BuildConfig:
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
-    files = sorted((out / "shards").iterdir()) + [out / "manifest" / "files.parquet", out / "manifest" / "repos.parquet"]
+    manifests = [out / "manifest" / "files.parquet", out / "manifest" / "repos.parquet"]
+    files = sorted((out / "shards").iterdir()) + manifests
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 
 
@@ -104,7 +104,7 @@ def test_shards_hold_the_kept_files_and_match_the_index(built):
         assert sha256_file(path) == entry["sha256"] and path.stat().st_size == entry["bytes"]
         table = pq.read_table(path)
         assert table.num_rows == entry["rows"]
-        contents.update(zip(zip(table.column("repo").to_pylist(), table.column("path").to_pylist()),
+        contents.update(zip(zip(table.column("repo").to_pylist(), table.column("path").to_pylist(), strict=True),
                             table.column("content").to_pylist(), strict=True))
     assert contents[("alpha", "a.py")] == PYTHON_FILE
     assert contents[("beta", "dup.py")] == DUPLICATE  # HEAD, not the first commit

@@ -60,7 +60,8 @@ def test_two_sources_with_one_repository_name_are_refused(tmp_path):
 
 
 def test_git_url_parsing():
-    assert parse_git_url("git+https://github.com/psf/requests@v2.32.3") == ("https://github.com/psf/requests", "v2.32.3")
+    url = "git+https://github.com/psf/requests@v2.32.3"
+    assert parse_git_url(url) == ("https://github.com/psf/requests", "v2.32.3")
     assert parse_git_url("git+ssh://git@github.com/o/n.git") == ("ssh://git@github.com/o/n.git", "HEAD")
     assert parse_git_url("git+file:///srv/repo@abc123") == ("file:///srv/repo", "abc123")
     assert repo_name_from_url("https://github.com/psf/requests.git") == "github.com/psf/requests"
