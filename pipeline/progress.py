@@ -72,8 +72,10 @@ def summary(run: dict[str, Any]) -> str:
     ]
     for reason, count in sorted(counts["dropped"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"    {reason:<18} {count}")
-    top = list(counts["languages"].items())[:8]
-    lines.append(f"  languages kept: {len(counts['languages'])}: " + ", ".join(f"{k} {v}" for k, v in top))
+    known = {k: v for k, v in counts["languages"].items() if k != "(unknown)"}
+    top = ", ".join(f"{k} {v}" for k, v in list(known.items())[:8])
+    unknown = counts["languages"].get("(unknown)", 0)
+    lines.append(f"  languages kept: {len(known)} ({top}, …; {unknown} files without a language)")
     lines.append(f"  shards: {run['shards']['shards']} ({run['shards']['rows']} rows)")
     lines.append("  seconds per stage: " + ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["stages"]))
     if run["units"]["resumed"]:
