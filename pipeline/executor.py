@@ -8,6 +8,7 @@ marker makes resume possible; docs/ARCHITECTURE.md argues the choice.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,10 +62,10 @@ class RayExecutor:
         remote = ray.remote(max_retries=INFRASTRUCTURE_RETRIES, num_cpus=1)(fn)
         shared = [ray.put(arg) for arg in args]
         pending: dict[Any, Any] = {}
-        queue = list(items)
+        queue = deque(items)
         while queue or pending:
             while queue and len(pending) < self.num_workers:
-                item = queue.pop(0)
+                item = queue.popleft()
                 pending[remote.remote(item, *shared)] = item
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
