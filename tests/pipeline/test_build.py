@@ -194,3 +194,39 @@ def test_killed_build_resumes_to_the_same_bytes(tmp_path):
     assert output_bytes(tmp_path / "killed") == output_bytes(tmp_path / "whole")
     run = json.loads((tmp_path / "killed" / "manifest" / "run.json").read_text())
     assert run["units"] == {"total": 24, "resumed": finished} and run["counts"]["files"] == 24 * 40
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_address_runs_the_same_build_on_a_cluster(tmp_path):
+    """A Ray head started apart (as on a cluster), reached with --ray-address: same bytes as local."""
+    sources = make_sources(tmp_path / "src")
+    config = tmp_path / "build.toml"
+    config.write_text(
+        "sources = [" + ", ".join(f'{{ source = "{s.source}", stars = {s.stars or 0} }}' for s in sources) + "]\n"
+        "[ingest]\nmax_file_bytes = 5000\n[shards]\ntarget_bytes = 200\n"
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    port = free_port()
+    ray_bin = Path(sys.executable).parent / "ray"
+    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--disable-usage-stats"],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        command = [sys.executable, "-m", "pipeline.cli", "build", "--config", str(config)]
+        on_cluster = subprocess.run([*command, "--out", str(tmp_path / "cluster"), "--ray-address",
+                                     f"127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+    assert on_cluster.returncode == 0, on_cluster.stderr
+    local = subprocess.run([*command, "--out", str(tmp_path / "local"), "--executor", "local"],
+                           env=env, capture_output=True, text=True)
+    assert local.returncode == 0, local.stderr
+    assert output_bytes(tmp_path / "cluster") == output_bytes(tmp_path / "local")
