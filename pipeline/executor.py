@@ -47,10 +47,11 @@ class RayExecutor:
                 ray.init(address=address, runtime_env={"py_modules": [pipeline, stages, manifests]},
                          logging_level="WARNING")
             else:
+                # "local": a new instance even where `ray start` left a cluster address behind;
                 # a local instance needs no cluster token in ~/.ray (see Ray's token auth)
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                ray.init(num_cpus=num_workers or None, include_dashboard=False, logging_level="WARNING",
-                         configure_logging=True)
+                ray.init(address="local", num_cpus=num_workers or None, include_dashboard=False,
+                         logging_level="WARNING")
         self._ray = ray
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.num_workers = num_workers or cpus
