@@ -18,7 +18,6 @@ import dataclasses
 import json
 import os
 import statistics
-import sys
 import tarfile
 import tempfile
 import time
@@ -27,15 +26,14 @@ from pathlib import Path
 
 import enry
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pipeline.config import load_config
+from pipeline.flow import stages_of
+from pipeline.progress import Progress
+from pipeline.run import build
+from stages.ingest import Ingest
+from stages.sources import fetch_npm, fetch_pypi, resolve_units
 
-from pipeline.config import load_config  # noqa: E402
-from pipeline.flow import stages_of  # noqa: E402
-from pipeline.progress import Progress  # noqa: E402
-from pipeline.run import build  # noqa: E402
-from stages.ingest import Ingest  # noqa: E402
-from stages.sources import fetch_npm, fetch_pypi, resolve_units  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def stream_once(config, units) -> tuple[int, float]:

@@ -33,9 +33,7 @@ class StageSpec:
     scope: str
 
     def build(self, config: BuildConfig) -> Stage:
-        if self.cls is Ingest:
-            return Ingest(config.ingest, config.cache_dir)
-        return self.cls(getattr(config, self.section)) if self.section else self.cls()
+        return self.cls.from_config(config, self.section)
 
 
 STAGES: tuple[StageSpec, ...] = (

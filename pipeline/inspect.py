@@ -21,7 +21,7 @@ from stages.sources import resolve_units
 def _records(path: str, config: BuildConfig) -> Iterator[FileRecord]:
     (ingest,) = (spec.build(config) for spec in stages_of("repository"))
     local = Path(path)
-    if local.is_file() and not is_archive(local) and not is_dataset(local) or local.is_symlink():
+    if local.is_symlink() or (local.is_file() and not is_archive(local) and not is_dataset(local)):
         parent = local.parent
         entry = read_path_entry(parent, parent.resolve(), local.name, config.ingest)
         entry.path = str(local)

@@ -25,6 +25,15 @@ class StageStats:
     dropped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
+    def count(self, record: FileRecord) -> None:
+        """Count one record that entered the stage, by the decision it left with."""
+        self.files_in += 1
+        self.bytes_in += record.size
+        if record.kept:
+            self.kept += 1
+        else:
+            self.dropped[record.reason or "unknown"] += 1
+
     def merge(self, other: StageStats) -> None:
         self.files_in += other.files_in
         self.bytes_in += other.bytes_in
@@ -61,6 +70,11 @@ class Stage:
         self.config = config
         self.stats = StageStats()
 
+    @classmethod
+    def from_config(cls, build_config: Any, section: str | None) -> Stage:
+        """The stage as the flow builds it: its own section of the build config."""
+        return cls(getattr(build_config, section)) if section else cls()
+
 
 class FileStage(Stage):
     """A per-file step. Records dropped upstream pass through untouched and uncounted."""
@@ -71,15 +85,10 @@ class FileStage(Stage):
     def run(self, records: Iterable[FileRecord]) -> Iterator[FileRecord]:
         for record in records:
             if record.kept:
-                self.stats.files_in += 1
-                self.stats.bytes_in += record.size
                 started = time.perf_counter()
                 self.process(record)
                 self.stats.seconds += time.perf_counter() - started
-                if record.kept:
-                    self.stats.kept += 1
-                else:
-                    self.stats.dropped[record.reason or "unknown"] += 1
+                self.stats.count(record)
             yield record
 
 

@@ -37,8 +37,7 @@ class DuplicatePaths(CorpusStage):
 class ExactDedup(CorpusStage):
     name = "exact_dedup"
 
-    def __init__(self, config: DedupConfig):
-        super().__init__(config)
+    config: DedupConfig
 
     def drops(self, db: Any, scratch: Path) -> str:
         if not self.config.exact:

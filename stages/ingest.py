@@ -17,7 +17,7 @@ import pyarrow.dataset as pads
 import pyarrow.json as pajson
 
 from manifests import reasons
-from pipeline.config import IngestConfig
+from pipeline.config import BuildConfig, IngestConfig
 from pipeline.records import FileRecord, RepoRecord
 from pipeline.stage import Stage
 from stages import readers
@@ -69,14 +69,13 @@ class Ingest(Stage):
         self.cache_dir = Path(cache_dir)
         self.repos: dict[str, RepoRecord] = {}  # filled while `run` is consumed
 
+    @classmethod
+    def from_config(cls, build_config: BuildConfig, section: str | None) -> Ingest:
+        return cls(getattr(build_config, section), build_config.cache_dir)
+
     def run(self, unit: Unit) -> Iterator[FileRecord]:
         for record in self._records(unit):
-            self.stats.files_in += 1
-            self.stats.bytes_in += record.size
-            if record.kept:
-                self.stats.kept += 1
-            else:
-                self.stats.dropped[record.reason] += 1
+            self.stats.count(record)
             yield record
 
     def _records(self, unit: Unit) -> Iterator[FileRecord]:
@@ -115,11 +114,11 @@ class Ingest(Stage):
         if unit.kind == "git_url":
             bare, repo.commit = fetch_git(unit.location, self.cache_dir)
             repo.url = unit.location.removeprefix("git+")
-            return readers.read_git(bare, self.config, "refs/corpus/pinned")
+            return readers.read_git(bare, self.config, repo.commit)
         if unit.kind == "git":
             repo.commit = readers.git_head(location)
             repo.url = readers.git_remote_url(location)
-            return readers.read_git(location, self.config)
+            return readers.read_git(location, self.config, repo.commit)
         return readers.read_directory(location, self.config, top_level_only=unit.kind == "loose")
 
     def to_record(self, repo: str, entry: Entry) -> FileRecord:

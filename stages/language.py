@@ -23,8 +23,7 @@ def detect_language(path: str, sample: bytes) -> tuple[str | None, str | None]:
 class LanguageDetector(FileStage):
     name = "language"
 
-    def __init__(self, config: LanguageConfig):
-        super().__init__(config)
+    config: LanguageConfig
 
     def process(self, record: FileRecord) -> None:
         sample = record.content[: self.config.max_sniff_bytes].encode("utf-8", "replace")

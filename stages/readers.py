@@ -346,9 +346,8 @@ def git_remote_url(repo: Path) -> str | None:
         return None
 
 
-def read_git(repo: Path, limits: IngestConfig, rev: str = "HEAD") -> Iterator[Entry]:
-    """The tree of commit `rev` (not the work tree); blobs streamed through `cat-file --batch`."""
-    commit = git_head(repo, rev)
+def read_git(repo: Path, limits: IngestConfig, commit: str) -> Iterator[Entry]:
+    """The tree of `commit` (not the work tree); blobs streamed through `cat-file --batch`."""
     listing = _git(repo, "ls-tree", "-r", "-z", "--long", "--full-tree", commit)
     plan: list[tuple[str, str, str, int]] = []  # (path, mode, object id, size) of each tree entry
     for raw in listing.split(b"\0"):

@@ -33,8 +33,7 @@ def shard_name(number: int) -> str:
 class ShardWriter(Stage):
     name = "shards"
 
-    def __init__(self, config: ShardConfig):
-        super().__init__(config)
+    config: ShardConfig
 
     def place(self, db: Any) -> None:
         """Create table `placement(unit, ordinal, shard, row)` for every kept file."""

@@ -12,7 +12,7 @@ import pytest
 from manifests import reasons
 from pipeline.config import IngestConfig, SourceSpec
 from stages.ingest import Ingest, decode_text
-from stages.readers import read_archive, read_directory, read_git
+from stages.readers import git_head, read_archive, read_directory, read_git
 from stages.sources import Unit
 from tests.conftest import PYTHON_FILE, git, make_git_repo, make_tar, make_zip, write_tree
 
@@ -161,7 +161,7 @@ def test_git_repository_is_read_at_head_not_the_work_tree(tmp_path):
     git(repo, "commit", "-q", "-m", "drop old")
     (repo / "a.py").write_text("uncommitted = 3\n")
     (repo / "untracked.py").write_text("x = 4\n")
-    entries = by_path(read_git(repo, LIMITS))
+    entries = by_path(read_git(repo, LIMITS, git_head(repo)))
     assert set(entries) == {"a.py"}
     assert entries["a.py"].data == b"v = 2\n"
 
@@ -172,7 +172,7 @@ def test_git_links_and_large_blobs(tmp_path):
     os.symlink("a.py", repo / "alias.py")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "links")
-    entries = by_path(read_git(repo, LIMITS))
+    entries = by_path(read_git(repo, LIMITS, git_head(repo)))
     assert entries["escape"].reason == reasons.LINK_ESCAPE
     assert entries["alias.py"].reason == reasons.SYMLINK
     assert entries["big.txt"].reason == reasons.TOO_LARGE
