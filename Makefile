@@ -9,11 +9,13 @@ CONFIG ?= configs/default.toml
 
 .PHONY: corpus test bench lint clean
 
+# pip's and setuptools' chatter goes to a log, shown only when the install fails
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@echo "setting up $(VENV) (log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[test]'; } \
+		> $(VENV)/install.log 2>&1 || { tail -40 $(VENV)/install.log; echo "install failed"; exit 1; }
+	@touch $(STAMP)
 
 corpus: $(STAMP)
 	$(BIN)/corpus build --config $(CONFIG) --out $(OUT)

@@ -77,7 +77,8 @@ def summary(run: dict[str, Any]) -> str:
     unknown = counts["languages"].get("(unknown)", 0)
     lines.append(f"  languages kept: {len(known)} ({top}, …; {unknown} files without a language)")
     lines.append(f"  shards: {run['shards']['shards']} ({run['shards']['rows']} rows)")
-    lines.append("  seconds per stage: " + ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["stages"]))
+    seconds = ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["stages"])
+    lines.append(f"  seconds per stage (summed over workers; ingest includes fetching): {seconds}")
     if run["units"]["resumed"]:
         lines.append(f"  resumed: {run['units']['resumed']} of {run['units']['total']} units were already done")
     lines.append(f"  manifests: {run['out_dir']}/manifest/ (files.parquet, repos.parquet, run.json)")
