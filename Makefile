@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out/corpus
 CONFIG ?= configs/default.toml
 
-.PHONY: corpus test bench lint clean
+.PHONY: corpus test audit bench lint clean
 
 # pip's and setuptools' chatter goes to a log, shown only when the install fails
 $(STAMP): pyproject.toml
@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 
 corpus: $(STAMP)
 	$(BIN)/corpus build --config $(CONFIG) --out $(OUT)
+
+audit: $(STAMP)
+	$(BIN)/corpus audit $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

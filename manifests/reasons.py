@@ -16,6 +16,10 @@ PATH_ESCAPE = "path_escape"
 ARCHIVE_LIMIT = "archive_limit"
 SUBMODULE = "submodule"
 SOURCE_UNREADABLE = "source_unreadable"
+# license
+NO_LICENSE = "no_license"
+LICENSE_NOT_ALLOWED = "license_not_allowed"
+LICENSE_CONFLICT = "license_conflict"
 # corpus-wide
 DUPLICATE_PATH = "duplicate_path"
 EXACT_DUPLICATE = "exact_duplicate"
@@ -34,7 +38,10 @@ REASONS: dict[str, str] = {
     ARCHIVE_LIMIT: "past the archive's member or byte budget, or a compression ratio of a bomb",
     SUBMODULE: "a git submodule entry: a pointer to another repository, not content",
     SOURCE_UNREADABLE: "the whole source could not be read (corrupt archive, broken git, failed fetch)",
+    NO_LICENSE: "no license evidence for the file: no header, no license file or metadata above it",
+    LICENSE_NOT_ALLOWED: "the file's license expression does not pass the allowlist (license.allowed)",
+    LICENSE_CONFLICT: "the repository's metadata declare licenses that disagree, and no license file settles it",
     DUPLICATE_PATH: "a second file with the same repository and path (dataset sources)",
     EXACT_DUPLICATE: "same sha256 as a kept file (dup_of names it)",
-    NO_FILE_KEPT: "repository row: every file of it was dropped (files.parquet says why)",
+    NO_FILE_KEPT: "repository row: the repository has no file at all",
 }

@@ -32,16 +32,23 @@ def write_repos_manifest(db: Any, path: Path) -> None:
                    count(*) FILTER (WHERE decision = 'kept') AS files_kept,
                    coalesce(sum(size) FILTER (WHERE decision = 'kept'), 0) AS bytes_kept
             FROM files GROUP BY repo
+        ),
+        -- a repository with nothing kept is dropped for the reason most of its files were
+        main_reason AS (
+            SELECT repo, arg_min(reason, (-n, reason)) AS reason
+            FROM (SELECT repo, reason, count(*) AS n FROM files WHERE reason IS NOT NULL GROUP BY ALL)
+            GROUP BY repo
         )
         SELECT r.repo, r.source, r.kind, r.url, r.commit, r.sha256, r.stars,
                coalesce(c.files, 0) AS files, coalesce(c.files_kept, 0) AS files_kept,
-               coalesce(c.bytes_kept, 0) AS bytes_kept, r.license, r.license_evidence,
+               coalesce(c.bytes_kept, 0) AS bytes_kept, r.license, r.license_source, r.license_conflict,
+               r.license_evidence, r.copyright_holders,
                CASE WHEN c.files_kept > 0 THEN 'kept' ELSE 'dropped' END AS decision,
                CASE WHEN c.files_kept > 0 THEN NULL
                     WHEN r.detail IS NOT NULL THEN '{reasons.SOURCE_UNREADABLE}'
-                    ELSE '{reasons.NO_FILE_KEPT}' END AS reason,
+                    ELSE coalesce(m.reason, '{reasons.NO_FILE_KEPT}') END AS reason,
                r.detail
-        FROM repos r LEFT JOIN counts c USING (repo)
+        FROM repos r LEFT JOIN counts c USING (repo) LEFT JOIN main_reason m USING (repo)
         ORDER BY r.repo
         """
     ).to_arrow_table()

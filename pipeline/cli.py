@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import traceback
+from pathlib import Path
 
 from pipeline.config import ConfigError, load_config, resolve_source_path
 
@@ -29,7 +30,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from dataclasses import replace
-    from pathlib import Path
 
     from pipeline.config import SourceSpec
     from pipeline.progress import Progress, summary
@@ -52,6 +52,38 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for row in inspect_paths(args.paths, config):
         print(json.dumps(row, sort_keys=True) if args.json else format_line(row), flush=True)
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from manifests.audit import AuditError, audit, connect, format_report
+
+    try:
+        if args.sql:
+            rows = connect(Path(args.out)).sql(args.sql)
+            if args.json:
+                print(json.dumps(rows.to_arrow_table().to_pylist(), default=str))
+            else:
+                rows.show(max_rows=10_000)
+            return 0
+        report = audit(args.out)
+    except AuditError as err:
+        print(f"corpus audit: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    except duckdb_error() as err:
+        print(f"corpus audit: the query failed: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.json:
+        print(json.dumps({"passed": report.passed, "failures": report.failures, "licenses": report.licenses,
+                          "conflicts": report.conflicts}, indent=2, default=str))
+    else:
+        print(format_report(report))
+    return 0 if report.passed else EXIT_FAILED
+
+
+def duckdb_error() -> type[Exception]:
+    import duckdb
+
+    return duckdb.Error
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,6 +109,12 @@ def parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="one JSON object per line")
     inspect.add_argument("--config", help="TOML config whose thresholds to apply")
     inspect.set_defaults(run=cmd_inspect)
+
+    audit = commands.add_parser("audit", help="check a build's licenses, evidence and shard checksums")
+    audit.add_argument("out", metavar="OUT", help="the output directory of a build")
+    audit.add_argument("--json", action="store_true", help="the report (or the query's rows) as JSON")
+    audit.add_argument("--sql", help="run a DuckDB query over the views files, repos, attribution")
+    audit.set_defaults(run=cmd_audit)
     return top
 
 

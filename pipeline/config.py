@@ -44,6 +44,23 @@ class LanguageConfig:
     max_sniff_bytes: int = 64 * 1024  # content bytes go-enry's classifier sees (ambiguous extensions)
 
 
+# The Stack's permissive set, widened to close relatives that impose no copyleft: see
+# docs/FORMATS.md#licenses for the list's sources and what was left out (and why).
+PERMISSIVE = (
+    "0BSD", "AFL-3.0", "Apache-2.0", "BSD-1-Clause", "BSD-2-Clause", "BSD-2-Clause-Patent", "BSD-3-Clause",
+    "BSD-3-Clause-Clear", "BSL-1.0", "CC0-1.0", "CNRI-Python", "ECL-2.0", "ISC", "MIT", "MIT-0", "NCSA",
+    "PSF-2.0", "Python-2.0", "Unlicense", "UPL-1.0", "WTFPL", "X11", "Zlib",
+)
+
+
+@dataclass(frozen=True)
+class LicenseConfig:
+    allowed: tuple[str, ...] = PERMISSIVE  # SPDX ids a kept file's expression must satisfy
+    header_lines: int = 40  # lines of a file read for its own license
+    max_header_bytes: int = 8192  # and at most these bytes (also a README's license section)
+    scan_headers: bool = True  # ScanCode on headers that mention a license (SPDX lines always)
+
+
 @dataclass(frozen=True)
 class DedupConfig:
     exact: bool = True  # drop files whose sha256 was already kept
@@ -72,6 +89,7 @@ class BuildConfig:
     cache_dir: str = ".cache/corpus"  # fetched packages, clones; relative to the config file
     ingest: IngestConfig = field(default_factory=IngestConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
+    license: LicenseConfig = field(default_factory=LicenseConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
@@ -90,6 +108,7 @@ class BuildConfig:
 _SECTIONS = {
     "ingest": IngestConfig,
     "language": LanguageConfig,
+    "license": LicenseConfig,
     "dedup": DedupConfig,
     "shards": ShardConfig,
     "execution": ExecutionConfig,
@@ -113,6 +132,10 @@ def _build_section(cls: type, values: Any, section: str) -> Any:
         if isinstance(default, int) and not isinstance(default, bool):
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{section}.{key} = {value!r}: expected a non-negative integer")
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{section}.{key} = {value!r}: expected a list of strings")
+            values = {**values, key: tuple(value)}
     return cls(**values)
 
 

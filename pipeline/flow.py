@@ -20,6 +20,7 @@ from pipeline.stage import Stage
 from stages.dedup import DuplicatePaths, ExactDedup
 from stages.ingest import Ingest
 from stages.language import LanguageDetector
+from stages.license import LicenseDecision, LicenseDetector
 from stages.shards import ShardWriter
 
 SCOPES = ("repository", "file", "corpus", "output")
@@ -39,7 +40,9 @@ class StageSpec:
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", Ingest, "ingest", "repository"),
     StageSpec("language", LanguageDetector, "language", "file"),
+    StageSpec("license", LicenseDetector, "license", "file"),
     StageSpec("duplicate_paths", DuplicatePaths, None, "corpus"),
+    StageSpec("license_decision", LicenseDecision, "license", "corpus"),
     StageSpec("exact_dedup", ExactDedup, "dedup", "corpus"),
     StageSpec("shards", ShardWriter, "shards", "output"),
 )

@@ -14,12 +14,13 @@ from typing import Any
 from pipeline.config import BuildConfig, SourceSpec
 from pipeline.flow import stages_of
 from pipeline.records import FileRecord
+from stages.ingest import Ingest
+from stages.license import effective_license, scopes_of, verdict
 from stages.readers import is_archive, is_dataset, read_path_entry
 from stages.sources import resolve_units
 
 
-def _records(path: str, config: BuildConfig) -> Iterator[FileRecord]:
-    (ingest,) = (spec.build(config) for spec in stages_of("repository"))
+def _records(path: str, config: BuildConfig, ingest: Ingest) -> Iterator[FileRecord]:
     local = Path(path)
     if local.is_symlink() or (local.is_file() and not is_archive(local) and not is_dataset(local)):
         parent = local.parent
@@ -32,9 +33,14 @@ def _records(path: str, config: BuildConfig) -> Iterator[FileRecord]:
 
 
 def inspect_paths(paths: list[str], config: BuildConfig) -> Iterator[dict[str, Any]]:
-    file_stages = [spec.build(config) for spec in stages_of("file")]
+    """Per path: the file stages on each record, then the license each file ends up with
+    (its header's, or its directory's as resolved from the files given) and the verdict."""
+    allowed = frozenset(config.license.allowed)
     for path in paths:
-        for record in _records(path, config):
+        (ingest,) = (spec.build(config) for spec in stages_of("repository"))
+        file_stages = [spec.build(config) for spec in stages_of("file")]
+        seen = []
+        for record in _records(path, config, ingest):
             verdicts = {"ingest": record.reason or "kept"}
             for stage in file_stages:
                 if record.kept:
@@ -42,6 +48,20 @@ def inspect_paths(paths: list[str], config: BuildConfig) -> Iterator[dict[str, A
                     verdicts[stage.name] = record.reason or "kept"
                 else:
                     verdicts[stage.name] = "not run"
+            seen.append((record, verdicts))
+        tables = {}
+        for stage in file_stages:
+            tables.update(stage.finish_unit(ingest.repos))
+        scopes = scopes_of(tables["licenses"].to_pylist())
+        for record, verdicts in seen:
+            if record.kept:
+                found = effective_license(record.path, record.license, record.license_source,
+                                          scopes.get(record.repo, {}))
+                record.license, record.license_source = found.license, found.source
+                reason = verdict(found.license, found.conflict, allowed)
+                if reason:
+                    record.drop(reason)
+                verdicts["license_decision"] = reason or "kept"
             yield describe(record, verdicts)
 
 
@@ -54,6 +74,8 @@ def describe(record: FileRecord, verdicts: dict[str, str]) -> dict[str, Any]:
         "encoding": record.encoding,
         "language": record.language,
         "language_type": record.language_type,
+        "license": record.license,
+        "license_source": record.license_source,
         "flags": {
             name: getattr(record, name)
             for name in ("vendored", "generated", "documentation", "configuration")
@@ -67,8 +89,9 @@ def describe(record: FileRecord, verdicts: dict[str, str]) -> dict[str, Any]:
 
 
 def format_line(row: dict[str, Any]) -> str:
-    verdict = row["decision"] if row["reason"] is None else f"dropped: {row['reason']}"
+    outcome = row["decision"] if row["reason"] is None else f"dropped: {row['reason']}"
     if row["detail"]:
-        verdict += f" ({row['detail']})"
+        outcome += f" ({row['detail']})"
     flags = ",".join(row["flags"]) or "-"
-    return f"{row['repo']}/{row['path']}\t{row['language'] or '-'}\t{flags}\t{verdict}"
+    license = f"{row['license']} ({row['license_source']})" if row["license"] else "-"
+    return f"{row['repo']}/{row['path']}\t{row['language'] or '-'}\t{license}\t{flags}\t{outcome}"

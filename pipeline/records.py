@@ -67,6 +67,12 @@ class RepoRecord:
     sha256: str | None = None  # of the archive the repository was read from
     stars: int | None = None
     error: str | None = None  # set when the whole source could not be read
+    declared_license: str | None = None  # a dataset's `license` column
+    license: str | None = None  # resolved SPDX expression of the root (license stage)
+    license_source: str | None = None  # the files it was resolved from
+    license_conflict: str | None = None  # "resolved" or "unresolved" when evidence disagreed
+    license_evidence: str | None = None  # JSON list of every piece of evidence
+    copyright_holders: list[str] | None = None  # from the root license and NOTICE files
 
 
 REPO_FIELDS = tuple(f.name for f in fields(RepoRecord))

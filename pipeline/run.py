@@ -17,17 +17,18 @@ from typing import Any
 import duckdb
 
 from manifests import reasons
+from manifests.attribution import write_attribution, write_notice
 from manifests.writer import input_fingerprint, write_files_manifest, write_repos_manifest, write_run_json
 from pipeline.config import BuildConfig, ConfigError
 from pipeline.executor import make_executor
 from pipeline.flow import STAGES, stages_of
 from pipeline.progress import Progress
 from pipeline.stage import StageStats
-from pipeline.work import WorkDir, mark_done, write_unit_parts
+from pipeline.work import WorkDir, mark_done, write_files_part, write_repos_part
 from stages.sources import Unit, resolve_units
 
 RUN_FORMAT = 1
-OUTPUTS = ("shards", "manifest")
+OUTPUTS = ("shards", "manifest", "NOTICE")
 VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "charset-normalizer")
 
 
@@ -40,7 +41,11 @@ def process_unit(unit: Unit, config: BuildConfig, out_dir: str) -> dict[str, Any
     records = ingest.run(unit)
     for stage in file_stages:
         records = stage.run(records)
-    write_unit_parts(work, unit.key, records, ingest.repos.values())
+    write_files_part(work, unit.key, records)
+    tables = {}
+    for stage in file_stages:  # after the stream: ingest knows every repository, stages all evidence
+        tables.update(stage.finish_unit(ingest.repos))
+    write_repos_part(work, unit.key, ingest.repos.values(), tables)
     # ingest's time is the unit's wall time less the file stages': reading, decoding, writing
     ingest.stats.seconds = time.perf_counter() - started - sum(s.stats.seconds for s in file_stages)
     marker = {"unit": unit.key, "stages": {s.name: s.stats.to_dict() for s in [ingest, *file_stages]}}
@@ -80,16 +85,25 @@ def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, units: list[Unit])
         f"""CREATE TABLE repos AS SELECT DISTINCT ON (repo) * EXCLUDE (filename)
             FROM read_parquet({_sql_list(repos)}, filename = true) ORDER BY repo, filename"""
     )
+    for spec in stages_of("file"):
+        for table in getattr(spec.cls, "unit_tables", ()):
+            paths = [str(work.table_part(u.key, table)) for u in units]
+            db.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({_sql_list(paths)})")
+    # what corpus stages decide: drops, and the license each kept file ends up with
     db.execute("CREATE TABLE decisions (unit VARCHAR, ordinal BIGINT, reason VARCHAR, dup_of VARCHAR)")
+    db.execute("CREATE TABLE annotations (unit VARCHAR, ordinal BIGINT, license VARCHAR, license_source VARCHAR)")
     db.execute(
         """CREATE VIEW files AS
            SELECT p.* REPLACE (
                       CASE WHEN d.reason IS NULL THEN p.decision ELSE 'dropped' END AS decision,
                       coalesce(d.reason, p.reason) AS reason,
                       coalesce(d.dup_of, p.dup_of) AS dup_of,
+                      coalesce(a.license, p.license) AS license,
+                      coalesce(a.license_source, p.license_source) AS license_source,
                       CASE WHEN d.reason IS NULL THEN p.content END AS content),
                   r.stars
-           FROM parts p LEFT JOIN decisions d USING (unit, ordinal) LEFT JOIN repos r USING (repo)"""
+           FROM parts p LEFT JOIN decisions d USING (unit, ordinal)
+                LEFT JOIN annotations a USING (unit, ordinal) LEFT JOIN repos r USING (repo)"""
     )
 
 
@@ -99,9 +113,9 @@ def _run_corpus_stages(db: duckdb.DuckDBPyConnection, config: BuildConfig, work:
         stage = spec.build(config)
         started = time.perf_counter()
         progress.phase(f"{spec.name}")
-        files_in, bytes_in = db.execute(
+        ((files_in, bytes_in),) = db.sql(
             "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE decision = 'kept'"
-        ).fetchone()
+        ).fetchall()
         db.execute(f"CREATE OR REPLACE TEMP TABLE stage_drops AS {stage.drops(db, work.path)}")
         dropped = Counter(dict(db.execute("SELECT reason, count(*) FROM stage_drops GROUP BY reason").fetchall()))
         db.execute("INSERT INTO decisions SELECT unit, ordinal, reason, dup_of FROM stage_drops")
@@ -113,9 +127,9 @@ def _publish(staging: Path, out_dir: Path) -> None:
     """Move the finished outputs into place; what a previous build left there is replaced."""
     for name in OUTPUTS:
         target = out_dir / name
-        if target.exists():
+        if target.is_dir():
             shutil.rmtree(target)
-        (staging / name).rename(target)
+        (staging / name).replace(target)
 
 
 def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = None) -> dict[str, Any]:
@@ -164,13 +178,15 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
     index = writer.write(db, work.staging / "shards")
     write_files_manifest(db, work.staging / "manifest" / "files.parquet")
     write_repos_manifest(db, work.staging / "manifest" / "repos.parquet")
+    write_attribution(db, work.staging / "manifest" / "attribution.parquet")
+    write_notice(db, work.staging / "NOTICE")
     writer.stats.seconds = time.perf_counter() - writer_started
     stats[writer_spec.name] = writer.stats
 
-    totals = db.execute(
+    (totals,) = db.sql(
         """SELECT count(*), count(*) FILTER (WHERE decision = 'kept'), coalesce(sum(size), 0),
                   coalesce(sum(size) FILTER (WHERE decision = 'kept'), 0) FROM files"""
-    ).fetchone()
+    ).fetchall()
     dropped = dict(db.execute(
         "SELECT reason, count(*) FROM files WHERE decision = 'dropped' GROUP BY reason ORDER BY reason"
     ).fetchall())
@@ -193,7 +209,7 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
         "counts": {
             "files": totals[0], "kept": totals[1], "dropped": dropped,
             "bytes_in": totals[2], "bytes_kept": totals[3],
-            "repositories": db.execute("SELECT count(*) FROM repos").fetchone()[0],
+            "repositories": db.sql("SELECT count(*) FROM repos").fetchall()[0][0],
             "languages": languages,
         },
         "shards": index["totals"],

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.records import FileRecord
+from pipeline.records import FileRecord, RepoRecord
 
 
 @dataclass
@@ -90,6 +90,12 @@ class FileStage(Stage):
                 self.stats.seconds += time.perf_counter() - started
                 self.stats.count(record)
             yield record
+
+
+    def finish_unit(self, repos: dict[str, RepoRecord]) -> dict[str, Any]:
+        """Called once a unit's records are all through: may fill repository fields and
+        return tables (name -> pyarrow Table) kept per unit, read back as DuckDB views."""
+        return {}
 
 
 class Filter(FileStage):

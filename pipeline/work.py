@@ -58,6 +58,10 @@ class WorkDir:
     def repos_part(self, unit_key: str) -> Path:
         return self.parts / f"{unit_key}.repos.parquet"
 
+    def table_part(self, unit_key: str, table: str) -> Path:
+        """A table a stage keeps per unit (e.g. `licenses`), read back as a DuckDB view."""
+        return self.parts / f"{unit_key}.{table}.parquet"
+
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -83,27 +87,28 @@ def _file_batch(records: list[FileRecord], unit_key: str, first_ordinal: int) ->
     return pa.RecordBatch.from_pydict(columns, schema=schema.PART)
 
 
-def write_unit_parts(work: WorkDir, unit_key: str, records: Iterable[FileRecord], repos: Iterable[RepoRecord]) -> None:
-    """Stream a unit's records to its files part, then write its repos part.
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
 
-    `repos` is read only after `records` is exhausted: ingest learns a dataset's
-    repositories while reading it.
-    """
+
+def write_files_part(work: WorkDir, unit_key: str, records: Iterable[FileRecord]) -> None:
+    """Stream a unit's records to its files part."""
     files_tmp = work.files_part(unit_key).with_suffix(".tmp")
     with pq.ParquetWriter(files_tmp, schema.PART, compression="zstd") as writer:
         for batch in _file_rows(records, unit_key):
             writer.write_batch(batch)
-    repo_rows = [
-        {
-            "repo": r.repo, "source": r.source, "kind": r.kind, "url": r.url, "commit": r.commit,
-            "sha256": r.sha256, "stars": r.stars, "license": None, "license_evidence": None, "detail": r.error,
-        }
-        for r in repos
-    ]
-    repos_tmp = work.repos_part(unit_key).with_suffix(".tmp")
-    pq.write_table(pa.Table.from_pylist(repo_rows, schema=schema.REPO_PART), repos_tmp)
     os.replace(files_tmp, work.files_part(unit_key))
-    os.replace(repos_tmp, work.repos_part(unit_key))
+
+
+def write_repos_part(work: WorkDir, unit_key: str, repos: Iterable[RepoRecord], tables: dict[str, pa.Table]) -> None:
+    """The unit's repository rows and the stages' per-unit tables (after its files part)."""
+    rows = [{**{name: getattr(r, name) for name in schema.REPO_PART.names if name != "detail"}, "detail": r.error}
+            for r in repos]
+    _write_atomic(pa.Table.from_pylist(rows, schema=schema.REPO_PART), work.repos_part(unit_key))
+    for name, table in tables.items():
+        _write_atomic(table, work.table_part(unit_key, name))
 
 
 def mark_done(work: WorkDir, unit_key: str, stats: dict[str, Any]) -> None:

@@ -140,7 +140,7 @@ class Ingest(Stage):
         return record
 
     def _dataset_records(self, unit: Unit) -> Iterator[FileRecord]:
-        """Rows of a file-level dataset: repo, path, content (+ url, commit, stars if present)."""
+        """Rows of a file-level dataset: repo, path, content (+ url, commit, stars, license if present)."""
         for batch in _dataset_batches(Path(unit.location)):
             columns = batch.to_pydict()
             rows = zip(columns["repo"], columns["path"], columns["content"], strict=True)
@@ -154,6 +154,7 @@ class Ingest(Stage):
                         url=_optional(columns, "url", index),
                         commit=_optional(columns, "commit", index),
                         stars=_optional_int(columns, "stars", index),
+                        declared_license=_optional(columns, "license", index),
                     )
                 if content is None:
                     record = FileRecord(repo=repo, path=str(path), size=0)

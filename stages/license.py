@@ -1,0 +1,430 @@
+"""License: ScanCode evidence per repository and per file header, and the permissive decision.
+
+Two halves, because a repository's license is known only once all its files were seen:
+- `LicenseDetector` (file scope, inside the unit's task) scans license candidates (LICENSE*,
+  COPYING*, NOTICE*, README*, package metadata) and each file's header: an
+  `SPDX-License-Identifier:` line needs no ScanCode; a header that mentions a license goes
+  to ScanCode. At the end of the unit it resolves one expression per directory that holds
+  license evidence (the root's is the repository's) and writes them as the unit's
+  `licenses` table.
+- `LicenseDecision` (corpus scope) gives each kept file its most specific evidence (its own
+  header, else the nearest directory's license, else the root's) and drops what is not
+  allowed: `no_license`, `license_not_allowed`, `license_conflict`.
+
+ScanCode results are cached by content hash in `cache_dir/license-cache/`, one JSON file per
+text, written atomically: safe with many Ray workers, and kept between builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import re
+import tempfile
+import tomllib
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from license_expression import ExpressionError, get_spdx_licensing
+
+from manifests import reasons
+from pipeline.config import BuildConfig, LicenseConfig
+from pipeline.records import FileRecord, RepoRecord
+from pipeline.stage import CorpusStage, FileStage
+
+LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|unlicen[cs]e|copyright|mit-license)([-._].*)?$", re.IGNORECASE)
+NOTICE_FILE = re.compile(r"^notice([-._].*)?$", re.IGNORECASE)
+README_FILE = re.compile(r"^readme([-._].*)?$", re.IGNORECASE)
+METADATA_FILES = frozenset({"package.json", "setup.cfg", "setup.py", "pyproject.toml", "PKG-INFO", "Cargo.toml",
+                            "composer.json"})
+SPDX_LINE = re.compile(r"SPDX-License-Identifier:\s*([^\n*]+?)\s*(?:\*/|-->|#}|$)", re.MULTILINE)
+MENTIONS_LICENSE = re.compile(r"licen[cs]|general public|permission is hereby granted|redistribution and use",
+                              re.IGNORECASE)
+UNKNOWN = "LicenseRef-scancode-unknown"  # prefix of ScanCode's "a license is mentioned" keys
+
+# the priority of evidence kinds when a directory's license is resolved
+KINDS = ("license_file", "metadata", "dataset", "notice", "readme")
+
+LICENSE_TABLE = pa.schema([
+    pa.field("repo", pa.string(), nullable=False),
+    pa.field("dir", pa.string(), nullable=False),  # "" is the repository root
+    pa.field("license", pa.string()),
+    pa.field("license_source", pa.string()),
+    pa.field("conflict", pa.string()),  # null, "resolved" (root license file won) or "unresolved"
+])
+
+
+@cache
+def licensing():
+    return get_spdx_licensing()
+
+
+def normalize(expression: str) -> str | None:
+    """The SPDX rendering of an expression, or None when it does not parse as SPDX."""
+    try:
+        return licensing().parse(expression, validate=True, strict=False).render()
+    except ExpressionError:
+        return None
+
+
+def symbols(expression: str) -> set[str]:
+    return set(licensing().license_keys(expression))
+
+
+def is_allowed(expression: str, allowed: frozenset[str]) -> bool:
+    """OR passes if one side passes, AND if all do, `A WITH exception` as A does."""
+    parsed = licensing().parse(expression)
+
+    def passes(node: Any) -> bool:
+        name = type(node).__name__
+        if name == "OR":
+            return any(passes(arg) for arg in node.args)
+        if name == "AND":
+            return all(passes(arg) for arg in node.args)
+        if name == "LicenseWithExceptionSymbol":
+            return node.license_symbol.key in allowed
+        return getattr(node, "key", None) in allowed
+
+    return passes(parsed)
+
+
+def verdict(expression: str | None, conflict: str | None, allowed: frozenset[str]) -> str | None:
+    """The drop reason for a file under `expression`, or None when it may be kept."""
+    if expression is None:
+        return reasons.NO_LICENSE
+    if conflict == "unresolved":
+        return reasons.LICENSE_CONFLICT
+    return None if is_allowed(expression, allowed) else reasons.LICENSE_NOT_ALLOWED
+
+
+@dataclass
+class Evidence:
+    file: str  # path in the repository
+    kind: str  # one of KINDS, or "header"
+    expression: str
+    score: float | None = None
+    rule: str | None = None
+    holders: list[str] = field(default_factory=list)
+
+
+# --- ScanCode, cached ------------------------------------------------------------------
+
+
+class LicenseScanner:
+    """ScanCode's license and copyright detection on texts, cached by their sha256."""
+
+    def __init__(self, cache_dir: str | Path):
+        self.cache_dir = Path(cache_dir) / "license-cache"
+        self.hits = self.misses = 0
+
+    def _cached(self, kind: str, text: str, compute) -> Any:
+        digest = hashlib.sha256(f"{kind}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+        path = self.cache_dir / digest[:2] / f"{digest}.json"
+        if path.exists():
+            self.hits += 1
+            return json.loads(path.read_text())
+        self.misses += 1
+        result = compute(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            json.dump(result, out)
+        os.replace(tmp, path)
+        return result
+
+    def _on_file(self, text: str, function) -> Any:
+        """ScanCode's API reads files: the text goes to a scratch file inside the cache."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=self.cache_dir, suffix=".txt", encoding="utf-8",
+                                         errors="surrogatepass") as scratch:
+            scratch.write(text)
+            scratch.flush()
+            return function(scratch.name)
+
+    def licenses(self, text: str) -> dict[str, Any]:
+        """{"expression": SPDX or None, "score", "rule"} for the best-supported detection."""
+        def compute(body: str) -> dict[str, Any]:
+            from scancode.api import get_licenses
+
+            found = self._on_file(body, get_licenses)
+            matches = [m for d in found.get("license_detections", []) for m in d["matches"]]
+            known = [m for m in matches if not m["license_expression_spdx"].startswith(UNKNOWN)]
+            expression = found.get("detected_license_expression_spdx") if known else None
+            if expression and any(s.startswith(UNKNOWN) for s in symbols(expression)):
+                parts = {m["license_expression_spdx"] for m in known}
+                expression = " AND ".join(sorted(f"({p})" if " " in p else p for p in parts))
+            best = max(known, key=lambda m: (m["score"], m["matched_length"]), default=None)
+            return {
+                "expression": expression,
+                "score": best["score"] if best else None,
+                "rule": best["rule_identifier"] if best else None,
+            }
+
+        return self._cached("licenses", text, compute)
+
+    def holders(self, text: str) -> list[str]:
+        def compute(body: str) -> list[str]:
+            from scancode.api import get_copyrights
+
+            found = self._on_file(body, get_copyrights)
+            return sorted({h["holder"] for h in found.get("holders", [])})
+
+        return self._cached("holders", text, compute)
+
+
+# --- metadata ---------------------------------------------------------------------------
+
+
+def declared_licenses(name: str, text: str) -> list[str]:
+    """The license strings package metadata declares (not yet normalized)."""
+    try:
+        if name in ("package.json", "composer.json"):
+            data = json.loads(text)
+            value = data.get("license") or data.get("licenses")
+            if isinstance(value, dict):
+                value = value.get("type")
+            if isinstance(value, list):
+                items = [v.get("type") if isinstance(v, dict) else v for v in value]
+                return [" OR ".join(str(v) for v in items if v)] if items else []
+            if isinstance(value, str) and not value.upper().startswith("SEE LICEN"):
+                return ["LicenseRef-npm-UNLICENSED" if value.upper() == "UNLICENSED" else value]
+            return []
+        if name in ("pyproject.toml", "Cargo.toml"):
+            data = tomllib.loads(text)
+            table = data.get("project") or data.get("package") or {}
+            value = table.get("license")
+            if isinstance(value, dict):
+                value = value.get("text")
+            found = [value] if isinstance(value, str) and value.strip() else []
+            return found or [c for c in table.get("classifiers", []) if c.startswith("License ::")]
+        if name == "PKG-INFO":
+            headers = text.split("\n\n", 1)[0]
+            expression = re.findall(r"^License-Expression:\s*(.+)$", headers, re.MULTILINE)
+            plain = [v for v in re.findall(r"^License:\s*(.+)$", headers, re.MULTILINE) if v.strip() != "UNKNOWN"]
+            classifiers = re.findall(r"^Classifier:\s*(License ::.+)$", headers, re.MULTILINE)
+            return expression or plain or classifiers
+        if name == "setup.cfg":
+            value = re.findall(r"^license\s*=\s*(.+)$", text, re.MULTILINE)
+            return value or re.findall(r"^\s*(License ::.+)$", text, re.MULTILINE)
+        if name == "setup.py":
+            return re.findall(r"""\blicense\s*=\s*["']([^"']+)["']""", text)
+    except (ValueError, tomllib.TOMLDecodeError, AttributeError):
+        return []
+    return []
+
+
+# --- resolution -------------------------------------------------------------------------
+
+
+@dataclass
+class Resolution:
+    license: str | None
+    source: str | None
+    conflict: str | None  # None, "resolved", "unresolved"
+
+
+def _and(expressions: list[str]) -> str:
+    unique = sorted(set(expressions))
+    return unique[0] if len(unique) == 1 else " AND ".join(f"({e})" if " " in e else e for e in unique)
+
+
+def resolve(evidence: list[Evidence]) -> Resolution:
+    """One expression from a directory's evidence. A license file wins; metadata that agrees
+    with it lends its structure (`MIT OR Apache-2.0`); metadata alone must agree with itself."""
+    by_kind = {kind: [e for e in evidence if e.kind == kind] for kind in KINDS}
+    files, metadata = by_kind["license_file"], by_kind["metadata"] + by_kind["dataset"]
+    declared = sorted({e.expression for e in metadata})
+    if files:
+        found = _and([e.expression for e in files])
+        for expression in declared:
+            if symbols(found) <= symbols(expression):
+                return Resolution(expression, _sources(files + [e for e in metadata if e.expression == expression]),
+                                  None)
+        return Resolution(found, _sources(files), "resolved" if declared else None)
+    if declared:
+        if len({frozenset(symbols(e)) for e in declared}) == 1:
+            return Resolution(declared[0], _sources(metadata), None)
+        return Resolution(_and(declared), _sources(metadata), "unresolved")
+    for kind in ("notice", "readme"):
+        if by_kind[kind]:
+            return Resolution(_and([e.expression for e in by_kind[kind]]), _sources(by_kind[kind]), None)
+    return Resolution(None, None, None)
+
+
+def _sources(evidence: list[Evidence]) -> str:
+    return ",".join(sorted({e.file for e in evidence}))
+
+
+def effective_license(path: str, header: str | None, header_source: str | None,
+                      scopes: dict[str, Resolution]) -> Resolution:
+    """A file's license: its own header's, else its nearest directory's, else none."""
+    if header is not None:
+        return Resolution(header, header_source, None)
+    scope = most_specific(path, scopes)
+    if scope is None:
+        return Resolution(None, None, None)
+    return Resolution(scope.license, f"file:{scope.source}", scope.conflict)
+
+
+def scopes_of(rows: list[dict[str, Any]]) -> dict[str, dict[str, Resolution]]:
+    """repo -> directory -> resolution, from rows of the `licenses` table."""
+    scopes: dict[str, dict[str, Resolution]] = {}
+    for row in rows:
+        scopes.setdefault(row["repo"], {})[row["dir"]] = Resolution(
+            row["license"], row["license_source"], row["conflict"]
+        )
+    return scopes
+
+
+def most_specific(path: str, scopes: dict[str, Resolution]) -> Resolution | None:
+    """The resolution of the deepest directory above `path` that has one."""
+    directory = posixpath.dirname(path)
+    while True:
+        if directory in scopes:
+            return scopes[directory]
+        parent = posixpath.dirname(directory)
+        if parent == directory:  # "" or "/": nothing above
+            return scopes.get("")
+        directory = parent
+
+
+# --- the stages -------------------------------------------------------------------------
+
+
+class LicenseDetector(FileStage):
+    name = "license"
+    config: LicenseConfig
+    unit_tables = ("licenses",)
+
+    def __init__(self, config: LicenseConfig, cache_dir: str | Path):
+        super().__init__(config)
+        self.scanner = LicenseScanner(cache_dir)
+        self.evidence: dict[str, dict[str, list[Evidence]]] = {}  # repo -> dir -> evidence
+
+    @classmethod
+    def from_config(cls, build_config: BuildConfig, section: str | None) -> LicenseDetector:
+        return cls(getattr(build_config, section), build_config.cache_dir)
+
+    def process(self, record: FileRecord) -> None:
+        directory, name = posixpath.split(record.path)
+        kind = self._candidate_kind(name)
+        if kind is not None:
+            for evidence in self._candidate_evidence(record, kind):
+                self.evidence.setdefault(record.repo, {}).setdefault(directory, []).append(evidence)
+            if kind != "metadata":
+                return  # a license file is licensed as its directory; its header is the license itself
+        header = self.header_license(record.content)
+        if header is not None:
+            record.license, record.license_source = header.expression, f"header:{record.path}"
+
+    @staticmethod
+    def _candidate_kind(name: str) -> str | None:
+        if LICENSE_FILE.match(name):
+            return "license_file"
+        if NOTICE_FILE.match(name):
+            return "notice"
+        if README_FILE.match(name):
+            return "readme"
+        if name in METADATA_FILES or name.endswith(".gemspec"):
+            return "metadata"
+        return None
+
+    def _candidate_evidence(self, record: FileRecord, kind: str) -> list[Evidence]:
+        text = record.content
+        if kind == "metadata":
+            found = []
+            for value in declared_licenses(posixpath.basename(record.path), text):
+                expression = normalize(value)
+                detected = None if expression else self.scanner.licenses(f"License: {value}")
+                expression = expression or detected["expression"]
+                if expression:
+                    found.append(Evidence(record.path, kind, expression, detected and detected["score"],
+                                          detected and detected["rule"]))
+            return found
+        if kind == "readme":
+            at = re.search(r"^#*\s*licen[cs]e\b.*$", text, re.IGNORECASE | re.MULTILINE)
+            if at is None:
+                return []
+            text = text[at.start(): at.start() + self.config.max_header_bytes]
+        detected = self.scanner.licenses(text)
+        if detected["expression"] is None:
+            return []
+        holders = self.scanner.holders(text) if kind in ("license_file", "notice") else []
+        return [Evidence(record.path, kind, detected["expression"], detected["score"], detected["rule"], holders)]
+
+    def header_license(self, content: str) -> Evidence | None:
+        """A file's own license: an SPDX line, else ScanCode on a header that mentions one."""
+        header = "\n".join(content[: self.config.max_header_bytes].splitlines()[: self.config.header_lines])
+        spdx = SPDX_LINE.search(header)
+        if spdx:
+            expression = normalize(spdx.group(1))
+            if expression:
+                return Evidence("", "header", expression, 100.0, "SPDX-License-Identifier")
+        if not self.config.scan_headers or not MENTIONS_LICENSE.search(header):
+            return None
+        detected = self.scanner.licenses(header)
+        if detected["expression"] is None:
+            return None
+        return Evidence("", "header", detected["expression"], detected["score"], detected["rule"])
+
+    def finish_unit(self, repos: dict[str, RepoRecord]) -> dict[str, pa.Table]:
+        """Resolve each directory's license; the root's becomes the repository's."""
+        rows = []
+        for name, repo in repos.items():
+            directories = self.evidence.get(name, {})
+            if repo.declared_license:
+                declared = normalize(repo.declared_license)
+                if declared:
+                    directories.setdefault("", []).append(Evidence("(dataset)", "dataset", declared))
+            for directory, evidence in sorted(directories.items()):
+                resolution = resolve(evidence)
+                if resolution.license is None:
+                    continue
+                rows.append({"repo": name, "dir": directory, "license": resolution.license,
+                             "license_source": resolution.source, "conflict": resolution.conflict})
+                if directory == "":
+                    repo.license, repo.license_source = resolution.license, resolution.source
+                    repo.license_conflict = resolution.conflict
+            repo.license_evidence = json.dumps([asdict(e) for d in sorted(directories) for e in directories[d]],
+                                               sort_keys=True)
+            root_files = [e for e in directories.get("", []) if e.kind in ("license_file", "notice")]
+            repo.copyright_holders = sorted({h for e in root_files for h in e.holders})
+        return {"licenses": pa.Table.from_pylist(rows, schema=LICENSE_TABLE)}
+
+
+class LicenseDecision(CorpusStage):
+    name = "license_decision"
+    config: LicenseConfig
+
+    def drops(self, db: Any, scratch: Path) -> str:
+        """Give kept files their most specific license (table `annotations`), drop the rest."""
+        scopes = scopes_of(db.sql("SELECT * FROM licenses").to_arrow_table().to_pylist())
+        allowed = frozenset(self.config.allowed)
+        rows: dict[str, list] = {"unit": [], "ordinal": [], "license": [], "license_source": [], "reason": []}
+        reader = db.sql(
+            "SELECT unit, ordinal, repo, path, license, license_source FROM files WHERE decision = 'kept'"
+        ).to_arrow_reader(batch_size=65536)
+        for batch in reader:
+            for unit, ordinal, repo, path, header, header_source in zip(
+                *(column.to_pylist() for column in batch.columns), strict=True
+            ):
+                found = effective_license(path, header, header_source, scopes.get(repo, {}))
+                rows["unit"].append(unit)
+                rows["ordinal"].append(ordinal)
+                rows["license"].append(found.license)
+                rows["license_source"].append(found.source)
+                rows["reason"].append(verdict(found.license, found.conflict, allowed))
+        db.register("license_rows", pa.table(rows, schema=pa.schema([
+            ("unit", pa.string()), ("ordinal", pa.int64()), ("license", pa.string()),
+            ("license_source", pa.string()), ("reason", pa.string()),
+        ])))
+        db.execute("INSERT INTO annotations SELECT unit, ordinal, license, license_source FROM license_rows")
+        db.execute("CREATE OR REPLACE TEMP TABLE license_drops AS "
+                   "SELECT unit, ordinal, reason, NULL AS dup_of FROM license_rows WHERE reason IS NOT NULL")
+        db.unregister("license_rows")
+        return "SELECT * FROM license_drops"
