@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import statistics
 import tarfile
@@ -25,6 +24,7 @@ import zipfile
 from pathlib import Path
 
 import enry
+from report import publish  # bench/report.py
 
 from pipeline.config import load_config
 from pipeline.flow import stages_of
@@ -42,7 +42,7 @@ def stream_once(config, units) -> tuple[int, float]:
     for unit in units:
         ingest = Ingest(config.ingest, config.cache_dir)
         records = ingest.run(unit)
-        for spec in stages_of("file"):
+        for spec in (s for s in stages_of("file") if s.name == "language"):
             records = spec.build(config).run(records)
         for _ in records:
             pass
@@ -119,10 +119,7 @@ def main() -> None:
         result["build_workers"] = args.workers
         result["build_mb_s_per_core"] = round(median_rate(runs, args.workers), 2)
         result["build_median_seconds"] = statistics.median(s for _, s in runs)
-    print(json.dumps(result, indent=2))
-    results = ROOT / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "ingest_language.json").write_text(json.dumps(result, indent=2) + "\n")
+    publish("ingest_language", result)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ license text it ships (LABELS below). Reported:
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from report import publish  # bench/report.py
 
 from pipeline.config import load_config
 from pipeline.flow import stages_of
@@ -141,10 +142,7 @@ def main() -> None:
         result["every_file_s_per_repo"] = round(every_file(loaded) / repos, 4)
         result["every_file_vs_cold"] = round(result["every_file_s_per_repo"] / result["cold_s_per_repo"], 1)
         result["every_file_vs_warm"] = round(result["every_file_s_per_repo"] / result["warm_s_per_repo"], 1)
-    print(json.dumps(result, indent=2))
-    results = ROOT / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "license.json").write_text(json.dumps(result, indent=2) + "\n")
+    publish("license", result)
 
 
 if __name__ == "__main__":
