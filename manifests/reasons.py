@@ -23,6 +23,7 @@ LICENSE_CONFLICT = "license_conflict"
 # corpus-wide
 DUPLICATE_PATH = "duplicate_path"
 EXACT_DUPLICATE = "exact_duplicate"
+NEAR_DUPLICATE = "near_duplicate"
 # repository-level (repos.parquet only)
 NO_FILE_KEPT = "no_file_kept"
 
@@ -43,5 +44,6 @@ REASONS: dict[str, str] = {
     LICENSE_CONFLICT: "the repository's metadata declare licenses that disagree, and no license file settles it",
     DUPLICATE_PATH: "a second file with the same repository and path (dataset sources)",
     EXACT_DUPLICATE: "same sha256 as a kept file (dup_of names it)",
+    NEAR_DUPLICATE: "in a MinHash LSH cluster whose kept file is another (dup_of names it); see near_dedup",
     NO_FILE_KEPT: "repository row: the repository has no file at all",
 }

@@ -67,6 +67,49 @@ class DedupConfig:
 
 
 @dataclass(frozen=True)
+class NearDedupConfig:
+    """MinHash LSH near-duplicate removal (stages/dedup.py, stages/minhash.py). Defaults are
+    StarCoder's run: 5-token shingles, 256 permutations, Jaccard 0.7."""
+
+    enabled: bool = True
+    threshold: float = 0.7  # estimated Jaccard similarity at which two files are near duplicates
+    num_perm: int = 256  # MinHash permutations (signature length)
+    shingle_size: int = 5  # tokens per shingle
+    bands: int = 0  # LSH bands; 0 (with rows = 0): datasketch's optimal pair for threshold and num_perm
+    rows: int = 0  # signature values per band
+    seed: int = 1  # seeds the permutations (datasketch's default seed)
+    min_tokens: int = 10  # files with fewer tokens get no signature: never near duplicates
+    verify: bool = True  # a candidate pair must reach the threshold by its signatures' estimate
+    max_bucket_size: int = 64  # buckets up to this size pair every member; larger ones a star and a chain
+    batch_files: int = 2000  # files per signature task
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"near_dedup.threshold = {self.threshold!r}: expected a number in (0, 1]")
+        if self.num_perm < 1 or self.shingle_size < 1 or self.batch_files < 1 or self.max_bucket_size < 2:
+            raise ConfigError("near_dedup: num_perm, shingle_size and batch_files must be >= 1, "
+                              "max_bucket_size >= 2")
+        if (self.bands == 0) != (self.rows == 0):
+            raise ConfigError(f"near_dedup.bands = {self.bands}, rows = {self.rows}: give both, or neither")
+        if self.bands * self.rows > self.num_perm:
+            raise ConfigError(f"near_dedup: {self.bands} bands x {self.rows} rows exceed num_perm = {self.num_perm}")
+
+    def resolved(self) -> NearDedupConfig:
+        """The same settings with bands and rows filled in."""
+        if self.bands:
+            return self
+        from stages.minhash import optimal_bands
+
+        bands, rows = optimal_bands(self.threshold, self.num_perm)
+        return dataclasses.replace(self, bands=bands, rows=rows)
+
+    @property
+    def name(self) -> str:
+        """Names the settings, datatrove style: 5ng_256p_25b10r_t0.7."""
+        return f"{self.shingle_size}ng_{self.num_perm}p_{self.bands}b{self.rows}r_t{self.threshold:g}"
+
+
+@dataclass(frozen=True)
 class ShardConfig:
     target_bytes: int = 256 * 1024**2  # content bytes per shard before a new one starts
     max_rows: int = 100_000  # rows per shard at most
@@ -81,6 +124,7 @@ class ExecutionConfig:
     num_workers: int = 0  # tasks in flight at once; 0 means the CPUs Ray sees
     ray_address: str | None = None  # None starts a local Ray; also read from RAY_ADDRESS
     keep_work_dir: bool = False  # keep _work/ (per-repository parts) after success
+    duckdb_memory_limit: str | None = None  # e.g. "4GB": DuckDB spills to _work/ past it; None: DuckDB's default
 
 
 @dataclass(frozen=True)
@@ -91,6 +135,7 @@ class BuildConfig:
     language: LanguageConfig = field(default_factory=LanguageConfig)
     license: LicenseConfig = field(default_factory=LicenseConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    near_dedup: NearDedupConfig = field(default_factory=NearDedupConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
@@ -110,6 +155,7 @@ _SECTIONS = {
     "language": LanguageConfig,
     "license": LicenseConfig,
     "dedup": DedupConfig,
+    "near_dedup": NearDedupConfig,
     "shards": ShardConfig,
     "execution": ExecutionConfig,
 }
@@ -127,8 +173,10 @@ def _build_section(cls: type, values: Any, section: str) -> Any:
             raise ConfigError(f"{section}.{key} = {value!r}: expected a number or string")
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"{section}.{key} = {value!r}: expected true or false")
-        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"{section}.{key} = {value!r}: expected a number")
+        if isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{section}.{key} = {value!r}: expected a number")
+            values = {**values, key: float(value)}
         if isinstance(default, int) and not isinstance(default, bool):
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{section}.{key} = {value!r}: expected a non-negative integer")

@@ -8,8 +8,7 @@ marker makes resume possible; docs/ARCHITECTURE.md argues the choice.
 from __future__ import annotations
 
 import os
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import manifests
@@ -17,6 +16,7 @@ import pipeline
 import stages
 
 INFRASTRUCTURE_RETRIES = 2  # a worker that died is retried; an exception in our code is not
+_END = object()
 
 
 class LocalExecutor:
@@ -24,7 +24,7 @@ class LocalExecutor:
 
     num_workers = 1
 
-    def map(self, fn: Callable[..., Any], items: Sequence[Any], args: tuple,
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], args: tuple,
             on_result: Callable[[Any, Any], None]) -> None:
         for item in items:
             on_result(item, fn(item, *args))
@@ -56,18 +56,25 @@ class RayExecutor:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.num_workers = num_workers or cpus
 
-    def map(self, fn: Callable[..., Any], items: Sequence[Any], args: tuple,
+    def map(self, fn: Callable[..., Any], items: Iterable[Any], args: tuple,
             on_result: Callable[[Any, Any], None]) -> None:
-        """At most `num_workers` tasks in flight; results handed back as each one finishes."""
+        """At most `num_workers` tasks in flight; results handed back as each one finishes.
+        `items` is read lazily, so a generator of large items holds only those in flight."""
         ray = self._ray
         remote = ray.remote(max_retries=INFRASTRUCTURE_RETRIES, num_cpus=1)(fn)
         shared = [ray.put(arg) for arg in args]
         pending: dict[Any, Any] = {}
-        queue = deque(items)
-        while queue or pending:
-            while queue and len(pending) < self.num_workers:
-                item = queue.popleft()
-                pending[remote.remote(item, *shared)] = item
+        queue = iter(items)
+        more = True
+        while more or pending:
+            while more and len(pending) < self.num_workers:
+                item = next(queue, _END)
+                if item is _END:
+                    more = False
+                else:
+                    pending[remote.remote(item, *shared)] = item
+            if not pending:
+                break
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 on_result(pending.pop(ref), ray.get(ref))

@@ -7,8 +7,8 @@ Scopes say where a stage runs:
 - "output": writes the shards; the manifests follow it.
 
 License and opt-out (scope "file", with the repository's license resolved in the unit's
-task), quality and comment filters ("file"), near dedup ("corpus") and tokenization
-("output") are added here by their issues; the runner needs no change for them.
+task), quality and comment filters ("file") and tokenization ("output") are added here by
+their issues; the runner needs no change for them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pipeline.config import BuildConfig
 from pipeline.stage import Stage
-from stages.dedup import DuplicatePaths, ExactDedup
+from stages.dedup import DuplicatePaths, ExactDedup, NearDedup
 from stages.ingest import Ingest
 from stages.language import LanguageDetector
 from stages.license import LicenseDecision, LicenseDetector
@@ -44,6 +44,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("duplicate_paths", DuplicatePaths, None, "corpus"),
     StageSpec("license_decision", LicenseDecision, "license", "corpus"),
     StageSpec("exact_dedup", ExactDedup, "dedup", "corpus"),
+    StageSpec("near_dedup", NearDedup, "near_dedup", "corpus"),
     StageSpec("shards", ShardWriter, "shards", "output"),
 )
 

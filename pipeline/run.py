@@ -23,13 +23,13 @@ from pipeline.config import BuildConfig, ConfigError
 from pipeline.executor import make_executor
 from pipeline.flow import STAGES, stages_of
 from pipeline.progress import Progress
-from pipeline.stage import StageStats
+from pipeline.stage import CorpusContext, StageStats
 from pipeline.work import WorkDir, mark_done, write_files_part, write_repos_part
 from stages.sources import Unit, resolve_units
 
 RUN_FORMAT = 1
 OUTPUTS = ("shards", "manifest", "NOTICE")
-VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "charset-normalizer")
+VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "charset-normalizer", "datasketch")
 
 
 def process_unit(unit: Unit, config: BuildConfig, out_dir: str) -> dict[str, Any]:
@@ -63,12 +63,17 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _connect(work: WorkDir) -> duckdb.DuckDBPyConnection:
+def _connect(work: WorkDir, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
     db = duckdb.connect()
     scratch = work.path / "duckdb"
     scratch.mkdir(parents=True, exist_ok=True)
     db.execute("SET temp_directory = " + "'" + str(scratch).replace("'", "''") + "'")
     db.execute("SET preserve_insertion_order = true")
+    if memory_limit:
+        try:
+            db.execute("SET memory_limit = " + "'" + memory_limit.replace("'", "''") + "'")
+        except duckdb.Error as err:
+            raise ConfigError(f"execution.duckdb_memory_limit = {memory_limit!r}: {err}") from err
     return db
 
 
@@ -107,20 +112,20 @@ def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, units: list[Unit])
     )
 
 
-def _run_corpus_stages(db: duckdb.DuckDBPyConnection, config: BuildConfig, work: WorkDir,
-                       stats: dict[str, StageStats], progress: Progress) -> None:
+def _run_corpus_stages(db: duckdb.DuckDBPyConnection, config: BuildConfig, context: CorpusContext,
+                       stats: dict[str, StageStats]) -> None:
     for spec in stages_of("corpus"):
         stage = spec.build(config)
         started = time.perf_counter()
-        progress.phase(f"{spec.name}")
+        context.progress.phase(f"{spec.name}")
         ((files_in, bytes_in),) = db.sql(
             "SELECT count(*), coalesce(sum(size), 0) FROM files WHERE decision = 'kept'"
         ).fetchall()
-        db.execute(f"CREATE OR REPLACE TEMP TABLE stage_drops AS {stage.drops(db, work.path)}")
+        db.execute(f"CREATE OR REPLACE TEMP TABLE stage_drops AS {stage.drops(db, context)}")
         dropped = Counter(dict(db.execute("SELECT reason, count(*) FROM stage_drops GROUP BY reason").fetchall()))
         db.execute("INSERT INTO decisions SELECT unit, ordinal, reason, dup_of FROM stage_drops")
         stats[spec.name] = StageStats(files_in, bytes_in, files_in - sum(dropped.values()), dropped,
-                                      time.perf_counter() - started)
+                                      time.perf_counter() - started, stage.stats.notes)
 
 
 def _publish(staging: Path, out_dir: Path) -> None:
@@ -157,16 +162,16 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
     execution = config.execution
     executor = make_executor(execution.executor, execution.num_workers, execution.ray_address)
     progress.start_units(len(units), resumed=len(done), workers=executor.num_workers, executor=executor.name)
+    db = _connect(work, execution.duckdb_memory_limit)
     try:
         executor.map(process_unit, todo, (config, str(out_dir)),
                      lambda unit, marker: (take(marker), progress.unit_done(unit.key, marker)))
+        progress.end_units()
+        _load_parts(db, work, units)
+        # corpus stages may hand work to the executor too (near dedup's signatures)
+        _run_corpus_stages(db, config, CorpusContext(work.path, executor, progress), stats)
     finally:
         executor.shutdown()
-    progress.end_units()
-
-    db = _connect(work)
-    _load_parts(db, work, units)
-    _run_corpus_stages(db, config, work, stats, progress)
 
     (writer_spec,) = stages_of("output")
     writer = writer_spec.build(config)

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline.records import FileRecord, RepoRecord
@@ -24,6 +25,7 @@ class StageStats:
     kept: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)  # a stage's own figures (e.g. near dedup's clusters)
 
     def count(self, record: FileRecord) -> None:
         """Count one record that entered the stage, by the decision it left with."""
@@ -40,15 +42,17 @@ class StageStats:
         self.kept += other.kept
         self.dropped.update(other.dropped)
         self.seconds += other.seconds
+        self.notes.update(other.notes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "files_in": self.files_in,
             "bytes_in": self.bytes_in,
             "kept": self.kept,
             "dropped": dict(sorted(self.dropped.items())),
             "seconds": round(self.seconds, 3),
         }
+        return {**data, "notes": self.notes} if self.notes else data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageStats:
@@ -58,6 +62,7 @@ class StageStats:
             kept=data["kept"],
             dropped=Counter(data["dropped"]),
             seconds=data["seconds"],
+            notes=data.get("notes", {}),
         )
 
 
@@ -110,10 +115,20 @@ class Filter(FileStage):
             record.drop(verdict[1])
 
 
+@dataclass
+class CorpusContext:
+    """What a corpus stage may use besides the database."""
+
+    scratch: Path  # the build's work directory; a stage keeps its files in a folder named after it
+    executor: Any  # maps a function over items, in-process or as Ray tasks (pipeline/executor.py)
+    progress: Any  # pipeline.progress.Progress
+
+
 class CorpusStage(Stage):
     """A step that needs every file at once (exact and near dedup). It reads the DuckDB view
     `files` (the current decision of every file, with its repository's stars) and returns
-    a SQL query of the files it drops: columns unit, ordinal, reason, dup_of."""
+    a SQL query of the files it drops: columns unit, ordinal, reason, dup_of. Heavy work
+    may go to `context.executor`; what it hands between passes goes under `context.scratch`."""
 
-    def drops(self, db: Any, scratch: Any) -> str:
+    def drops(self, db: Any, context: CorpusContext) -> str:
         raise NotImplementedError

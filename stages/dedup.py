@@ -7,26 +7,55 @@ file's id. Rows of a dataset that repeat a (repo, path) are dropped first as
 `duplicate_path`, so that ids stay unique among kept files.
 
 Runs in DuckDB over the Parquet parts, so it spills to disk instead of holding a dict of
-every hash in memory. Near-duplicate removal (MinHash LSH) follows it as another
-CorpusStage.
+every hash in memory.
+
+Near-duplicate removal (`NearDedup`) follows it, in four passes that hand off through
+Parquet files under `_work/<fingerprint>/near_dedup/`:
+
+1. signatures: batches of kept files go to the executor (Ray tasks); each task writes
+   the batch's MinHash signatures and LSH band keys (stages/minhash.py);
+2. buckets: DuckDB groups the band keys of every file (spilling to disk past
+   `execution.duckdb_memory_limit`); files sharing a key in some band are candidates.
+   A bucket of at most `max_bucket_size` files gives every pair; a bigger one (many
+   copies of one file) gives a star on its smallest member plus the chain of neighbours,
+   so no bucket costs more than linear pairs;
+3. verification and clusters: a candidate pair becomes an edge when its signatures'
+   estimated Jaccard reaches the threshold (`verify`), read in bounded batches; clusters
+   are the connected components of the edges, found by min-label propagation with
+   pointer jumping in DuckDB, never as pairs held in memory;
+4. removal: in each cluster the file first in KEEP_ORDER stays (most stars, then the
+   smallest repository, path); the others are dropped as `near_duplicate`, `dup_of`
+   naming the one kept.
+
+Clusters are transitive: with A~B and B~C, A and C land in one cluster even when they
+are not similar themselves, and only one of the three stays (BigCode's behaviour).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from manifests import reasons
-from pipeline.config import DedupConfig
-from pipeline.stage import CorpusStage
+from pipeline.config import DedupConfig, NearDedupConfig
+from pipeline.stage import CorpusContext, CorpusStage
+from stages import minhash
 
 KEEP_ORDER = "stars DESC NULLS LAST, repo, path, unit, ordinal"
+NO_DROPS = "SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL AS reason, NULL AS dup_of LIMIT 0"
+MAX_ROUNDS = 10_000  # of label propagation; pointer jumping makes a few dozen plenty
+VERIFY_ROWS = 16_384  # candidate pairs (with both signatures) in memory at once
 
 
 class DuplicatePaths(CorpusStage):
     name = "duplicate_paths"
 
-    def drops(self, db: Any, scratch: Path) -> str:
+    def drops(self, db: Any, context: CorpusContext) -> str:
         return f"""
             SELECT unit, ordinal, '{reasons.DUPLICATE_PATH}' AS reason, NULL AS dup_of FROM files
             WHERE decision = 'kept'
@@ -39,9 +68,9 @@ class ExactDedup(CorpusStage):
 
     config: DedupConfig
 
-    def drops(self, db: Any, scratch: Path) -> str:
+    def drops(self, db: Any, context: CorpusContext) -> str:
         if not self.config.exact:
-            return "SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL AS reason, NULL AS dup_of LIMIT 0"
+            return NO_DROPS
         return f"""
             SELECT unit, ordinal, '{reasons.EXACT_DUPLICATE}' AS reason,
                    first_value(id) OVER same_content AS dup_of
@@ -50,3 +79,182 @@ class ExactDedup(CorpusStage):
             WINDOW same_content AS (PARTITION BY sha256 ORDER BY {KEEP_ORDER})
             QUALIFY row_number() OVER same_content > 1
         """
+
+
+def _sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def sign_batch(batch: tuple[int, list[int], list[str]], config: NearDedupConfig, folder: str) -> dict[str, int]:
+    """One signature task: MinHash signatures and band keys of a batch of files, written to
+    `sig-N.parquet` (doc, signature) and `bands-N.parquet` (band, key, doc). Files with
+    fewer than `min_tokens` tokens are left out of both."""
+    number, docs, contents = batch
+    words = [minhash.tokens(text) for text in contents]
+    signed = [i for i, found in enumerate(words) if len(found) >= config.min_tokens]
+    shingles = [minhash.shingle_hashes(words[i], config.shingle_size) for i in signed]
+    signature = minhash.signatures(shingles, config.num_perm, config.seed)
+    keys = minhash.band_keys(signature, config.bands, config.rows)
+    doc_ids = np.asarray(docs, dtype=np.int64)[signed]
+    flat = pa.array(signature.reshape(-1), type=pa.uint32())
+    _write_atomic(pa.table({
+        "doc": pa.array(doc_ids), "tokens": pa.array([len(words[i]) for i in signed], type=pa.int32()),
+        "signature": pa.FixedSizeListArray.from_arrays(flat, config.num_perm),
+    }), Path(folder) / f"sig-{number:06d}.parquet")
+    # the bands file is written last: its presence marks the batch done (resume)
+    _write_atomic(pa.table({
+        "band": pa.array(np.tile(np.arange(config.bands, dtype=np.int16), len(signed))),
+        "key": pa.array(keys.reshape(-1)),
+        "doc": pa.array(np.repeat(doc_ids, config.bands)),
+    }), Path(folder) / f"bands-{number:06d}.parquet")
+    return {"files": len(docs), "signed": len(signed)}
+
+
+class NearDedup(CorpusStage):
+    name = "near_dedup"
+
+    config: NearDedupConfig
+
+    def drops(self, db: Any, context: CorpusContext) -> str:
+        if not self.config.enabled:
+            return NO_DROPS
+        config = self.config.resolved()
+        folder = context.scratch / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        db.execute("""CREATE OR REPLACE TEMP TABLE near_docs AS
+                       SELECT row_number() OVER (ORDER BY unit, ordinal) - 1 AS doc,
+                              unit, ordinal, id, repo, path, stars
+                       FROM files WHERE decision = 'kept'""")
+        (total,) = db.sql("SELECT count(*) FROM near_docs").fetchall()[0]
+        notes: dict[str, Any] = {"settings": config.name, "bands": config.bands, "rows": config.rows}
+        self.stats.notes = notes
+        if total == 0:
+            return NO_DROPS
+
+        batches = -(-total // config.batch_files)
+        context.progress.phase(f"{self.name}: signatures of {total} files in {batches} batches ({config.name})")
+        signed = 0
+
+        def on_result(batch: tuple, result: dict[str, int]) -> None:
+            nonlocal signed
+            signed += result["signed"]
+
+        context.executor.map(sign_batch, self._batches(db, config, folder), (config, str(folder)), on_result)
+        # batches done before a restart were skipped above: count their files from their outputs
+        signed = db.sql(f"SELECT count(*) FROM read_parquet({_sql_path(folder / 'sig-*.parquet')})").fetchall()[0][0]
+        notes.update(files=total, signed=signed, too_few_tokens=total - signed)
+        if signed == 0:
+            return NO_DROPS
+
+        context.progress.phase(f"{self.name}: buckets, candidate pairs, clusters")
+        self._candidates(db, config, folder)
+        self._edges(db, config, folder)
+        notes["rounds"] = self._components(db, folder)
+        (notes["candidate_pairs"],) = db.sql("SELECT count(*) FROM near_candidates").fetchall()[0]
+        (notes["edges"],) = db.sql(f"SELECT count(*) FROM read_parquet({_sql_path(folder / 'edges.parquet')})"
+                                   ).fetchall()[0]
+        (notes["clusters"], notes["largest_cluster"]) = db.sql(
+            "SELECT count(*), coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM near_label GROUP BY label)"
+        ).fetchall()[0]
+        return f"""
+            SELECT d.unit, d.ordinal, '{reasons.NEAR_DUPLICATE}' AS reason, first_value(d.id) OVER cluster AS dup_of
+            FROM near_label c JOIN near_docs d USING (doc)
+            WINDOW cluster AS (PARTITION BY c.label ORDER BY {", ".join("d." + k for k in KEEP_ORDER.split(", "))})
+            QUALIFY row_number() OVER cluster > 1
+        """
+
+    def _batches(self, db: Any, config: NearDedupConfig, folder: Path):
+        """(number, docs, contents) of every batch not already done, streamed in doc order so
+        that memory holds only the batches in flight."""
+        reader = db.sql("""SELECT n.doc, f.content FROM near_docs n JOIN files f USING (unit, ordinal)
+                           ORDER BY n.doc""").to_arrow_reader(batch_size=config.batch_files)
+        docs: list[int] = []
+        contents: list[str] = []
+        for record_batch in reader:
+            for doc, content in zip(record_batch.column(0).to_pylist(), record_batch.column(1).to_pylist(),
+                                    strict=True):
+                docs.append(doc)
+                contents.append(content)
+                if len(docs) == config.batch_files:
+                    yield from self._unless_done(folder, docs, contents, config)
+                    docs, contents = [], []
+        if docs:
+            yield from self._unless_done(folder, docs, contents, config)
+
+    @staticmethod
+    def _unless_done(folder: Path, docs: list[int], contents: list[str], config: NearDedupConfig):
+        number = docs[0] // config.batch_files
+        if not (folder / f"bands-{number:06d}.parquet").exists():
+            yield number, docs, contents
+
+    def _candidates(self, db: Any, config: NearDedupConfig, folder: Path) -> None:
+        cap = config.max_bucket_size
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE near_buckets AS
+            SELECT band, key, doc, count(*) OVER (PARTITION BY band, key) AS size,
+                   row_number() OVER (PARTITION BY band, key ORDER BY doc) AS pos
+            FROM read_parquet({_sql_path(folder / 'bands-*.parquet')})
+            QUALIFY size > 1""")
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE near_candidates AS
+            SELECT DISTINCT a, b FROM (
+                SELECT x.doc AS a, y.doc AS b
+                FROM (SELECT * FROM near_buckets WHERE size <= {cap}) x
+                JOIN (SELECT * FROM near_buckets WHERE size <= {cap}) y
+                  ON x.band = y.band AND x.key = y.key AND x.pos < y.pos
+                UNION ALL
+                SELECT first_value(doc) OVER bucket, doc FROM near_buckets WHERE size > {cap}
+                WINDOW bucket AS (PARTITION BY band, key ORDER BY pos) QUALIFY pos > 1
+                UNION ALL
+                SELECT lag(doc) OVER bucket, doc FROM near_buckets WHERE size > {cap}
+                WINDOW bucket AS (PARTITION BY band, key ORDER BY pos) QUALIFY pos > 2)""")
+        db.execute("DROP TABLE near_buckets")
+
+    def _edges(self, db: Any, config: NearDedupConfig, folder: Path) -> None:
+        """Candidate pairs with their estimated Jaccard, those under the threshold left out
+        when `verify` is on; written batch by batch to edges.parquet."""
+        sigs = _sql_path(folder / "sig-*.parquet")
+        reader = db.sql(f"""SELECT c.a, c.b, sa.signature AS sa, sb.signature AS sb
+                            FROM near_candidates c
+                            JOIN read_parquet({sigs}) sa ON sa.doc = c.a
+                            JOIN read_parquet({sigs}) sb ON sb.doc = c.b""").to_arrow_reader(batch_size=VERIFY_ROWS)
+        schema = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float32())])
+        path = folder / "edges.parquet"
+        with pq.ParquetWriter(path.with_suffix(".tmp"), schema, compression="zstd") as writer:
+            for batch in reader:
+                left, right = (batch.column(i).flatten().to_numpy().reshape(-1, config.num_perm) for i in (2, 3))
+                similarity = minhash.jaccard_estimate(left, right).astype(np.float32)
+                keep = similarity >= config.threshold if config.verify else np.ones(len(similarity), dtype=bool)
+                writer.write_table(pa.table([batch.column(0).filter(keep), batch.column(1).filter(keep),
+                                             pa.array(similarity[keep])], schema=schema))
+        os.replace(path.with_suffix(".tmp"), path)
+
+    @staticmethod
+    def _components(db: Any, folder: Path) -> int:
+        """near_label(doc, label): the smallest doc of each file's connected component, for
+        every file with an edge. Each round gives a file the least label among its own and
+        its neighbours', then the label of that label (pointer jumping); returns the rounds."""
+        edges = f"read_parquet({_sql_path(folder / 'edges.parquet')})"
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE near_links AS
+                       SELECT a AS x, b AS y FROM {edges} UNION ALL SELECT b, a FROM {edges}""")
+        db.execute("""CREATE OR REPLACE TEMP TABLE near_label AS
+                      SELECT x AS doc, least(x, min(y)) AS label FROM near_links GROUP BY x""")
+        for rounds in range(1, MAX_ROUNDS + 1):
+            db.execute("""CREATE OR REPLACE TEMP TABLE near_step AS
+                WITH spread AS (
+                    SELECT n.x AS doc, least(own.label, min(l.label)) AS label
+                    FROM near_links n JOIN near_label l ON l.doc = n.y JOIN near_label own ON own.doc = n.x
+                    GROUP BY n.x, own.label)
+                SELECT s.doc, least(s.label, j.label) AS label FROM spread s JOIN near_label j ON j.doc = s.label""")
+            (changed,) = db.sql("""SELECT count(*) FROM near_step s JOIN near_label l USING (doc)
+                                   WHERE s.label <> l.label""").fetchall()[0]
+            db.execute("DROP TABLE near_label")
+            db.execute("ALTER TABLE near_step RENAME TO near_label")
+            if changed == 0:
+                db.execute("DROP TABLE near_links")
+                return rounds
+        raise RuntimeError(f"near dedup: connected components did not settle in {MAX_ROUNDS} rounds")

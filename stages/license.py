@@ -35,7 +35,7 @@ from license_expression import ExpressionError, get_spdx_licensing
 from manifests import reasons
 from pipeline.config import BuildConfig, LicenseConfig
 from pipeline.records import FileRecord, RepoRecord
-from pipeline.stage import CorpusStage, FileStage
+from pipeline.stage import CorpusContext, CorpusStage, FileStage
 
 LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|unlicen[cs]e|copyright|mit-license)([-._].*)?$", re.IGNORECASE)
 NOTICE_FILE = re.compile(r"^notice([-._].*)?$", re.IGNORECASE)
@@ -401,7 +401,7 @@ class LicenseDecision(CorpusStage):
     name = "license_decision"
     config: LicenseConfig
 
-    def drops(self, db: Any, scratch: Path) -> str:
+    def drops(self, db: Any, context: CorpusContext) -> str:
         """Give kept files their most specific license (table `annotations`), drop the rest."""
         scopes = scopes_of(db.sql("SELECT * FROM licenses").to_arrow_table().to_pylist())
         allowed = frozenset(self.config.allowed)

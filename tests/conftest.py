@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import subprocess
 import tarfile
 import zipfile
@@ -116,3 +117,38 @@ GPL3_HEADER = (
     "# the Free Software Foundation, either version 3 of the License, or\n"
     "# (at your option) any later version.\n"
 )
+
+
+# code-like text for near-dedup tests: random statements over a small vocabulary
+NAMES = ["total", "count", "items", "result", "value", "index", "buffer", "config", "record", "parser", "handler",
+         "window", "offset", "length", "cursor", "target", "source", "reader", "writer", "status", "column", "header",
+         "payload", "limit", "scale", "factor", "weight", "matrix", "vector", "node", "edge", "graph", "queue", "stack"]
+CALLS = ["load", "parse", "merge", "split", "update", "compute", "render", "encode", "decode", "flush", "check"]
+WORDS = ["the", "first", "next", "value", "when", "empty", "keep", "order", "skip", "last", "count", "again"]
+
+
+def program(seed: int, lines: int = 120) -> str:
+    """A Python-looking function of `lines` random statements and comments."""
+    rng = random.Random(seed)
+    out = [f"def {rng.choice(CALLS)}_{seed}({rng.choice(NAMES)}, {rng.choice(NAMES)}):"]
+    for _ in range(lines):
+        a, b, c = rng.sample(NAMES, 3)
+        kind = rng.random()
+        if kind < 0.2:
+            out.append(f"    # {' '.join(rng.choices(WORDS, k=5))}")
+        elif kind < 0.5:
+            out.append(f"    {a} = {rng.choice(CALLS)}({b}, {c} + {rng.randint(0, 99)})")
+        elif kind < 0.7:
+            out.append(f"    if {a} > {b}:\n        {c} = {a} - {rng.randint(1, 9)}")
+        else:
+            out.append(f"    {a}.{rng.choice(CALLS)}({b}[{rng.randint(0, 9)}], {c})")
+    out.append(f"    return {rng.choice(NAMES)}\n")
+    return "\n".join(out)
+
+
+def replace_lines(text: str, fraction: float, seed: int) -> str:
+    rng = random.Random(seed)
+    lines = text.split("\n")
+    for i in rng.sample(range(1, len(lines) - 1), int(fraction * len(lines))):
+        lines[i] = f"    {rng.choice(NAMES)}_{i} = {rng.choice(CALLS)}({rng.randint(100, 999)})"
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ def test_every_reason_is_documented():
 
 def test_every_setting_is_documented():
     config = BuildConfig()
-    for section in ("ingest", "language", "dedup", "shards", "execution"):
+    for section in ("ingest", "language", "license", "dedup", "near_dedup", "shards", "execution"):
         assert f"[{section}]" in FORMATS
         for field in dataclasses.fields(getattr(config, section)):
             assert f"{field.name} = " in FORMATS, f"{section}.{field.name}"

@@ -20,15 +20,28 @@ from pipeline.config import BuildConfig, ExecutionConfig, IngestConfig, ShardCon
 from pipeline.progress import Progress
 from pipeline.run import build
 from stages.sources import sha256_file
-from tests.conftest import C_FILE, JS_FILE, PYTHON_FILE, make_git_repo, make_tar, make_zip, mit_license, write_tree
+from tests.conftest import (
+    C_FILE,
+    JS_FILE,
+    PYTHON_FILE,
+    make_git_repo,
+    make_tar,
+    make_zip,
+    mit_license,
+    program,
+    replace_lines,
+    write_tree,
+)
 
 DUPLICATE = "def shared():\n    # the same in two repositories\n    return 42\n"
+NEAR = program(11, lines=40)
+NEAR_COPY = replace_lines(NEAR, 0.05, 12)  # a near duplicate: alpha (1 star) keeps its copy
 
 
 def make_sources(root: Path) -> list[SourceSpec]:
     alpha = write_tree(root / "collection" / "alpha", {
         "LICENSE": mit_license("Alpha"), "a.py": PYTHON_FILE, "src/util.c": C_FILE, "dup.py": DUPLICATE,
-        "data.bin": b"\x00\x01binary", "big.txt": "b" * 6000,
+        "data.bin": b"\x00\x01binary", "big.txt": "b" * 6000, "near.py": NEAR,
     })
     os.symlink("/etc/hostname", alpha / "escape")
     beta = make_git_repo(root / "beta", [{"dup.py": "old\n", "LICENSE": mit_license("Beta")},
@@ -39,7 +52,7 @@ def make_sources(root: Path) -> list[SourceSpec]:
         ("gamma-1.0/COPYING", mit_license("Gamma"), {}),
     ])
     delta = make_zip(root / "delta.zip", {"delta/main.go": "package main\n\nfunc main() {}\n",
-                                          "delta/LICENSE": mit_license("Delta")})
+                                          "delta/LICENSE": mit_license("Delta"), "delta/near_copy.py": NEAR_COPY})
     dataset = root / "files.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in [
         {"repo": "ds/one", "path": "x.rs", "content": "fn main() {}\n", "license": "Apache-2.0"},
@@ -78,15 +91,19 @@ def built(tmp_path_factory, ray_local):
 def test_every_input_file_is_accounted_for(built):
     root, _, run = built
     files = pq.read_table(root / "out" / "manifest" / "files.parquet").to_pylist()
-    assert len(files) == 20
-    dropped = {f["path"]: f["reason"] for f in files if f["decision"] == "dropped"}
+    assert len(files) == 22
+    dropped = {(f["repo"], f["path"]): f["reason"] for f in files if f["decision"] == "dropped"}
     assert dropped == {
-        "data.bin": reasons.BINARY, "big.txt": reasons.TOO_LARGE, "escape": reasons.LINK_ESCAPE,
-        "gamma-1.0/../../slip.py": reasons.PATH_ESCAPE, "dup.py": reasons.EXACT_DUPLICATE,
-        "x.rs": reasons.DUPLICATE_PATH, "nolicense/none.py": reasons.LICENSE_NOT_ALLOWED, "y.py": reasons.NO_LICENSE,
+        ("alpha", "data.bin"): reasons.BINARY, ("alpha", "big.txt"): reasons.TOO_LARGE,
+        ("alpha", "escape"): reasons.LINK_ESCAPE, ("gamma-1.0", "gamma-1.0/../../slip.py"): reasons.PATH_ESCAPE,
+        ("alpha", "dup.py"): reasons.EXACT_DUPLICATE, ("ds/one", "x.rs"): reasons.DUPLICATE_PATH,
+        ("gamma-1.0", "nolicense/none.py"): reasons.LICENSE_NOT_ALLOWED, ("ds/two", "y.py"): reasons.NO_LICENSE,
+        # the MIT license texts differ only in their holder: near duplicates of the starred beta's
+        ("alpha", "LICENSE"): reasons.NEAR_DUPLICATE, ("gamma-1.0", "COPYING"): reasons.NEAR_DUPLICATE,
+        ("delta", "LICENSE"): reasons.NEAR_DUPLICATE, ("delta", "near_copy.py"): reasons.NEAR_DUPLICATE,
     }
-    assert run["counts"]["files"] == 20 and run["counts"]["kept"] == 12
-    assert run["counts"]["dropped"] == {r: 1 for r in dropped.values()}
+    assert run["counts"]["files"] == 22 and run["counts"]["kept"] == 10
+    assert run["counts"]["dropped"] == {**{r: 1 for r in dropped.values()}, reasons.NEAR_DUPLICATE: 4}
     assert all(f["reason"] is None for f in files if f["decision"] == "kept")
 
 
@@ -102,7 +119,7 @@ def test_exact_duplicate_keeps_the_starred_repository(built):
 def test_shards_hold_the_kept_files_and_match_the_index(built):
     root, _, run = built
     index = json.loads((root / "out/shards/index.json").read_text())
-    assert index["totals"]["rows"] == 12 and len(index["shards"]) > 1
+    assert index["totals"]["rows"] == 10 and len(index["shards"]) > 1
     contents = {}
     for entry in index["shards"]:
         path = root / "out/shards" / entry["file"]
@@ -116,7 +133,7 @@ def test_shards_hold_the_kept_files_and_match_the_index(built):
     assert contents[("ds/one", "x.rs")] == "fn main() {}\n"
     placed = duckdb.sql(f"""SELECT count(*) FROM '{root}/out/manifest/files.parquet'
                             WHERE (decision = 'kept') = (shard IS NOT NULL AND row IS NOT NULL)""").fetchall()
-    assert placed == [(20,)]
+    assert placed == [(22,)]
 
 
 def test_languages_and_repositories(built):
@@ -126,9 +143,9 @@ def test_languages_and_repositories(built):
     repos = duckdb.sql(f"""SELECT repo, kind, files, files_kept, decision, stars, length(commit)
                            FROM '{root}/out/manifest/repos.parquet' ORDER BY repo""").fetchall()
     assert [r[:6] for r in repos] == [
-        ("alpha", "directory", 7, 3, "kept", 1), ("beta", "git", 3, 3, "kept", 10),
-        ("delta", "archive", 2, 2, "kept", None), ("ds/one", "dataset", 3, 2, "kept", None),
-        ("ds/two", "dataset", 1, 0, "dropped", None), ("gamma-1.0", "archive", 4, 2, "kept", None),
+        ("alpha", "directory", 8, 3, "kept", 1), ("beta", "git", 3, 3, "kept", 10),
+        ("delta", "archive", 3, 1, "kept", None), ("ds/one", "dataset", 3, 2, "kept", None),
+        ("ds/two", "dataset", 1, 0, "dropped", None), ("gamma-1.0", "archive", 4, 1, "kept", None),
     ]
     assert repos[1][6] == 40  # the git commit
 
@@ -140,13 +157,15 @@ def test_run_json_records_config_versions_and_stages(built):
     assert saved["versions"]["enry-python"] != "not installed"
     stages = {stage["name"]: stage for stage in saved["stages"]}
     assert list(stages) == ["ingest", "language", "license", "duplicate_paths", "license_decision", "exact_dedup",
-                            "shards"]
+                            "near_dedup", "shards"]
     assert stages["ingest"]["dropped"] == {
         reasons.BINARY: 1, reasons.TOO_LARGE: 1, reasons.LINK_ESCAPE: 1, reasons.PATH_ESCAPE: 1,
     }
     assert stages["exact_dedup"]["dropped"] == {reasons.EXACT_DUPLICATE: 1}
     assert stages["license_decision"]["dropped"] == {reasons.LICENSE_NOT_ALLOWED: 1, reasons.NO_LICENSE: 1}
-    assert stages["language"]["files_in"] == 16 and stages["shards"]["kept"] == 12
+    assert stages["near_dedup"]["dropped"] == {reasons.NEAR_DUPLICATE: 4}
+    assert stages["near_dedup"]["notes"]["clusters"] == 2
+    assert stages["language"]["files_in"] == 18 and stages["shards"]["kept"] == 10
     assert not (root / "out/_work").exists()
 
 
@@ -175,7 +194,7 @@ def test_killed_build_resumes_to_the_same_bytes(tmp_path):
     for number in range(24):
         write_tree(src / f"repo{number:02d}", {
             "LICENSE": mit_license(f"Owner {number}"),
-            **{f"m{i}.py": f"# module {i} of {number}\n" + PYTHON_FILE * (1 + i % 7) for i in range(40)},
+            **{f"m{i}.py": program(number * 100 + i, lines=10 + 10 * (i % 7)) for i in range(40)},
         })
     config = tmp_path / "build.toml"
     config.write_text(f'sources = ["{src}"]\n[execution]\nnum_workers = 1\n[shards]\ntarget_bytes = 50000\n')
