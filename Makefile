@@ -1,5 +1,6 @@
 # `make corpus` and `make test` are all a fresh machine needs: each first builds .venv
-# (again whenever pyproject.toml changes), then does its job.
+# (again whenever pyproject.toml changes), then does its job. torch (the `train` extra) is
+# the CPU wheel, so the loader's and trainer's tests run without a GPU.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,7 +14,7 @@ CONFIG ?= configs/default.toml
 $(STAMP): pyproject.toml
 	@echo "setting up $(VENV) (log: $(VENV)/install.log)"
 	@$(PYTHON) -m venv $(VENV)
-	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[test]'; } \
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[test,train]'; } \
 		> $(VENV)/install.log 2>&1 || { tail -40 $(VENV)/install.log; echo "install failed"; exit 1; }
 	@touch $(STAMP)
 
@@ -28,6 +29,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_language.py --config $(CONFIG)
+	$(BIN)/python bench/dedup.py --config $(CONFIG)
+	$(BIN)/python bench/tokenization.py --config $(CONFIG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

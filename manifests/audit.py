@@ -1,7 +1,8 @@
 """`corpus audit OUT`: what a compliance team runs before a release, on DuckDB over the
 manifests. Failures (any makes the exit status non-zero): a kept file whose license does
 not pass the allowlist, a kept file without license evidence, a shard whose bytes, rows or
-checksum differ from shards/index.json, a shard missing from the index or on disk.
+checksum differ from shards/index.json, a shard missing from the index or on disk, a
+tokenizer.json that is not the one the shards were encoded with.
 Also reported: the license table, and repositories whose evidence disagreed."""
 
 from __future__ import annotations
@@ -99,6 +100,12 @@ def _check_shards(db: duckdb.DuckDBPyConnection, shard_dir: Path) -> list[str]:
             continue
         if pq.ParquetFile(path).metadata.num_rows != entry["rows"]:
             failures.append(f"shard {entry['file']}: {entry['rows']} rows in index.json, not in the file")
+    if index.get("tokenizer"):
+        tokenizer = shard_dir.parent / index["tokenizer"]
+        if not tokenizer.exists():
+            failures.append(f"{tokenizer} is missing (index.json names it)")
+        elif sha256_file(tokenizer) != index["tokenizer_sha256"]:
+            failures.append(f"{tokenizer}: sha256 differs from index.json's tokenizer_sha256")
     ((kept,),) = db.sql("SELECT count(*) FROM files WHERE decision = 'kept'").fetchall()
     if kept != index["totals"]["rows"]:
         failures.append(f"files.parquet keeps {kept} files but the shards hold {index['totals']['rows']} rows")

@@ -83,3 +83,11 @@ SHARD = pa.schema(
         pa.field("content", pa.large_string(), nullable=False),
     ]
 )
+
+
+def shard_schema(ids: pa.DataType | None) -> pa.Schema:
+    """SHARD, plus input_ids (list of `ids`: uint16 or int32) and num_tokens when tokenized."""
+    if ids is None:
+        return SHARD
+    return SHARD.append(pa.field("input_ids", pa.list_(ids), nullable=False)).append(
+        pa.field("num_tokens", pa.int32(), nullable=False))

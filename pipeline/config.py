@@ -81,7 +81,7 @@ class NearDedupConfig:
     min_tokens: int = 10  # files with fewer tokens get no signature: never near duplicates
     verify: bool = True  # a candidate pair must reach the threshold by its signatures' estimate
     max_bucket_size: int = 64  # buckets up to this size pair every member; larger ones a star and a chain
-    batch_files: int = 2000  # files per signature task
+    batch_files: int = 500  # files per signature task
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
@@ -110,8 +110,30 @@ class NearDedupConfig:
 
 
 @dataclass(frozen=True)
+class TokenizeConfig:
+    """The tokenizer and the encoding of kept files (stages/tokenize.py)."""
+
+    enabled: bool = True  # false: shards carry content only, no input_ids
+    tokenizer: str | None = None  # a tokenizer.json to use (relative to the config); None: train one
+    vocab_size: int = 49_152  # of a trained tokenizer (StarCoder's), special tokens included
+    train_bytes: int = 256 * 1024**2  # kept content a trained tokenizer sees, sampled across languages
+    min_frequency: int = 2  # a merge must occur this often in the sample
+    metadata_probability: float = 0.2  # each of <reponame>, <filename>, <gh_stars> prefixed with this chance
+    seed: int = 0  # seeds the training sample and the metadata draws
+    batch_files: int = 1000  # files per encoding task
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.metadata_probability <= 1:
+            raise ConfigError(f"tokenize.metadata_probability = {self.metadata_probability!r}: expected 0..1")
+        if self.vocab_size < 256 + 19 or self.batch_files < 1:
+            raise ConfigError(f"tokenize.vocab_size = {self.vocab_size}: at least 275 (19 special tokens, 256 "
+                              f"bytes); batch_files >= 1")
+
+
+@dataclass(frozen=True)
 class ShardConfig:
     target_bytes: int = 256 * 1024**2  # content bytes per shard before a new one starts
+    target_tokens: int = 64 * 1024**2  # tokens per shard before a new one starts (when tokenizing)
     max_rows: int = 100_000  # rows per shard at most
     row_group_rows: int = 1024  # Parquet row group size inside a shard
     shuffle_seed: int = 0  # seeds the deterministic spread of files over shards
@@ -136,6 +158,7 @@ class BuildConfig:
     license: LicenseConfig = field(default_factory=LicenseConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     near_dedup: NearDedupConfig = field(default_factory=NearDedupConfig)
+    tokenize: TokenizeConfig = field(default_factory=TokenizeConfig)
     shards: ShardConfig = field(default_factory=ShardConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
@@ -156,6 +179,7 @@ _SECTIONS = {
     "license": LicenseConfig,
     "dedup": DedupConfig,
     "near_dedup": NearDedupConfig,
+    "tokenize": TokenizeConfig,
     "shards": ShardConfig,
     "execution": ExecutionConfig,
 }
@@ -169,6 +193,8 @@ def _build_section(cls: type, values: Any, section: str) -> Any:
         if key not in known:
             raise ConfigError(f"unknown key {section}.{key} (known: {', '.join(sorted(known))})")
         default = known[key].default
+        if default is None and value is not None and not isinstance(value, str):
+            raise ConfigError(f"{section}.{key} = {value!r}: expected a string")
         if default is not None and not isinstance(default, bool) and isinstance(value, bool):
             raise ConfigError(f"{section}.{key} = {value!r}: expected a number or string")
         if isinstance(default, bool) and not isinstance(value, bool):
@@ -244,6 +270,9 @@ def load_config(path: str | Path | None, overrides: dict[str, dict[str, Any]] | 
         raise ConfigError(f"shards.compression = {sections['shards'].compression!r}: unsupported")
     if sections["ingest"].max_file_bytes == 0:
         raise ConfigError("ingest.max_file_bytes = 0: every file would be too large")
+    if sections["tokenize"].tokenizer:
+        tokenizer = resolve_source_path(sections["tokenize"].tokenizer, base)
+        sections["tokenize"] = dataclasses.replace(sections["tokenize"], tokenizer=tokenizer)
     cache_dir = resolve_source_path(data.get("cache_dir", ".cache/corpus"), base)
     return BuildConfig(
         sources=tuple(specs),

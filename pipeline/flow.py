@@ -7,8 +7,9 @@ Scopes say where a stage runs:
 - "output": writes the shards; the manifests follow it.
 
 License and opt-out (scope "file", with the repository's license resolved in the unit's
-task), quality and comment filters ("file") and tokenization ("output") are added here by
-their issues; the runner needs no change for them.
+task), quality and comment filters ("file") are added here by their issues; the runner needs no
+change for them. Tokenization is the last corpus stage: it must see exactly the kept files
+(to train on them and count tokens before the writer cuts shards by tokens).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from stages.ingest import Ingest
 from stages.language import LanguageDetector
 from stages.license import LicenseDecision, LicenseDetector
 from stages.shards import ShardWriter
+from stages.tokenize import Tokenize
 
 SCOPES = ("repository", "file", "corpus", "output")
 
@@ -45,6 +47,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("license_decision", LicenseDecision, "license", "corpus"),
     StageSpec("exact_dedup", ExactDedup, "dedup", "corpus"),
     StageSpec("near_dedup", NearDedup, "near_dedup", "corpus"),
+    StageSpec("tokenize", Tokenize, "tokenize", "corpus"),  # drops nothing: leaves the view `tokens`
     StageSpec("shards", ShardWriter, "shards", "output"),
 )
 

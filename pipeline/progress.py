@@ -76,10 +76,13 @@ def summary(run: dict[str, Any]) -> str:
     top = ", ".join(f"{k} {v}" for k, v in list(known.items())[:8])
     unknown = counts["languages"].get("(unknown)", 0)
     lines.append(f"  languages kept: {len(known)} ({top}, …; {unknown} files without a language)")
-    lines.append(f"  shards: {run['shards']['shards']} ({run['shards']['rows']} rows)")
+    tokens = f", {run['shards']['tokens']:,} tokens" if "tokens" in run["shards"] else ""
+    lines.append(f"  shards: {run['shards']['shards']} ({run['shards']['rows']} rows{tokens})")
     seconds = ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["stages"])
     lines.append(f"  seconds per stage (summed over workers; ingest includes fetching): {seconds}")
     if run["units"]["resumed"]:
         lines.append(f"  resumed: {run['units']['resumed']} of {run['units']['total']} units were already done")
     lines.append(f"  manifests: {run['out_dir']}/manifest/ (files.parquet, repos.parquet, run.json)")
+    if "tokens" in run["shards"]:
+        lines.append(f"  shards and tokenizer: {run['out_dir']}/shards/, {run['out_dir']}/tokenizer.json")
     return "\n".join(lines)

@@ -28,8 +28,9 @@ from pipeline.work import WorkDir, mark_done, write_files_part, write_repos_part
 from stages.sources import Unit, resolve_units
 
 RUN_FORMAT = 1
-OUTPUTS = ("shards", "manifest", "NOTICE")
-VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "charset-normalizer", "datasketch")
+OUTPUTS = ("shards", "manifest", "NOTICE", "tokenizer.json")
+VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "charset-normalizer", "datasketch",
+             "tokenizers")
 
 
 def process_unit(unit: Unit, config: BuildConfig, out_dir: str) -> dict[str, Any]:
@@ -129,12 +130,16 @@ def _run_corpus_stages(db: duckdb.DuckDBPyConnection, config: BuildConfig, conte
 
 
 def _publish(staging: Path, out_dir: Path) -> None:
-    """Move the finished outputs into place; what a previous build left there is replaced."""
+    """Move the finished outputs into place; what a previous build left there is replaced
+    (or removed, like the tokenizer.json of a tokenized build rebuilt without tokens)."""
     for name in OUTPUTS:
         target = out_dir / name
         if target.is_dir():
             shutil.rmtree(target)
-        (staging / name).replace(target)
+        if (staging / name).exists():
+            (staging / name).replace(target)
+        elif target.exists():
+            target.unlink()
 
 
 def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = None) -> dict[str, Any]:
@@ -179,8 +184,9 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
     writer_started = time.perf_counter()
     shutil.rmtree(work.staging, ignore_errors=True)
     (work.staging / "manifest").mkdir(parents=True)
-    writer.place(db)
-    index = writer.write(db, work.staging / "shards")
+    tokenizer = work.path / "tokenize" / "tokenizer.json" if config.tokenize.enabled else None
+    writer.place(db, tokenized=tokenizer is not None)
+    index = writer.write(db, work.staging / "shards", tokenizer)
     write_files_manifest(db, work.staging / "manifest" / "files.parquet")
     write_repos_manifest(db, work.staging / "manifest" / "repos.parquet")
     write_attribution(db, work.staging / "manifest" / "attribution.parquet")

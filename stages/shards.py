@@ -2,15 +2,17 @@
 
 Files are spread over shards by a seeded shuffle (md5 of seed and file id), so one big
 repository does not fill one shard and the same input gives the same shards whatever
-order the units finished in. A shard closes when it reaches `target_bytes` of content or
-`max_rows` rows. Each shard is written in one call with a fixed row-group size, so its
-bytes depend only on its rows. Tokens (input_ids, num_tokens) are added by the tokenize
-stage.
+order the units finished in. A shard closes when it reaches `target_bytes` of content,
+`target_tokens` tokens (when the tokenize stage ran) or `max_rows` rows. Each shard is
+written in one call with a fixed row-group size, so its bytes depend only on its rows.
+When the tokenize stage ran (DuckDB view `tokens`), shards carry `input_ids` and
+`num_tokens`, and index.json the token counts and the tokenizer's sha256.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,9 @@ from manifests import schema
 from pipeline.config import ShardConfig
 from pipeline.stage import Stage
 from stages.sources import sha256_file
+from stages.tokenize import ids_type
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: token counts and the tokenizer
 
 
 def shard_name(number: int) -> str:
@@ -35,21 +38,26 @@ class ShardWriter(Stage):
 
     config: ShardConfig
 
-    def place(self, db: Any) -> None:
+    def place(self, db: Any, tokenized: bool = False) -> None:
         """Create table `placement(unit, ordinal, shard, row)` for every kept file."""
+        tokens = "t.num_tokens" if tokenized else "0"
+        join = "LEFT JOIN tokens t USING (unit, ordinal)" if tokenized else ""
         order = db.sql(
-            f"""SELECT unit, ordinal, size FROM files WHERE decision = 'kept'
+            f"""SELECT unit, ordinal, size, {tokens} AS num_tokens FROM files {join} WHERE decision = 'kept'
                 ORDER BY md5('{int(self.config.shuffle_seed)}:' || id), unit, ordinal"""
         ).to_arrow_table()
         shards, rows = [], []
-        shard, row, shard_bytes = 0, 0, 0
-        for size in order.column("size").to_pylist():
-            if row and (shard_bytes + size > self.config.target_bytes or row >= self.config.max_rows):
-                shard, row, shard_bytes = shard + 1, 0, 0
+        shard, row, shard_bytes, shard_tokens = 0, 0, 0, 0
+        config = self.config
+        for size, count in zip(order.column("size").to_pylist(), order.column("num_tokens").to_pylist(), strict=True):
+            if row and (shard_bytes + size > config.target_bytes or row >= config.max_rows
+                        or (tokenized and shard_tokens + count > config.target_tokens)):
+                shard, row, shard_bytes, shard_tokens = shard + 1, 0, 0, 0
             shards.append(shard)
             rows.append(row)
             row += 1
             shard_bytes += size
+            shard_tokens += count
         placement = pa.table(
             {
                 "unit": order.column("unit"),
@@ -62,12 +70,25 @@ class ShardWriter(Stage):
         db.sql("CREATE OR REPLACE TABLE placement AS SELECT * FROM placement_arrow")
         db.unregister("placement_arrow")
 
-    def write(self, db: Any, shard_dir: Path) -> dict[str, Any]:
-        """Write every shard into `shard_dir`; return the index (also written as index.json)."""
+    def write(self, db: Any, shard_dir: Path, tokenizer: Path | None = None) -> dict[str, Any]:
+        """Write every shard into `shard_dir`; return the index (also written as index.json).
+        With a `tokenizer` (the tokenize stage ran), shards carry its input_ids and the
+        tokenizer is copied next to `shard_dir` as tokenizer.json."""
         shard_dir.mkdir(parents=True, exist_ok=True)
+        self._schema = schema.SHARD
         columns = ", ".join(f"f.{name}" for name in schema.SHARD.names)
+        join = ""
+        vocab_size = None
+        if tokenizer is not None:
+            from tokenizers import Tokenizer
+
+            vocab_size = Tokenizer.from_file(str(tokenizer)).get_vocab_size()
+            self._schema = schema.shard_schema(ids_type(vocab_size))
+            columns += ", t.input_ids, t.num_tokens"
+            join = "JOIN tokens t USING (unit, ordinal)"
         reader = db.sql(
-            f"SELECT p.shard, {columns} FROM files f JOIN placement p USING (unit, ordinal) ORDER BY p.shard, p.row"
+            f"""SELECT p.shard, {columns} FROM files f JOIN placement p USING (unit, ordinal) {join}
+                ORDER BY p.shard, p.row"""
         ).to_arrow_reader(batch_size=self.config.row_group_rows)
         entries: list[dict[str, Any]] = []
         pending: list[pa.Table] = []
@@ -87,23 +108,25 @@ class ShardWriter(Stage):
                     start = position
         if current is not None:
             entries.append(self._write_shard(shard_dir, current, pending))
-        index = {
-            "format": INDEX_FORMAT,
-            "shards": entries,
-            "totals": {
-                "shards": len(entries),
-                "rows": sum(e["rows"] for e in entries),
-                "content_bytes": sum(e["content_bytes"] for e in entries),
-                "bytes": sum(e["bytes"] for e in entries),
-            },
-            "tokenizer": None,
-            "tokenizer_sha256": None,
+        totals = {
+            "shards": len(entries),
+            "rows": sum(e["rows"] for e in entries),
+            "content_bytes": sum(e["content_bytes"] for e in entries),
+            "bytes": sum(e["bytes"] for e in entries),
         }
+        index: dict[str, Any] = {"format": INDEX_FORMAT, "shards": entries, "totals": totals,
+                                 "tokenizer": None, "tokenizer_sha256": None}
+        if tokenizer is not None:
+            target = shard_dir.parent / "tokenizer.json"
+            shutil.copyfile(tokenizer, target)
+            totals["tokens"] = sum(e["tokens"] for e in entries)
+            index.update(tokenizer="tokenizer.json", tokenizer_sha256=sha256_file(target), vocab_size=vocab_size,
+                         input_ids=str(ids_type(vocab_size)))
         (shard_dir / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         return index
 
     def _write_shard(self, shard_dir: Path, number: int, pieces: list[pa.Table]) -> dict[str, Any]:
-        table = pa.concat_tables(pieces).cast(schema.SHARD)
+        table = pa.concat_tables(pieces).cast(self._schema)
         path = shard_dir / shard_name(number)
         compression = None if self.config.compression == "none" else self.config.compression
         pq.write_table(table, path, compression=compression, row_group_size=self.config.row_group_rows)
@@ -111,10 +134,13 @@ class ShardWriter(Stage):
         self.stats.files_in += table.num_rows
         self.stats.kept += table.num_rows
         self.stats.bytes_in += content_bytes
-        return {
+        entry = {
             "file": path.name,
             "rows": table.num_rows,
             "content_bytes": content_bytes,
             "bytes": path.stat().st_size,
             "sha256": sha256_file(path),
         }
+        if "num_tokens" in table.column_names:
+            entry["tokens"] = int(pc.sum(table.column("num_tokens")).as_py() or 0)
+        return entry

@@ -73,6 +73,16 @@ def test_a_shard_whose_bytes_changed_fails(out):
     assert failures == [f"shard {shard.name}: bytes differ from index.json (sha256 mismatch)"]
 
 
+def test_a_tokenizer_that_did_not_make_the_shards_fails(out):
+    tokenizer = out / "tokenizer.json"
+    data = json.loads(tokenizer.read_text())
+    data["model"]["vocab"]["zzz-extra"] = len(data["model"]["vocab"]) + 19
+    tokenizer.write_text(json.dumps(data))
+    assert audit(out).failures == [f"{tokenizer}: sha256 differs from index.json's tokenizer_sha256"]
+    tokenizer.unlink()
+    assert audit(out).failures == [f"{tokenizer} is missing (index.json names it)"]
+
+
 def test_sql_over_the_manifests(out, capsys):
     assert main(["audit", str(out), "--json", "--sql",
                  "SELECT repo, count(*) AS n FROM files WHERE decision = 'kept' GROUP BY repo"]) == 0

@@ -1,0 +1,129 @@
+"""Benchmark: the tokenize stage's speed, and bytes per token per language.
+
+    make corpus && .venv/bin/python bench/tokenization.py [--out out/corpus] [--repeat 5]
+
+Data: the kept files of a build (`make corpus`: the default sample), split by md5 of the
+file id into 80% for training and 20% held out; every figure below is on held-out files.
+
+  - two tokenizers trained with the stage's own `train_tokenizer` (vocabulary 49,152): one
+    on the training files of every language (what a build does), one on the Python
+    training files only, the same number of bytes at most; bytes per token on each
+    language's held-out files (more is better: fewer tokens for the same code);
+  - encoding speed on one core (RAYON_NUM_THREADS=1): the stage's `encode_files` (batched
+    `encode_batch`, special tokens not recognized in text, metadata prefix and
+    <|endoftext|>) against the obvious alternative in the same process, one
+    `Tokenizer.encode` call per file; tokens/s and MB/s per core, median of --repeat;
+  - training time of the multi-language tokenizer (one core).
+MB are 10^6 bytes of UTF-8 content.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["RAYON_NUM_THREADS"] = "1"  # before tokenizers starts its thread pool: one core  # noqa: E402
+
+import argparse
+import hashlib
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from report import publish  # bench/report.py
+
+from pipeline.config import TokenizeConfig
+from stages.tokenize import encode_files, train_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+VOCAB = 49_152
+
+
+def kept_files(out: Path) -> list[dict]:
+    shards = sorted((out / "shards").glob("part-*.parquet"))
+    if not shards:
+        raise SystemExit(f"no shards in {out}/shards: run `make corpus` first")
+    rows = []
+    for shard in shards:
+        rows.extend(pq.read_table(shard, columns=["id", "repo", "path", "language", "content"]).to_pylist())
+    for row in rows:
+        row["stars"] = None
+        row["held_out"] = hashlib.md5(row["id"].encode()).digest()[0] < 256 * 0.2
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def bytes_per_token(tokenizer, rows: list[dict]) -> dict[str, float]:
+    by_language: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        ids = tokenizer.encode(row["content"], add_special_tokens=False).ids
+        totals = by_language[row["language"] or "(unknown)"]
+        totals[0] += len(row["content"].encode())
+        totals[1] += len(ids)
+    return {language: round(b / t, 3) for language, (b, t) in sorted(by_language.items()) if t}
+
+
+def timed(fn, repeat: int) -> float:
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "corpus")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    rows = kept_files(args.out)
+    train = [r["content"] for r in rows if not r["held_out"]]
+    held_out = [r for r in rows if r["held_out"]]
+    python = [r["content"] for r in rows if not r["held_out"] and r["language"] == "Python"]
+
+    started = time.perf_counter()
+    every = train_tokenizer(iter(train), VOCAB)
+    train_seconds = time.perf_counter() - started
+    only_python = train_tokenizer(iter(python), VOCAB)
+
+    config = TokenizeConfig()
+    megabytes = sum(len(r["content"].encode()) for r in rows) / 1e6
+    tokens = sum(len(ids) for ids in encode_files(every, rows, config))
+    stage = timed(lambda: encode_files(every, rows, config), args.repeat)
+    every.encode_special_tokens = True
+    one_by_one = timed(lambda: [every.encode(r["content"], add_special_tokens=False) for r in rows], args.repeat)
+
+    multi = bytes_per_token(every, held_out)
+    single = bytes_per_token(only_python, held_out)
+    held_out_counts = defaultdict(int)
+    for row in held_out:
+        held_out_counts[row["language"] or "(unknown)"] += 1
+    publish("tokenize", {
+        "files": len(rows), "megabytes": round(megabytes, 2), "tokens": tokens,
+        "train_megabytes": {"every_language": round(sum(len(t.encode()) for t in train) / 1e6, 2),
+                            "python_only": round(sum(len(t.encode()) for t in python) / 1e6, 2)},
+        "vocab_size": {"every_language": every.get_vocab_size(), "python_only": only_python.get_vocab_size()},
+        "train_seconds_one_core": round(train_seconds, 1),
+        "encode_stage": {"tokens_per_s_per_core": round(tokens / stage), "mb_s_per_core": round(megabytes / stage, 2)},
+        "encode_one_call_per_file": {"tokens_per_s_per_core": round(tokens / one_by_one),
+                                     "mb_s_per_core": round(megabytes / one_by_one, 2)},
+        "stage_vs_one_call_per_file": round(one_by_one / stage, 2),
+        "bytes_per_token_held_out": {
+            language: {"files": held_out_counts[language], "every_language": multi[language],
+                       "python_only": single[language]}
+            for language in multi if held_out_counts[language] >= 3
+        },
+        "bytes_per_token_held_out_all": {
+            "every_language": round(sum(len(r["content"].encode()) for r in held_out)
+                                    / sum(len(every.encode(r["content"]).ids) for r in held_out), 3),
+            "python_only": round(sum(len(r["content"].encode()) for r in held_out)
+                                 / sum(len(only_python.encode(r["content"]).ids) for r in held_out), 3),
+        },
+        "repeat": args.repeat,
+    })
+
+
+if __name__ == "__main__":
+    main()

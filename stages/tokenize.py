@@ -1,0 +1,281 @@
+"""Tokenization: a byte-level BPE tokenizer with StarCoder's special tokens, trained on the
+build's kept files (or loaded from a tokenizer.json), and every kept file encoded.
+
+- Special tokens: `SPECIAL_TOKENS`, ids 0..18 in that order (DESIGN.md). A given
+  tokenizer.json must hold each at its id, or the build stops with a ConfigError.
+- Training sample: at most `train_bytes` of kept content. Each language's share of the
+  budget is proportional to the square root of its kept bytes (temperature sampling with
+  alpha 0.5: small languages get more than their share, none is starved); within a
+  language files are taken in md5(seed:id) order, whole, until its share is spent; the
+  share a language cannot fill goes to the others. Same input, same sample, and
+  HF tokenizers' BPE trainer is deterministic on the same input, so the same tokenizer.
+- Encoding: content is encoded with special tokens *not* recognized in the text
+  (`encode_special_tokens`), so a file that contains the string `<|endoftext|>` cannot
+  inject a control token; decode(encode(x)) == x for any text (no normalizer; byte-level).
+  Each file gets `<|endoftext|>` at its end and, each with probability
+  `metadata_probability` decided by md5(seed:id), StarCoder's metadata prefix parts:
+  `<reponame>REPO`, `<filename>PATH`, `<gh_stars>STARS` (stars only when known), then a
+  newline before the content when any part is present.
+- Parallel: batches of `batch_files` files are Ray tasks (the same executor as ingest);
+  each calls `encode_batch`, whose Rust threads are limited so that tasks x threads fits
+  the CPUs. The ids go to `_work/<fp>/tokenize/tokens-N.parquet`, read back by the writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config import ConfigError, TokenizeConfig
+from pipeline.stage import CorpusContext, CorpusStage
+
+SPECIAL_TOKENS = (
+    "<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<filename>", "<gh_stars>",
+    "<issue_start>", "<issue_comment>", "<issue_closed>", "<jupyter_start>", "<jupyter_text>", "<jupyter_code>",
+    "<jupyter_output>", "<empty_output>", "<commit_before>", "<commit_msg>", "<commit_after>", "<reponame>",
+)
+EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD, FILENAME, GH_STARS = range(7)
+REPONAME = 18
+NO_DROPS = "SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL AS reason, NULL AS dup_of LIMIT 0"
+
+
+def ids_type(vocab_size: int) -> pa.DataType:
+    """input_ids element type: uint16 while every id fits, else int32."""
+    return pa.uint16() if vocab_size <= 2**16 else pa.int32()
+
+
+def check_special_tokens(tokenizer: Any, source: str) -> None:
+    for expected, token in enumerate(SPECIAL_TOKENS):
+        found = tokenizer.token_to_id(token)
+        if found != expected:
+            raise ConfigError(f"tokenizer {source}: special token {token} has id {found}, expected {expected} "
+                              f"(StarCoder's 19 special tokens must be ids 0..18 in DESIGN.md's order)")
+
+
+def new_tokenizer() -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+def train_tokenizer(texts: Iterator[str], vocab_size: int, min_frequency: int = 2) -> Any:
+    """A byte-level BPE over `texts`, special tokens first (ids 0..18), then the 256 bytes."""
+    from tokenizers import pre_tokenizers, trainers
+
+    tokenizer = new_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    check_special_tokens(tokenizer, "trained")
+    return tokenizer
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception for a bad file
+        raise ConfigError(f"tokenize.tokenizer = {str(path)!r}: cannot load: {err}") from err
+    check_special_tokens(tokenizer, str(path))
+    return tokenizer
+
+
+def _draws(seed: int, file_id: str) -> tuple[float, float, float]:
+    """Three uniform numbers in [0, 1) fixed by the seed and the file."""
+    digest = hashlib.md5(f"{seed}:{file_id}".encode()).digest()
+    return tuple(int.from_bytes(digest[i:i + 4], "little") / 2**32 for i in (0, 4, 8))  # type: ignore[return-value]
+
+
+def metadata_prefix(repo: str, path: str, stars: int | None, file_id: str, config: TokenizeConfig) -> list[tuple]:
+    """The metadata parts this file gets: (special id, text) pairs, in StarCoder's order."""
+    p = config.metadata_probability
+    draw_repo, draw_path, draw_stars = _draws(config.seed, file_id)
+    parts = []
+    if draw_repo < p:
+        parts.append((REPONAME, repo))
+    if draw_path < p:
+        parts.append((FILENAME, path))
+    if stars is not None and draw_stars < p:
+        parts.append((GH_STARS, str(stars)))
+    return parts
+
+
+def encode_files(tokenizer: Any, rows: list[dict[str, Any]], config: TokenizeConfig) -> list[list[int]]:
+    """input_ids of each row (repo, path, stars, id, content): prefix, content, <|endoftext|>."""
+    tokenizer.encode_special_tokens = True  # the text never yields a control token
+    prefixes = [metadata_prefix(r["repo"], r["path"], r["stars"], r["id"], config) for r in rows]
+    texts = [r["content"] for r in rows]
+    pieces = [text for parts in prefixes for _, text in parts]
+    encoded = tokenizer.encode_batch(texts + pieces, add_special_tokens=False)
+    piece_ids = iter(e.ids for e in encoded[len(texts):])
+    result = []
+    for parts, content in zip(prefixes, encoded[: len(texts)], strict=True):
+        ids: list[int] = []
+        for special, _ in parts:
+            ids.append(special)
+            ids.extend(next(piece_ids))
+        if parts:
+            ids.extend(tokenizer.encode("\n", add_special_tokens=False).ids)
+        ids.extend(content.ids)
+        ids.append(EOS)
+        result.append(ids)
+    return result
+
+
+def encode_batch_task(batch: tuple[int, list[dict[str, Any]]], config: TokenizeConfig, folder: str,
+                      threads: int) -> dict[str, int]:
+    """One encoding task: writes tokens-N.parquet (unit, ordinal, input_ids, num_tokens)."""
+    if threads:  # read when the tokenizer's thread pool starts, i.e. on the first encode_batch
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+    number, rows = batch
+    tokenizer = _cached_tokenizer(str(Path(folder) / "tokenizer.json"))
+    ids = encode_files(tokenizer, rows, config)
+    table = pa.table({
+        "unit": pa.array([r["unit"] for r in rows], pa.string()),
+        "ordinal": pa.array([r["ordinal"] for r in rows], pa.int64()),
+        "input_ids": pa.array(ids, pa.list_(ids_type(tokenizer.get_vocab_size()))),
+        "num_tokens": pa.array([len(i) for i in ids], pa.int32()),
+    })
+    path = Path(folder) / f"tokens-{number:06d}.parquet"
+    pq.write_table(table, path.with_suffix(".tmp"), compression="zstd")
+    os.replace(path.with_suffix(".tmp"), path)
+    return {"files": len(rows), "tokens": sum(len(i) for i in ids)}
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def _cached_tokenizer(path: str) -> Any:
+    """One tokenizer per worker process and file (workers are reused across tasks)."""
+    if path not in _TOKENIZERS:
+        _TOKENIZERS.clear()
+        _TOKENIZERS[path] = load_tokenizer(path)
+    return _TOKENIZERS[path]
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Tokenize(CorpusStage):
+    """Drops nothing: trains or loads the tokenizer, encodes every kept file, and leaves the
+    DuckDB view `tokens` (unit, ordinal, input_ids, num_tokens) for the writer."""
+
+    name = "tokenize"
+
+    config: TokenizeConfig
+
+    def drops(self, db: Any, context: CorpusContext) -> str:
+        if not self.config.enabled:
+            return NO_DROPS
+        folder = context.scratch / self.name
+        shutil.rmtree(folder, ignore_errors=True)  # cheap to redo, and a half-written one must not count
+        folder.mkdir(parents=True)
+        tokenizer_path = folder / "tokenizer.json"
+        notes: dict[str, Any] = self.stats.notes
+        if self.config.tokenizer:
+            context.progress.phase(f"{self.name}: loading {self.config.tokenizer}")
+            tokenizer = load_tokenizer(self.config.tokenizer)
+            notes["tokenizer"] = self.config.tokenizer
+        else:
+            budget = self._sample_plan(db)
+            notes["trained_on"] = budget
+            total = sum(b["bytes"] for b in budget.values())
+            context.progress.phase(f"{self.name}: training a {self.config.vocab_size}-token BPE on "
+                                   f"{total / 1e6:.1f} MB of {len(budget)} languages")
+            tokenizer = train_tokenizer(self._sample(db), self.config.vocab_size, self.config.min_frequency)
+            notes["tokenizer"] = "trained"
+        tokenizer.save(str(tokenizer_path))
+        notes["vocab_size"] = tokenizer.get_vocab_size()
+        notes["tokenizer_sha256"] = sha256_of(tokenizer_path)
+
+        (files,) = db.sql("SELECT count(*) FROM files WHERE decision = 'kept'").fetchall()[0]
+        context.progress.phase(f"{self.name}: encoding {files} files")
+        executor = context.executor
+        cpus = os.cpu_count() or 1
+        threads = 0 if executor.name == "local" else max(1, cpus // max(executor.num_workers, 1))
+        tokens = 0
+
+        def on_result(batch: Any, result: dict[str, int]) -> None:
+            nonlocal tokens
+            tokens += result["tokens"]
+
+        if files:
+            executor.map(encode_batch_task, self._batches(db), (self.config, str(folder), threads), on_result)
+            parts = f"'{_escape(folder)}/tokens-*.parquet'"
+            db.execute(f"CREATE OR REPLACE VIEW tokens AS SELECT * FROM read_parquet({parts})")
+        else:
+            element = "USMALLINT" if notes["vocab_size"] <= 2**16 else "INTEGER"
+            db.execute(f"""CREATE OR REPLACE VIEW tokens AS
+                           SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL::{element}[] AS input_ids,
+                                  NULL::INTEGER AS num_tokens LIMIT 0""")
+        notes["tokens"] = tokens
+        return NO_DROPS
+
+    def _batches(self, db: Any) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        reader = db.sql("""SELECT unit, ordinal, id, repo, path, stars, content FROM files
+                           WHERE decision = 'kept' ORDER BY unit, ordinal""").to_arrow_reader(
+            batch_size=self.config.batch_files)
+        rows: list[dict[str, Any]] = []
+        number = 0
+        for batch in reader:
+            rows.extend(batch.to_pylist())
+            while len(rows) >= self.config.batch_files:
+                yield number, rows[: self.config.batch_files]
+                rows = rows[self.config.batch_files:]
+                number += 1
+        if rows:
+            yield number, rows
+
+    def _sample_plan(self, db: Any) -> dict[str, dict[str, int]]:
+        """Bytes of each language's share of the training budget (see the module's docstring)."""
+        available = dict(db.sql("""SELECT coalesce(language, '(unknown)'), sum(size) FROM files
+                                   WHERE decision = 'kept' GROUP BY ALL ORDER BY 1""").fetchall())
+        shares: dict[str, int] = {}
+        budget = self.config.train_bytes
+        remaining = dict(available)
+        while remaining and budget > 0:
+            weights = {lang: math.sqrt(size) for lang, size in remaining.items()}
+            total = sum(weights.values())
+            filled = {lang for lang in remaining if budget * weights[lang] / total >= remaining[lang]}
+            if not filled:
+                for lang in remaining:
+                    shares[lang] = int(budget * weights[lang] / total)
+                break
+            for lang in filled:  # languages smaller than their share: all of it, the rest re-split
+                shares[lang] = remaining.pop(lang)
+                budget -= shares[lang]
+        self._shares = shares
+        return {lang: {"available": int(available[lang]), "bytes": shares.get(lang, 0)} for lang in available}
+
+    def _sample(self, db: Any) -> Iterator[str]:
+        """Kept files, whole, in md5(seed:id) order per language until its share is spent."""
+        seed = int(self.config.seed)
+        reader = db.sql(f"""SELECT coalesce(language, '(unknown)') AS language, size, content FROM files
+                            WHERE decision = 'kept'
+                            ORDER BY language, md5('{seed}:' || id), unit, ordinal""").to_arrow_reader(batch_size=256)
+        spent: dict[str, int] = {}
+        for batch in reader:
+            for language, size, content in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                used = spent.get(language, 0)
+                if used < self._shares.get(language, 0):
+                    spent[language] = used + size
+                    yield content
+
+
+def _escape(path: Path) -> str:
+    return str(path).replace("'", "''")

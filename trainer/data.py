@@ -1,0 +1,230 @@
+"""The shard loader: documents or packed token blocks from a build's shards, verified,
+shuffled by seed and epoch, split across data-parallel ranks and loader workers, resumable.
+
+    loader = ShardLoader("out/corpus", seed=0, rank=0, world_size=1)
+    for block, state in loader.blocks(2049):      # (2049,) int64 token ids, and where we are
+        ...
+    resumed = ShardLoader("out/corpus").blocks(2049, state)   # continues right after `block`
+
+Where: a shard directory (with index.json) or a build directory (its shards/ is used), as a
+local path or a URL. `s3://`, `gs://`, `hdfs://` and `file://` go through pyarrow's own
+filesystems; any other scheme through fsspec (`memory://`, `https://`, ...) where fsspec
+and its backend are installed.
+
+Verification: a shard is read whole, its size and sha256 compared with index.json before
+any row is used; a mismatch raises ShardError naming the file. index.json's tokenizer
+hash can be checked against the tokenizer a trainer loads (`expect_tokenizer`).
+
+Order of an epoch: the shards in a permutation drawn from (seed, epoch), the rows of each
+shard in a permutation drawn from (seed, epoch, shard). The writer already spreads files
+over shards by a seeded hash, so every shard is a random sample of the corpus.
+
+Split: consumer c = rank * num_workers + worker of C = world_size * num_workers takes the
+contiguous slice [c*N//C, (c+1)*N//C) of the epoch's N documents: each document exactly
+once per epoch, the slices differ by at most one document, and a consumer reads only the
+about S/C shards its slice touches.
+
+Resume: every item comes with the state after it (`LoaderState`: epoch, position in the
+consumer's slice, tokens of the current document already emitted); a loader started from
+a state yields exactly what would have followed. With a torch DataLoader (`TokenBlocks`),
+keep the last state seen from each worker and pass them all back on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+
+class ShardError(RuntimeError):
+    """A shard or index that does not match what the build wrote."""
+
+
+@dataclass(frozen=True)
+class LoaderState:
+    epoch: int = 0
+    position: int = 0  # documents of this consumer's slice of the epoch fully consumed
+    offset: int = 0  # tokens of the next document already emitted (blocks only)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position, "offset": self.offset}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, int]) -> LoaderState:
+        return cls(int(data["epoch"]), int(data["position"]), int(data.get("offset", 0)))
+
+
+def open_location(url: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and the path of the shard directory (holding index.json)."""
+    url = str(url)
+    if "://" not in url:
+        filesystem, path = pafs.LocalFileSystem(), os.path.abspath(url)
+    else:
+        try:
+            filesystem, path = pafs.FileSystem.from_uri(url)
+        except (pa.ArrowInvalid, ValueError):
+            try:
+                import fsspec
+            except ImportError as err:
+                raise ShardError(f"{url}: no pyarrow filesystem for this scheme, and fsspec is not installed") from err
+            protocol, _, rest = url.partition("://")
+            handler = pafs.FSSpecHandler(fsspec.filesystem(protocol))
+            filesystem, path = pafs.PyFileSystem(handler), rest if protocol != "memory" else "/" + rest.lstrip("/")
+    if filesystem.get_file_info(f"{path}/index.json").type == pafs.FileType.NotFound:
+        if filesystem.get_file_info(f"{path}/shards/index.json").type != pafs.FileType.NotFound:
+            path = f"{path}/shards"
+        else:
+            raise ShardError(f"{url}: no index.json here or in shards/ (is it a build's output?)")
+    return filesystem, path
+
+
+class ShardLoader:
+    def __init__(self, url: str, *, seed: int = 0, rank: int = 0, world_size: int = 1, worker: int = 0,
+                 num_workers: int = 1, columns: tuple[str, ...] = ("id", "input_ids"),
+                 expect_tokenizer: str | None = None):
+        if not (0 <= rank < world_size and 0 <= worker < num_workers):
+            raise ValueError(f"rank {rank} of {world_size}, worker {worker} of {num_workers}: out of range")
+        self.filesystem, self.path = open_location(url)
+        self.url = url
+        with self.filesystem.open_input_stream(f"{self.path}/index.json") as stream:
+            self.index = json.loads(stream.read())
+        if expect_tokenizer and self.index.get("tokenizer_sha256") != expect_tokenizer:
+            raise ShardError(f"{url}: shards were tokenized with {self.index.get('tokenizer_sha256')}, "
+                             f"not the expected tokenizer {expect_tokenizer}")
+        self.shards: list[dict[str, Any]] = self.index["shards"]
+        self.seed, self.columns = seed, columns
+        self.consumer = rank * num_workers + worker
+        self.consumers = world_size * num_workers
+        self._verified: dict[str, pa.Table] = {}
+
+    @property
+    def documents_per_epoch(self) -> int:
+        return sum(entry["rows"] for entry in self.shards)
+
+    def slice(self) -> tuple[int, int]:
+        """This consumer's [start, end) of the epoch's document sequence."""
+        total = self.documents_per_epoch
+        return self.consumer * total // self.consumers, (self.consumer + 1) * total // self.consumers
+
+    def _read_shard(self, entry: dict[str, Any]) -> pa.Table:
+        """The shard's rows (self.columns), after its size and sha256 match the index."""
+        name = entry["file"]
+        if name not in self._verified:
+            with self.filesystem.open_input_file(f"{self.path}/{name}") as handle:
+                data = handle.read()
+            digest = hashlib.sha256(data).hexdigest()
+            if len(data) != entry["bytes"] or digest != entry["sha256"]:
+                raise ShardError(f"{self.url}/{name}: {len(data)} bytes with sha256 {digest[:16]}…, the index says "
+                                 f"{entry['bytes']} bytes with sha256 {entry['sha256'][:16]}…: corrupt or changed; "
+                                 "refusing to train on it")
+            table = pq.read_table(pa.BufferReader(data), columns=list(self.columns))
+            self._verified = {name: table}  # one shard in memory at a time
+        return self._verified[name]
+
+    def _epoch_order(self, epoch: int) -> list[tuple[int, np.ndarray]]:
+        """(shard index, row permutation) in the epoch's order."""
+        shard_order = np.random.default_rng([self.seed, epoch]).permutation(len(self.shards))
+        return [(int(s), np.random.default_rng([self.seed, epoch, int(s)]).permutation(self.shards[s]["rows"]))
+                for s in shard_order]
+
+    def documents(self, state: LoaderState | None = None, epochs: int | None = None
+                  ) -> Iterator[tuple[dict[str, Any], LoaderState]]:
+        """Documents (a dict of self.columns, input_ids as an int64 array) with the state after
+        each, epoch after epoch (all of them when `epochs` is None)."""
+        state = state or LoaderState()
+        start, end = self.slice()
+        if start == end:  # more consumers than documents: this one has none
+            return
+        epoch = state.epoch
+        while epochs is None or epoch < state.epoch + epochs:
+            first = start + (state.position if epoch == state.epoch else 0)
+            seen = 0
+            for shard, rows in self._epoch_order(epoch):
+                count = len(rows)
+                lo, hi = max(first - seen, 0), min(end - seen, count)
+                if lo < hi:
+                    picked = self._read_shard(self.shards[shard]).take(pa.array(rows[lo:hi]))
+                    columns = {name: picked.column(name).to_pylist() for name in self.columns if name != "input_ids"}
+                    if "input_ids" in self.columns:
+                        ids = picked.column("input_ids").combine_chunks()
+                        flat = ids.flatten().to_numpy().astype(np.int64)
+                        bounds = np.concatenate(([0], np.cumsum(ids.value_lengths().to_numpy())))
+                        columns["input_ids"] = [flat[bounds[i]:bounds[i + 1]] for i in range(hi - lo)]
+                    for i in range(hi - lo):
+                        yield ({name: values[i] for name, values in columns.items()},
+                               LoaderState(epoch, seen + lo + i + 1 - start))
+                seen += count
+                if seen >= end:
+                    break
+            epoch += 1
+
+    def blocks(self, length: int, state: LoaderState | None = None) -> Iterator[tuple[np.ndarray, LoaderState]]:
+        """Packed blocks of `length` token ids, documents back to back (each ends in
+        <|endoftext|>, so boundaries are in the ids); endless, epoch after epoch."""
+        if "input_ids" not in self.columns:
+            raise ValueError("blocks need the input_ids column")
+        state = state or LoaderState()
+        buffer = np.empty(length, dtype=np.int64)
+        filled = 0
+        skip = state.offset
+        for doc, after in self.documents(LoaderState(state.epoch, state.position)):
+            ids = doc["input_ids"][skip:]
+            emitted = skip
+            skip = 0
+            while len(ids):
+                take = min(length - filled, len(ids))
+                buffer[filled:filled + take] = ids[:take]
+                filled += take
+                ids = ids[take:]
+                emitted += take
+                if filled == length:
+                    filled = 0
+                    if len(ids):  # the document goes on into the next block
+                        yield buffer.copy(), LoaderState(after.epoch, after.position - 1, emitted)
+                    else:
+                        yield buffer.copy(), after
+
+
+def _torch_dataset_base() -> type:
+    try:
+        from torch.utils.data import IterableDataset
+    except ImportError:  # torch is the optional `train` extra
+        return object
+    return IterableDataset
+
+
+class TokenBlocks(_torch_dataset_base()):  # type: ignore[misc]
+    """A torch IterableDataset of packed blocks for one data-parallel rank. Each DataLoader
+    worker is a consumer of its own; items are {"input_ids": LongTensor (length,),
+    "worker": int, "state": dict}. Keep the last state per worker and pass them back as
+    `states` to resume exactly."""
+
+    def __init__(self, url: str, length: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 num_workers: int = 1, states: dict[int, dict[str, int]] | None = None):
+        self.url, self.length, self.seed = url, length, seed
+        self.rank, self.world_size, self.num_workers = rank, world_size, max(num_workers, 1)
+        self.states = states or {}
+
+    def __iter__(self):
+        import torch
+        from torch.utils.data import get_worker_info
+
+        info = get_worker_info()
+        worker = info.id if info else 0
+        if (info.num_workers if info else 1) != self.num_workers:
+            raise ValueError(f"TokenBlocks(num_workers={self.num_workers}) in a DataLoader with "
+                             f"{info.num_workers if info else 1} workers")
+        loader = ShardLoader(self.url, seed=self.seed, rank=self.rank, world_size=self.world_size, worker=worker,
+                             num_workers=self.num_workers, columns=("input_ids",))
+        state = self.states.get(worker)
+        for block, after in loader.blocks(self.length, LoaderState.from_dict(state) if state else None):
+            yield {"input_ids": torch.from_numpy(block), "worker": worker, "state": after.to_dict()}
