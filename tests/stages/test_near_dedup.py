@@ -161,3 +161,19 @@ def test_without_verification_weak_pairs_would_count_too(tmp_path):
 def test_bad_settings_are_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):
         NearDedupConfig(**values)
+
+
+def test_a_rerun_reuses_finished_signature_batches(tmp_path):
+    """Signature batches whose bands file exists are not recomputed on a rerun (resume)."""
+    dataset = tmp_path / "files.jsonl"
+    dataset.write_text("".join(json.dumps({"repo": f"r/{i}", "path": "a.py", "content": program(i, lines=20),
+                                           "license": "MIT"}) + "\n" for i in range(12)))
+    config = BuildConfig(sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(batch_files=5),
+                         execution=ExecutionConfig(executor="local", keep_work_dir=True))
+    first = build(config, tmp_path / "out", Progress(quiet=True))
+    batches = sorted((tmp_path / "out" / "_work").glob("*/near_dedup/bands-*.parquet"))
+    assert len(batches) == 3  # 12 files in batches of 5
+    stamps = [path.stat().st_mtime_ns for path in batches]
+    second = build(config, tmp_path / "out", Progress(quiet=True))
+    assert [path.stat().st_mtime_ns for path in batches] == stamps
+    assert second["counts"] == first["counts"]
