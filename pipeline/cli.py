@@ -1,8 +1,10 @@
-"""The `corpus` command: build a corpus, or inspect why files would be kept or dropped."""
+"""The `corpus` command: build a corpus, inspect why files would be kept or dropped, audit a
+build, manage opt-outs and look code up in a build."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import traceback
@@ -80,6 +82,97 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report.passed else EXIT_FAILED
 
 
+def _registry(args: argparse.Namespace) -> Path:
+    if args.registry:
+        return Path(args.registry)
+    if args.config:
+        registry = load_config(args.config).optout.registry
+        if registry:
+            return Path(registry)
+        raise ConfigError(f"{args.config} names no optout.registry")
+    raise ConfigError("name the registry: --registry FILE, or --config CONFIG with optout.registry")
+
+
+def cmd_optout(args: argparse.Namespace) -> int:
+    from manifests import optout
+
+    registry = _registry(args)
+    if args.action == "list":
+        entries = optout.load(registry)
+        if args.json:
+            print(json.dumps([dataclasses.asdict(e) for e in entries], indent=2))
+        else:
+            for entry in entries:
+                print(entry.describe())
+            print(f"{len(entries)} opt-out(s) in {registry}")
+        return 0
+    if args.action == "remove":
+        entry = optout.remove(registry, args.id)
+        print(f"removed {entry.describe()}")
+        return 0
+    if args.action == "apply":
+        from manifests.republish import apply_optout
+
+        target = args.to or f"{str(args.out).rstrip('/')}-optout-{datetime_stamp()}"
+        result = apply_optout(args.out, registry, target)
+        for row in result["removed"]:
+            print(f"removed {row['repo']}/{row['path']}  (opt-out {row['optout']})")
+        print(f"{len(result['removed'])} file(s) removed; the new version is {result['out']} "
+              f"({args.out} is unchanged)")
+        return 0
+    # add
+    chosen = [k for k in ("owner", "path", "sha256", "file") if getattr(args, k)]
+    if len(chosen) > 1 or (not chosen and not args.repo):
+        raise ConfigError("say what to opt out: --repo owner/name, --owner NAME, --path GLOB --repo owner/name, "
+                          "--sha256 HEX or --file PATH (one of them)")
+    if args.file:
+        from stages.sources import sha256_file
+
+        kind, value = "sha256", sha256_file(Path(args.file))
+    elif args.sha256:
+        kind, value = "sha256", args.sha256.lower()
+    elif args.owner:
+        kind, value = "owner", args.owner
+    elif args.path:
+        kind, value = "path", args.path
+    else:
+        kind, value = "repo", args.repo
+    entry = optout.make_entry(kind, value, repo=args.repo if kind == "path" else None, requested_by=args.by,
+                              reason=args.reason or "")
+    optout.add(registry, entry)
+    print(f"added {entry.describe()}")
+    return 0
+
+
+def datetime_stamp() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    from manifests.republish import lookup
+
+    sha256 = args.sha256
+    if args.file:
+        from stages.sources import sha256_file
+
+        sha256 = sha256_file(Path(args.file))
+    if not (args.repo or args.owner or sha256):
+        raise ConfigError("look up --repo owner/name, --owner NAME, --file PATH or --sha256 HEX")
+    rows = lookup(args.out, repo=args.repo, owner=args.owner, sha256=sha256)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        where = f"shard {row['shard']} row {row['row']}" if row["decision"] == "kept" else f"dropped: {row['reason']}"
+        print(f"{row['repo']}/{row['path']}\t{where}")
+    kept = sum(row["decision"] == "kept" for row in rows)
+    what = args.repo or args.owner or f"content {sha256[:16]}…"
+    print(f"{what}: {len(rows)} file(s) in {args.out}, {kept} of them in the shards")
+    return 0
+
+
 def duckdb_error() -> type[Exception]:
     import duckdb
 
@@ -115,6 +208,39 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="the report (or the query's rows) as JSON")
     audit.add_argument("--sql", help="run a DuckDB query over the views files, repos, attribution")
     audit.set_defaults(run=cmd_audit)
+
+    opt = commands.add_parser("optout", help="manage the opt-out registry; apply it to a published build")
+    actions = opt.add_subparsers(dest="action", required=True)
+    for name, help_text in (("add", "add a request"), ("list", "show the registry"), ("remove", "remove a request"),
+                            ("apply", "remove opted-out files from a build, as a new version")):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument("--registry", help="the registry file (default: the config's optout.registry)")
+        action.add_argument("--config", help="TOML config naming optout.registry")
+        if name == "add":
+            action.add_argument("--repo", help="owner/name (with --path: the repository the glob applies to)")
+            action.add_argument("--owner", help="every repository of this owner")
+            action.add_argument("--path", help="a path glob inside --repo, e.g. 'src/secret/*'")
+            action.add_argument("--sha256", help="a file content's sha256")
+            action.add_argument("--file", help="a file whose content to opt out (its sha256 is recorded)")
+            action.add_argument("--by", required=True, help="who asked (name or e-mail of the requester)")
+            action.add_argument("--reason", help="why, in the requester's words")
+        elif name == "list":
+            action.add_argument("--json", action="store_true")
+        elif name == "remove":
+            action.add_argument("id", help="the entry id `list` shows")
+        else:
+            action.add_argument("out", metavar="OUT", help="the build to apply the registry to (left unchanged)")
+            action.add_argument("--to", help="where the new version goes (default: OUT-optout-<UTC time>)")
+        action.set_defaults(run=cmd_optout)
+
+    look = commands.add_parser("lookup", help="is my code in this build, and where?")
+    look.add_argument("out", metavar="OUT", help="the output directory of a build")
+    look.add_argument("--repo", help="owner/name")
+    look.add_argument("--owner", help="every repository of an owner")
+    look.add_argument("--file", help="a file: found by its content's sha256, in any repository")
+    look.add_argument("--sha256", help="a content hash")
+    look.add_argument("--json", action="store_true")
+    look.set_defaults(run=cmd_lookup)
     return top
 
 

@@ -6,16 +6,19 @@ Scopes say where a stage runs:
 - "corpus": needs every file at once (DuckDB over the parts, after all units are done);
 - "output": writes the shards; the manifests follow it.
 
-License and opt-out (scope "file", with the repository's license resolved in the unit's
-task), quality and comment filters ("file") are added here by their issues; the runner needs no
-change for them. Tokenization is the last corpus stage: it must see exactly the kept files
-(to train on them and count tokens before the writer cuts shards by tokens).
+The runner needs no change for a new stage: it is a line here. Tokenization is the last
+corpus stage: it must see exactly the kept files (to train on them and count tokens before
+the writer cuts shards by tokens).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from filters.comments import CommentRatioFilter
+from filters.optout import OptOutFilter
+from filters.pii import PiiRedactor
+from filters.quality import QualityFilter
 from pipeline.config import BuildConfig
 from pipeline.stage import Stage
 from stages.dedup import DuplicatePaths, ExactDedup, NearDedup
@@ -41,8 +44,12 @@ class StageSpec:
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", Ingest, "ingest", "repository"),
+    StageSpec("optout", OptOutFilter, "optout", "file"),  # first: an opted-out file gets no more work
     StageSpec("language", LanguageDetector, "language", "file"),
     StageSpec("license", LicenseDetector, "license", "file"),
+    StageSpec("quality", QualityFilter, "quality", "file"),
+    StageSpec("comments", CommentRatioFilter, "comments", "file"),
+    StageSpec("pii", PiiRedactor, "pii", "file"),  # a transform: redacts, never drops
     StageSpec("duplicate_paths", DuplicatePaths, None, "corpus"),
     StageSpec("license_decision", LicenseDecision, "license", "corpus"),
     StageSpec("exact_dedup", ExactDedup, "dedup", "corpus"),

@@ -81,6 +81,9 @@ def describe(record: FileRecord, verdicts: dict[str, str]) -> dict[str, Any]:
             for name in ("vendored", "generated", "documentation", "configuration")
             if getattr(record, name)
         },
+        "quality": {name: getattr(record, name) for name in (
+            "max_line_length", "mean_line_length", "alphanum_fraction", "comment_ratio", "comment_lexer")},
+        "pii": record.pii_findings or [],  # type, start, end in the original content; never the value
         "decision": record.decision,
         "reason": record.reason,
         "detail": record.detail,

@@ -33,11 +33,21 @@ class FileRecord:
     configuration: bool | None = None
     license: str | None = None  # SPDX expression (license stage)
     license_source: str | None = None  # where that expression came from (license stage)
-    pii_redactions: int | None = None  # replacements made (PII stage)
+    max_line_length: int | None = None  # characters of the longest line (quality stage)
+    mean_line_length: float | None = None  # characters per line
+    alphanum_fraction: float | None = None  # letters and digits among all characters
+    comment_ratio: float | None = None  # comment characters / all, non-whitespace (comments stage)
+    comment_lexer: str | None = None  # the Pygments lexer that measured it; None: no lexer for the language
+    pii_redactions: int | None = None  # replacements made (PII stage), all types
+    pii_email: int | None = None  # of which <EMAIL>
+    pii_ip_address: int | None = None  # IP addresses replaced
+    pii_key: int | None = None  # <KEY>: tokens, keys, private key blocks
+    pii_password: int | None = None  # <PASSWORD>
     decision: str = KEPT
     reason: str | None = None
     detail: str | None = None  # human words on the reason (an error message, a link target)
     dup_of: str | None = None  # id of the kept file this one duplicates
+    pii_findings: list | None = None  # (type, start, end) in the original content; for `inspect`, never written
 
     @property
     def id(self) -> str:
@@ -54,7 +64,7 @@ class FileRecord:
         self.content = None
 
 
-FILE_FIELDS = tuple(f.name for f in fields(FileRecord))
+FILE_FIELDS = tuple(f.name for f in fields(FileRecord) if f.name != "pii_findings")
 
 
 @dataclass(slots=True)

@@ -42,7 +42,7 @@ class StageStats:
         self.kept += other.kept
         self.dropped.update(other.dropped)
         self.seconds += other.seconds
-        self.notes.update(other.notes)
+        self.notes = _merge_notes(self.notes, other.notes)
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -64,6 +64,20 @@ class StageStats:
             seconds=data["seconds"],
             notes=data.get("notes", {}),
         )
+
+
+def _merge_notes(mine: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Counts add up (also inside nested tables, e.g. files without a lexer per language);
+    anything else takes the other's value."""
+    merged = dict(mine)
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge_notes(merged[key], value)
+        elif isinstance(value, int) and not isinstance(value, bool) and isinstance(merged.get(key), int):
+            merged[key] = merged[key] + value
+        else:
+            merged[key] = value
+    return merged
 
 
 class Stage:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.config import CommentsConfig, QualityConfig
+
 
 def write_tree(root: Path, files: dict[str, bytes | str]) -> Path:
     for rel, content in files.items():
@@ -152,3 +154,14 @@ def replace_lines(text: str, fraction: float, seed: int) -> str:
     for i in rng.sample(range(1, len(lines) - 1), int(fraction * len(lines))):
         lines[i] = f"    {rng.choice(NAMES)}_{i} = {rng.choice(CALLS)}({rng.randint(100, 999)})"
     return "\n".join(lines)
+
+
+# quality and comment-ratio rules off: for tests about other stages, whose tiny files would
+# fail StarCoder's thresholds (tests/filters/ test the rules themselves)
+LENIENT = {
+    "quality": QualityConfig(**{f: None for f in (
+        "max_line_length", "max_mean_line_length", "min_alphanum_fraction", "max_lines", "min_html_visible_fraction",
+        "min_html_visible_chars", "min_data_chars", "max_data_chars", "max_data_lines", "max_encoded_run",
+        "max_encoded_fraction")}, generated_markers=False, enry_generated=False, xml_header=False),
+    "comments": CommentsConfig(min_comment_ratio=None, max_comment_ratio=None),
+}

@@ -14,14 +14,14 @@ from pipeline.cli import main
 from pipeline.config import BuildConfig, ExecutionConfig, SourceSpec
 from pipeline.progress import Progress
 from pipeline.run import build
-from tests.conftest import GPL3_HEADER, PYTHON_FILE, mit_license, write_tree
+from tests.conftest import GPL3_HEADER, LENIENT, PYTHON_FILE, mit_license, write_tree
 
 
 @pytest.fixture()
 def out(tmp_path):
     write_tree(tmp_path / "repos" / "mit", {"LICENSE": mit_license(), "a.py": PYTHON_FILE, "b.py": "x = 1\n"})
     write_tree(tmp_path / "repos" / "gpl", {"COPYING": GPL3_HEADER.replace("# ", ""), "g.py": "y = 2\n"})
-    config = BuildConfig(sources=(SourceSpec(str(tmp_path / "repos")),), cache_dir=str(tmp_path / "cache"),
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(tmp_path / "repos")),), cache_dir=str(tmp_path / "cache"),
                          execution=ExecutionConfig(executor="local"))
     build(config, tmp_path / "out", Progress(quiet=True))
     return tmp_path / "out"

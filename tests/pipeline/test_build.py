@@ -23,6 +23,7 @@ from stages.sources import sha256_file
 from tests.conftest import (
     C_FILE,
     JS_FILE,
+    LENIENT,
     PYTHON_FILE,
     make_git_repo,
     make_tar,
@@ -67,6 +68,7 @@ def make_sources(root: Path) -> list[SourceSpec]:
 
 def config_for(sources, workers: int, executor: str = "ray") -> BuildConfig:
     return BuildConfig(
+        **LENIENT,
         sources=tuple(sources),
         ingest=IngestConfig(max_file_bytes=5000),
         shards=ShardConfig(target_bytes=200),
@@ -156,8 +158,8 @@ def test_run_json_records_config_versions_and_stages(built):
     assert saved["counts"] == run["counts"]
     assert saved["versions"]["enry-python"] != "not installed"
     stages = {stage["name"]: stage for stage in saved["stages"]}
-    assert list(stages) == ["ingest", "language", "license", "duplicate_paths", "license_decision", "exact_dedup",
-                            "near_dedup", "tokenize", "shards"]
+    assert list(stages) == ["ingest", "optout", "language", "license", "quality", "comments", "pii",
+                            "duplicate_paths", "license_decision", "exact_dedup", "near_dedup", "tokenize", "shards"]
     assert stages["ingest"]["dropped"] == {
         reasons.BINARY: 1, reasons.TOO_LARGE: 1, reasons.LINK_ESCAPE: 1, reasons.PATH_ESCAPE: 1,
     }

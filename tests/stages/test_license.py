@@ -12,7 +12,7 @@ from pipeline.config import BuildConfig, ExecutionConfig, SourceSpec
 from pipeline.progress import Progress
 from pipeline.run import build
 from stages.license import Evidence, LicenseScanner, is_allowed, normalize, resolve
-from tests.conftest import APACHE_NOTICE, GPL3_HEADER, PYTHON_FILE, mit_license, write_tree
+from tests.conftest import APACHE_NOTICE, GPL3_HEADER, LENIENT, PYTHON_FILE, mit_license, write_tree
 
 CODE = "def f():\n    return 1\n"
 
@@ -41,7 +41,7 @@ def licensed(tmp_path_factory):
         "setup.cfg": "[metadata]\nname = c\nlicense = GPL-3.0-only\n", "c.py": "w = 4\n"})
     write_tree(repos / "nested", {"LICENSE": mit_license(), "src/m.py": "v = 5\n",
                                   "vendor/gnu/COPYING": GPL3_HEADER.replace("# ", ""), "vendor/gnu/g.c": "int g;\n"})
-    config = BuildConfig(sources=(SourceSpec(str(repos)),), cache_dir=str(root / "cache"),
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(repos)),), cache_dir=str(root / "cache"),
                          execution=ExecutionConfig(executor="local"))
     run = build(config, root / "out", Progress(quiet=True))
     files = {(f["repo"], f["path"]): f for f in pq.read_table(root / "out/manifest/files.parquet").to_pylist()}

@@ -15,7 +15,7 @@ from pipeline.config import BuildConfig, ConfigError, DedupConfig, ExecutionConf
 from pipeline.progress import Progress
 from pipeline.run import build
 from stages import minhash
-from tests.conftest import program, replace_lines
+from tests.conftest import LENIENT, program, replace_lines
 
 HEADER = """# Copyright 2024 The Authors.
 # Licensed under the Apache License, Version 2.0 (the "License");
@@ -65,6 +65,7 @@ def near(tmp_path_factory):
     dataset = root / "files.jsonl"
     dataset.write_text("".join(json.dumps({**row, "license": "MIT"}) + "\n" for row in rows))
     config = BuildConfig(
+        **LENIENT,
         sources=(SourceSpec(str(dataset)),),
         dedup=DedupConfig(exact=False),
         near_dedup=NearDedupConfig(max_bucket_size=3, batch_files=4),
@@ -143,7 +144,7 @@ def test_without_verification_weak_pairs_would_count_too(tmp_path):
                                                      ("h/two", HEADER + program(6, 30))]))
 
     def dropped(verify: bool) -> int:
-        config = BuildConfig(sources=(SourceSpec(str(dataset)),),
+        config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),),
                              near_dedup=NearDedupConfig(bands=256, rows=1, verify=verify),
                              execution=ExecutionConfig(executor="local"))
         run = build(config, tmp_path / f"out-{verify}", Progress(quiet=True))
@@ -168,7 +169,7 @@ def test_a_rerun_reuses_finished_signature_batches(tmp_path):
     dataset = tmp_path / "files.jsonl"
     dataset.write_text("".join(json.dumps({"repo": f"r/{i}", "path": "a.py", "content": program(i, lines=20),
                                            "license": "MIT"}) + "\n" for i in range(12)))
-    config = BuildConfig(sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(batch_files=5),
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(batch_files=5),
                          execution=ExecutionConfig(executor="local", keep_work_dir=True))
     first = build(config, tmp_path / "out", Progress(quiet=True))
     batches = sorted((tmp_path / "out" / "_work").glob("*/near_dedup/bands-*.parquet"))

@@ -31,7 +31,7 @@ from stages.tokenize import (
     load_tokenizer,
     train_tokenizer,
 )
-from tests.conftest import program
+from tests.conftest import LENIENT, program
 
 # one file per language of the default sample, with the whitespace and characters code has
 SAMPLES = {
@@ -123,6 +123,7 @@ def tokenized(tmp_path_factory):
     dataset = root / "files.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = BuildConfig(
+        **LENIENT,
         sources=(SourceSpec(str(dataset)),),
         near_dedup=NearDedupConfig(enabled=False),
         tokenize=TokenizeConfig(vocab_size=500, batch_files=7),
@@ -172,7 +173,7 @@ def test_a_given_tokenizer_is_used_as_is(tmp_path, tokenized, tokenizer):
     dataset = tmp_path / "one.jsonl"
     dataset.write_text(json.dumps({"repo": "a/b", "path": "x.py", "content": SAMPLES["Python"], "license": "MIT"})
                        + "\n")
-    config = BuildConfig(sources=(SourceSpec(str(dataset)),),
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),),
                          tokenize=TokenizeConfig(tokenizer=str(tmp_path / "given.json"), metadata_probability=0.0),
                          execution=ExecutionConfig(executor="local"))
     build(config, tmp_path / "out", Progress(quiet=True))
@@ -190,7 +191,7 @@ def test_sampling_budget_prefers_no_language(tmp_path):
              for i in range(3)]
     dataset = tmp_path / "files.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = BuildConfig(sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(enabled=False),
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(enabled=False),
                          tokenize=TokenizeConfig(vocab_size=300, train_bytes=20_000),
                          execution=ExecutionConfig(executor="local"))
     run = build(config, tmp_path / "out", Progress(quiet=True))

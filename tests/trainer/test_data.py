@@ -13,7 +13,7 @@ import pytest
 from pipeline.config import BuildConfig, ExecutionConfig, NearDedupConfig, ShardConfig, SourceSpec, TokenizeConfig
 from pipeline.progress import Progress
 from pipeline.run import build
-from tests.conftest import program
+from tests.conftest import LENIENT, program
 from trainer.data import LoaderState, ShardError, ShardLoader
 
 DOCS = 53
@@ -26,7 +26,7 @@ def corpus(tmp_path_factory):
     dataset.write_text("".join(
         json.dumps({"repo": f"o/r{i}", "path": "m.py", "content": program(500 + i, lines=5 + i % 9),
                     "license": "MIT"}) + "\n" for i in range(DOCS)))
-    config = BuildConfig(sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(enabled=False),
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(enabled=False),
                          tokenize=TokenizeConfig(vocab_size=300), shards=ShardConfig(target_tokens=2500),
                          execution=ExecutionConfig(executor="local"))
     build(config, root / "out", Progress(quiet=True))

@@ -1,0 +1,168 @@
+"""Opt-outs for a build already published, and lookups for code owners.
+
+`apply_optout(OUT, registry, NEW)` writes a new version of the build to NEW with every kept
+file the registry names removed; OUT is only read. Shards that held such files are
+rewritten without them (same order, rows renumbered); the others are copied byte for
+byte. files.parquet marks the removed files `dropped` / `opted_out` (the entry id in
+`detail`) and moves the shifted rows; repos.parquet, attribution.parquet, NOTICE and
+index.json are recomputed; run.json is the old one plus a `republished` record.
+
+`lookup(OUT, repo=..., owner=..., sha256=...)` lists the files of a build that belong to a
+repository or owner, or have a given content, with their decision and shard position.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from manifests import reasons, schema
+from manifests.attribution import ATTRIBUTION, write_notice
+from manifests.optout import Matcher, load, owner_name
+from pipeline.config import ConfigError
+from stages.sources import sha256_file
+
+
+def _manifest(out: Path) -> Path:
+    path = out / "manifest" / "files.parquet"
+    if not path.exists():
+        raise ConfigError(f"{out}: not a build (no manifest/files.parquet)")
+    return path
+
+
+def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> dict[str, Any]:
+    out, target = Path(out), Path(target)
+    files_path = _manifest(out)
+    if target.exists():
+        raise ConfigError(f"{target} exists: a republished build goes to a new directory")
+    matcher = Matcher(load(registry))
+    files = pq.read_table(files_path)
+    removed: dict[str, str] = {}  # file id -> entry id
+    columns = [files.column(name).to_pylist() for name in ("id", "repo", "path", "sha256", "decision")]
+    for file_id, repo, path, sha256, decision in zip(*columns, strict=True):
+        if decision == "kept":
+            entry = matcher.match(repo, path, sha256)
+            if entry is not None:
+                removed[file_id] = entry.id
+
+    run = json.loads((out / "manifest" / "run.json").read_text())
+    index = json.loads((out / "shards" / "index.json").read_text())
+    (target / "shards").mkdir(parents=True)
+    (target / "manifest").mkdir()
+    moves: dict[str, tuple[int, int]] = {}  # file id -> (shard, new row) for rows of rewritten shards
+    entries = []
+    for number, entry in enumerate(index["shards"]):
+        source = out / "shards" / entry["file"]
+        destination = target / "shards" / entry["file"]
+        table = pq.read_table(source)
+        ids = table.column("id").to_pylist()
+        if not any(i in removed for i in ids):
+            shutil.copyfile(source, destination)
+            entries.append(entry)
+            continue
+        keep = pa.array([i not in removed for i in ids])
+        kept = table.filter(keep)
+        metadata = pq.ParquetFile(source).metadata
+        compression = metadata.row_group(0).column(0).compression.lower() if metadata.num_row_groups else "zstd"
+        row_group = run["config"]["shards"]["row_group_rows"]
+        pq.write_table(kept, destination, compression=None if compression == "uncompressed" else compression,
+                       row_group_size=row_group)
+        for row, file_id in enumerate(kept.column("id").to_pylist()):
+            moves[file_id] = (number, row)
+        new_entry = {**entry, "rows": kept.num_rows, "bytes": destination.stat().st_size,
+                     "sha256": sha256_file(destination),
+                     "content_bytes": int(pc.sum(pc.binary_length(kept.column("content"))).as_py() or 0)}
+        if "tokens" in entry:
+            new_entry["tokens"] = int(pc.sum(kept.column("num_tokens")).as_py() or 0)
+        entries.append(new_entry)
+    totals = {"shards": len(entries), "rows": sum(e["rows"] for e in entries),
+              "content_bytes": sum(e["content_bytes"] for e in entries), "bytes": sum(e["bytes"] for e in entries)}
+    if "tokens" in index["totals"]:
+        totals["tokens"] = sum(e["tokens"] for e in entries)
+    index = {**index, "shards": entries, "totals": totals}
+    (target / "shards" / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    if (out / "tokenizer.json").exists():
+        shutil.copyfile(out / "tokenizer.json", target / "tokenizer.json")
+
+    rows = files.to_pylist()
+    for row in rows:
+        if row["id"] in removed and row["decision"] == "kept":
+            row.update(decision="dropped", reason=reasons.OPTED_OUT, detail=f"opt-out {removed[row['id']]}",
+                       shard=None, row=None)
+        elif row["id"] in moves and row["decision"] == "kept":
+            row["shard"], row["row"] = moves[row["id"]]
+    new_files = pa.Table.from_pylist(rows, schema=schema.FILES)
+    pq.write_table(new_files, target / "manifest" / "files.parquet", compression="zstd")
+    _write_repos_and_attribution(out, target, new_files)
+
+    record = {"from": str(out.resolve()), "registry": str(Path(registry).resolve()),
+              "registry_sha256": hashlib.sha256(Path(registry).read_bytes()).hexdigest()
+              if Path(registry).exists() else None,
+              "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "removed": len(removed)}
+    run = {**run, "out_dir": str(target.resolve()), "shards": totals,
+           "republished": [*run.get("republished", []), record]}
+    run["counts"]["kept"] -= len(removed)
+    if removed:
+        run["counts"]["dropped"][reasons.OPTED_OUT] = run["counts"]["dropped"].get(reasons.OPTED_OUT, 0) + len(removed)
+    (target / "manifest" / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
+    return {"removed": [{"id": r["id"], "repo": r["repo"], "path": r["path"], "optout": removed[r["id"]]}
+                        for r in rows if r["id"] in removed], "out": str(target)}
+
+
+def _write_repos_and_attribution(out: Path, target: Path, files: pa.Table) -> None:
+    db = duckdb.connect()
+    db.register("new_files", files)
+    repos_path = str(out / "manifest" / "repos.parquet").replace("'", "''")
+    db.execute(f"CREATE VIEW old_repos AS SELECT * FROM read_parquet('{repos_path}')")
+    repos = db.sql(f"""
+        WITH counts AS (
+            SELECT repo, count(*) FILTER (WHERE decision = 'kept') AS files_kept,
+                   coalesce(sum(size) FILTER (WHERE decision = 'kept'), 0) AS bytes_kept
+            FROM new_files GROUP BY repo),
+        main_reason AS (
+            SELECT repo, arg_min(reason, (-n, reason)) AS reason
+            FROM (SELECT repo, reason, count(*) AS n FROM new_files WHERE reason IS NOT NULL GROUP BY ALL)
+            GROUP BY repo)
+        SELECT r.* REPLACE (
+                   coalesce(c.files_kept, 0) AS files_kept, coalesce(c.bytes_kept, 0) AS bytes_kept,
+                   CASE WHEN c.files_kept > 0 THEN 'kept' ELSE 'dropped' END AS decision,
+                   CASE WHEN c.files_kept > 0 THEN NULL WHEN r.decision = 'dropped' THEN r.reason
+                        ELSE coalesce(m.reason, '{reasons.OPTED_OUT}') END AS reason)
+        FROM old_repos r LEFT JOIN counts c USING (repo) LEFT JOIN main_reason m USING (repo)
+        ORDER BY r.repo""").to_arrow_table()
+    pq.write_table(repos.cast(schema.REPOS), target / "manifest" / "repos.parquet", compression="zstd")
+    db.register("new_repos", repos)
+    attribution = db.sql("""
+        SELECT f.shard, f.repo, f.license, count(*) AS files, any_value(r.copyright_holders) AS copyright_holders,
+               any_value(r.source) AS source
+        FROM new_files f JOIN new_repos r USING (repo) WHERE f.decision = 'kept'
+        GROUP BY f.shard, f.repo, f.license ORDER BY f.shard, f.repo, f.license""").to_arrow_table()
+    pq.write_table(attribution.cast(ATTRIBUTION), target / "manifest" / "attribution.parquet", compression="zstd")
+    db.execute("CREATE VIEW files AS SELECT * FROM new_files")
+    db.execute("CREATE VIEW repos AS SELECT * FROM new_repos")
+    write_notice(db, target / "NOTICE")
+    db.close()
+
+
+def lookup(out: str | Path, *, repo: str | None = None, owner: str | None = None,
+           sha256: str | None = None) -> list[dict[str, Any]]:
+    """Files of the build that belong to `repo` (owner/name) or `owner`, or have content `sha256`."""
+    files = pq.read_table(_manifest(Path(out)), columns=[
+        "id", "repo", "path", "sha256", "decision", "reason", "dup_of", "shard", "row"]).to_pylist()
+    found = []
+    for row in files:
+        full = owner_name(row["repo"])
+        if (repo and (row["repo"].lower() == repo.lower() or full == repo.lower())) or (
+                owner and full and full.split("/")[0] == owner.lower()) or (sha256 and row["sha256"] == sha256):
+            found.append(row)
+    return found
