@@ -53,8 +53,8 @@ def lexer_for(language: str | None) -> Any:
 def _is_comment(token_type: Any) -> bool:
     from pygments.token import Comment, String
 
-    if token_type in Comment.Preproc or token_type in Comment.Hashbang:
-        return False  # Comment.PreprocFile is a child of Comment.Preproc
+    if token_type in Comment.Preproc or token_type in Comment.PreprocFile or token_type in Comment.Hashbang:
+        return False
     return token_type in Comment or token_type in String.Doc
 
 

@@ -67,7 +67,7 @@ PLACEHOLDER = re.compile(
     r"secret|password|passwd|token|test|fake|todo|fixme|xxx|none|null|undefined|insert|replace|here|my[_-]?",
     re.IGNORECASE,
 )
-VERSION_CONTEXT = re.compile(r"(?i)(?:\b(?:version|ver|release|tag|rev|v)|==|>=|<=|~=)\W{0,4}$")
+VERSION_CONTEXT = re.compile(r"(?i)(?:(?<![a-z])(?:version|release)\w*|\b(?:ver|tag|rev|v)|==|>=|<=|~=)\W{0,4}$")
 PASSWORD_NAME = re.compile(r"(?i)pass|pwd")
 
 # The gate: a few simple patterns, each fast on its own (a literal or a one-character check
