@@ -23,8 +23,9 @@ What is redacted, and with what (as StarCoder did; the same value gets the same 
   KEY         <KEY>       private key blocks (the body between BEGIN and END), AWS access key
                           ids and secrets, GitHub, GitLab, Slack, Stripe and Google API keys,
                           JWTs, and random-looking values assigned to key/token/secret names
-  PASSWORD    <PASSWORD>  values assigned to password-like names and the password of a
-                          `scheme://user:password@host` URL
+  PASSWORD    <PASSWORD>  values assigned to password-like names (quoted anywhere, or bare as a
+                          whole `NAME=value` line of .env, INI, YAML, shell) and the password
+                          of a `scheme://user:password@host` URL
 A generic value must be longer than 8 characters, mix at least two of lower case, upper
 case and digits, reach an entropy threshold, and not look like a placeholder (`changeme`,
 `<...>`, `${...}`, `xxxx`, `your_...`, `example`, ...); `password = get_password()` has no
@@ -67,7 +68,8 @@ PLACEHOLDER = re.compile(
     r"secret|password|passwd|token|test|fake|todo|fixme|xxx|none|null|undefined|insert|replace|here|my[_-]?",
     re.IGNORECASE,
 )
-VERSION_CONTEXT = re.compile(r"(?i)(?:(?<![a-z])(?:version|release)\w*|\b(?:ver|tag|rev|v)|==|>=|<=|~=)\W{0,4}$")
+VERSION_CONTEXT = re.compile(
+    r"(?i)(?:(?<![a-z])(?:version|release)\w*\W{0,4}|\b(?:ver|tag|rev|v)\W{0,4}|(?:==|!=|>=|<=|~=|[<>~^])\W{0,2})$")
 PASSWORD_NAME = re.compile(r"(?i)pass|pwd")
 
 # The gate: a few simple patterns, each fast on its own (a literal or a one-character check
@@ -138,7 +140,11 @@ def _ip_ok(value: str, match: re.Match[str], text: str) -> bool:
 
 
 def _ipv6_ok(value: str, match: re.Match[str], text: str) -> bool:
-    return value.count(":") >= 2 and any(c.isdigit() for c in value) and _ip_ok(value, match, text)
+    """At least three colons and a group of three or more hex digits: `4::2:4` in an error
+    message or `a::b` in C++ parse as addresses but are not."""
+    groups = [g for g in value.split(":") if g]
+    return (value.count(":") >= 3 and any(len(g) >= 3 for g in groups) and any(c.isdigit() for c in value)
+            and _ip_ok(value, match, text))
 
 
 def _not_example(value: str, match: re.Match[str], text: str) -> bool:
@@ -149,8 +155,11 @@ def _private_key_ok(value: str, match: re.Match[str], text: str) -> bool:
     return sum(c.isalnum() for c in value) >= 32
 
 
+PLACEHOLDER_WORDS = frozenset({"pass", "pwd", "pw", "user", "admin", "root", "guest", "foo", "bar", "abc"})
+
+
 def _url_password_ok(value: str, match: re.Match[str], text: str) -> bool:
-    return len(value) >= 3 and not PLACEHOLDER.search(value)
+    return len(value) >= 3 and value.lower() not in PLACEHOLDER_WORDS and not PLACEHOLDER.search(value)
 
 
 def _generic_check(config: PiiConfig) -> Callable[[str, re.Match[str], str], bool]:
@@ -173,7 +182,7 @@ def rules(config: PiiConfig) -> list[Rule]:
     if config.ip_addresses:
         octet = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
         found.append(Rule("ipv4", IP_ADDRESS, re.compile(
-            rf"(?<![\w.])(?P<v>{octet}\.{octet}\.{octet}\.{octet})(?![\w]|\.\d)"), _ip_ok))
+            rf"(?<![\w.])(?P<v>{octet}\.{octet}\.{octet}\.{octet})(?![\w]|\.[\d*]|-\w)"), _ip_ok))
         found.append(Rule("ipv6", IP_ADDRESS, re.compile(
             r"(?<![\w:.])(?P<v>(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:))(?![\w:.])"), _ipv6_ok))
     if config.secrets:
@@ -201,6 +210,12 @@ def rules(config: PiiConfig) -> list[Rule]:
                 r"(?P<name>(?i:[\w.-]*(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|"
                 r"passwd|password|pwd|pass)[\w.-]*))[\"']?\s*(?::=|=>|[:=])\s*(?P<q>[\"'`])(?P<v>[^\"'`\s]{1,200})(?P=q)"),
                 _generic_check(config), password_by_name=True),
+            # the same, unquoted, as a whole line of a .env, INI, YAML or shell file: NAME=value
+            Rule("assigned_secret_bare", KEY, re.compile(
+                r"(?m)^[ \t]*(?:export[ \t]+)?(?P<name>(?i:[\w.-]*(?:secret|token|api[_-]?key|access[_-]?key|"
+                r"private[_-]?key|auth[_-]?key|passwd|password|pwd|pass)[\w.-]*))[ \t]*[:=][ \t]*"
+                r"(?P<v>[^\s\"'`#;,()\[\]{}<>$]{1,200})[ \t]*(?:#.*)?$"),
+                _generic_check(config), password_by_name=True),
         ]
     return found
 
@@ -216,7 +231,9 @@ class _Blank:
 
         class BlankEnglish(SpacyNlpEngine):
             def load(self) -> None:
-                self.nlp = {"en": spacy.blank("en")}
+                nlp = spacy.blank("en")
+                nlp.max_length = 1 << 31  # a tokenizer only: no parser or NER memory to guard against
+                self.nlp = {"en": nlp}
 
         class CodeRecognizer(EntityRecognizer):
             def __init__(self, rule: Rule):

@@ -39,6 +39,8 @@ POSITIVES = [
     ("KEY", 'client_secret = "{}"\n', "9fK2mQ7xL4zR8wT1"),
     ("PASSWORD", 'DB_PASSWORD = "{}"\n', "Tr0ub4dor&3xQ"),
     ("PASSWORD", "url = 'postgres://admin:{}@db.internal.acme.io/app'\n", "S3cretPassw0rd"),
+    ("PASSWORD", "DB_PASSWORD={}\n", "hW7kq2LmZ8xV"),  # a .env line
+    ("KEY", "  api_key: {}  # prod\n", "k8Zr3LwXbT7uYv2N"),  # YAML
 ]
 
 NEGATIVES = [
@@ -69,6 +71,8 @@ NEGATIVES = [
     "std::map<std::string, int> m; a::b::c();\n",
     'time = "12:34:56"; mac = "00:1a:2b:3c:4d:5e"\n',
     "-----BEGIN PRIVATE KEY-----\n",  # a marker string, no key in it
+    "DB_PASSWORD=${DB_PASSWORD}\npassword: !vault |\ntoken = tokens[0]\napi_key = self.api_key\n",
+    "    password = pw\n    secret = compute_secret(key)\n",
 ]
 
 
