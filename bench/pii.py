@@ -16,8 +16,10 @@ The labeled set (assembled here, seeded, nothing real in it):
   secrets      SECRETS_PER_KIND values of each kind below, random but of the real format
                (AWS key ids and secrets, GitHub/GitLab/Slack/Stripe/Google keys, JWTs,
                private key blocks, passwords and tokens assigned in Python/JS/YAML/.env
-               syntax, passwords in connection URLs, e-mail addresses, public IPs), each
-               inserted as one line at a random line of a random real file;
+               syntax, passwords in connection URLs, e-mail addresses, public IPs), plus
+               four shapes no recognizer targets (an XML <password> element, a Java
+               setter, a curl header, HTTP basic auth), each inserted as one line at a
+               random line of a random real file;
   look-alikes  handwritten lines that look like secrets and are not (calls, placeholders,
                environment lookups, hashes from lock files, UUIDs, versions, private and
                DNS addresses, documentation e-mails, base64 images, git SHAs), inserted
@@ -98,6 +100,12 @@ def secrets(rng: random.Random) -> list[tuple[str, str, str]]:
                               f"{r(7, string.ascii_lowercase)}.com", f"# Maintainer: Sam Doe <{v}>"),
         "ipv4": lambda: (v := f"{rng.choice([23, 45, 52, 93, 104, 151, 185])}.{rng.randrange(256)}."
                               f"{rng.randrange(256)}.{rng.randrange(1, 255)}", f'SERVER = "{v}"'),
+        # shapes no recognizer targets: what the recall of secrets in the wild misses
+        "xml_password": lambda: (v := r(14), f"  <password>{v}</password>"),
+        "java_setter": lambda: (v := r(14), f'    ds.setPassword("{v}");'),
+        "curl_header": lambda: (v := r(32), f'curl -H "X-Api-Key: {v}" https://api.acme-corp.io/v1/items'),
+        "basic_auth": lambda: (v := base64.b64encode(f"svc:{r(12)}".encode()).decode(),
+                               f'HEADERS = {{"Authorization": "Basic {v}"}}'),
     }
     found = []
     for kind, make in makers.items():

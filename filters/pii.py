@@ -64,8 +64,9 @@ FILE_TLDS = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "js", 
                        "txt", "py", "rb", "go", "rs", "java", "c", "h", "cpp", "so", "zip", "gz", "map", "min"})
 SERVICE_USERS = re.compile(r"^git@(?:github\.com|gitlab\.com|bitbucket\.org|ssh\.dev\.azure\.com)$", re.I)
 PLACEHOLDER = re.compile(
-    r"^(?:x+|\*+|\.+|0+|-+)$|[<>{}$%\[\]]|changeme|change_me|example|dummy|sample|placeholder|your|redacted|"
-    r"secret|password|passwd|token|test|fake|todo|fixme|xxx|none|null|undefined|insert|replace|here|my[_-]?",
+    r"^(?:x+|\*+|\.+|0+|-+)$|[<>{}\[\]]|\$\{|\$\(|^\$|%[sdr(]"
+    r"|changeme|change_me|example|dummy|sample|placeholder|redacted|secret|password|passwd|token|undefined|fixme"
+    r"|(?<![a-z])(?:your|my|test|fake|todo|none|null|here|xxx|insert|replace)(?![a-z])",
     re.IGNORECASE,
 )
 VERSION_CONTEXT = re.compile(
