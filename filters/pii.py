@@ -322,6 +322,9 @@ def redact(content: str, findings: list[tuple[str, int, int]]) -> str:
     return "".join(parts)
 
 
+_ANALYZERS: dict[PiiConfig, Any] = {}  # a worker process runs many units: build the analyzer once
+
+
 class PiiRedactor(FileStage):
     """A transform, not a filter: never drops, replaces what it finds, counts per type."""
 
@@ -335,8 +338,10 @@ class PiiRedactor(FileStage):
 
     @property
     def analyzer(self) -> Any:
-        if self._analyzer is None:  # built on first use, in the worker
-            self._analyzer = _Blank.analyzer(self.config)
+        if self._analyzer is None:  # built on first use, in the worker, once per process and settings
+            if self.config not in _ANALYZERS:
+                _ANALYZERS[self.config] = _Blank.analyzer(self.config)
+            self._analyzer = _ANALYZERS[self.config]
         return self._analyzer
 
     def process(self, record: FileRecord) -> None:
