@@ -87,7 +87,13 @@ def _file_batch(records: list[FileRecord], unit_key: str, first_ordinal: int) ->
     return pa.RecordBatch.from_pydict(columns, schema=schema.PART)
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
+def sql_path(path: Path) -> str:
+    """A path as a DuckDB string literal (globs allowed)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def write_atomic(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file under a temporary name and rename it: readers never see half of it."""
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
@@ -106,9 +112,9 @@ def write_repos_part(work: WorkDir, unit_key: str, repos: Iterable[RepoRecord], 
     """The unit's repository rows and the stages' per-unit tables (after its files part)."""
     rows = [{**{name: getattr(r, name) for name in schema.REPO_PART.names if name != "detail"}, "detail": r.error}
             for r in repos]
-    _write_atomic(pa.Table.from_pylist(rows, schema=schema.REPO_PART), work.repos_part(unit_key))
+    write_atomic(pa.Table.from_pylist(rows, schema=schema.REPO_PART), work.repos_part(unit_key))
     for name, table in tables.items():
-        _write_atomic(table, work.table_part(unit_key, name))
+        write_atomic(table, work.table_part(unit_key, name))
 
 
 def mark_done(work: WorkDir, unit_key: str, stats: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 from manifests import reasons
 from pipeline.config import DedupConfig, NearDedupConfig
 from pipeline.stage import CorpusContext, CorpusStage
+from pipeline.work import sql_path, write_atomic
 from stages import minhash
 
 KEEP_ORDER = "stars DESC NULLS LAST, repo, path, unit, ordinal"
@@ -81,16 +82,6 @@ class ExactDedup(CorpusStage):
         """
 
 
-def _sql_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-
-
 def sign_batch(batch: tuple[int, list[int], list[str]], config: NearDedupConfig, folder: str) -> dict[str, int]:
     """One signature task: MinHash signatures and band keys of a batch of files, written to
     `sig-N.parquet` (doc, signature) and `bands-N.parquet` (band, key, doc). Files with
@@ -103,12 +94,12 @@ def sign_batch(batch: tuple[int, list[int], list[str]], config: NearDedupConfig,
     keys = minhash.band_keys(signature, config.bands, config.rows)
     doc_ids = np.asarray(docs, dtype=np.int64)[signed]
     flat = pa.array(signature.reshape(-1), type=pa.uint32())
-    _write_atomic(pa.table({
+    write_atomic(pa.table({
         "doc": pa.array(doc_ids), "tokens": pa.array([len(words[i]) for i in signed], type=pa.int32()),
         "signature": pa.FixedSizeListArray.from_arrays(flat, config.num_perm),
     }), Path(folder) / f"sig-{number:06d}.parquet")
     # the bands file is written last: its presence marks the batch done (resume)
-    _write_atomic(pa.table({
+    write_atomic(pa.table({
         "band": pa.array(np.tile(np.arange(config.bands, dtype=np.int16), len(signed))),
         "key": pa.array(keys.reshape(-1)),
         "doc": pa.array(np.repeat(doc_ids, config.bands)),
@@ -147,7 +138,7 @@ class NearDedup(CorpusStage):
 
         context.executor.map(sign_batch, self._batches(db, config, folder), (config, str(folder)), on_result)
         # batches done before a restart were skipped above: count their files from their outputs
-        signed = db.sql(f"SELECT count(*) FROM read_parquet({_sql_path(folder / 'sig-*.parquet')})").fetchall()[0][0]
+        signed = db.sql(f"SELECT count(*) FROM read_parquet({sql_path(folder / 'sig-*.parquet')})").fetchall()[0][0]
         notes.update(files=total, signed=signed, too_few_tokens=total - signed)
         if signed == 0:
             return NO_DROPS
@@ -157,7 +148,7 @@ class NearDedup(CorpusStage):
         self._edges(db, config, folder)
         notes["rounds"] = self._components(db, folder)
         (notes["candidate_pairs"],) = db.sql("SELECT count(*) FROM near_candidates").fetchall()[0]
-        (notes["edges"],) = db.sql(f"SELECT count(*) FROM read_parquet({_sql_path(folder / 'edges.parquet')})"
+        (notes["edges"],) = db.sql(f"SELECT count(*) FROM read_parquet({sql_path(folder / 'edges.parquet')})"
                                    ).fetchall()[0]
         (notes["clusters"], notes["largest_cluster"]) = db.sql(
             "SELECT count(*), coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM near_label GROUP BY label)"
@@ -198,7 +189,7 @@ class NearDedup(CorpusStage):
         db.execute(f"""CREATE OR REPLACE TEMP TABLE near_buckets AS
             SELECT band, key, doc, count(*) OVER (PARTITION BY band, key) AS size,
                    row_number() OVER (PARTITION BY band, key ORDER BY doc) AS pos
-            FROM read_parquet({_sql_path(folder / 'bands-*.parquet')})
+            FROM read_parquet({sql_path(folder / 'bands-*.parquet')})
             QUALIFY size > 1""")
         db.execute(f"""CREATE OR REPLACE TEMP TABLE near_candidates AS
             SELECT DISTINCT a, b FROM (
@@ -217,7 +208,7 @@ class NearDedup(CorpusStage):
     def _edges(self, db: Any, config: NearDedupConfig, folder: Path) -> None:
         """Candidate pairs with their estimated Jaccard, those under the threshold left out
         when `verify` is on; written batch by batch to edges.parquet."""
-        sigs = _sql_path(folder / "sig-*.parquet")
+        sigs = sql_path(folder / "sig-*.parquet")
         reader = db.sql(f"""SELECT c.a, c.b, sa.signature AS sa, sb.signature AS sb
                             FROM near_candidates c
                             JOIN read_parquet({sigs}) sa ON sa.doc = c.a
@@ -238,7 +229,7 @@ class NearDedup(CorpusStage):
         """near_label(doc, label): the smallest doc of each file's connected component, for
         every file with an edge. Each round gives a file the least label among its own and
         its neighbours', then the label of that label (pointer jumping); returns the rounds."""
-        edges = f"read_parquet({_sql_path(folder / 'edges.parquet')})"
+        edges = f"read_parquet({sql_path(folder / 'edges.parquet')})"
         db.execute(f"""CREATE OR REPLACE TEMP TABLE near_links AS
                        SELECT a AS x, b AS y FROM {edges} UNION ALL SELECT b, a FROM {edges}""")
         db.execute("""CREATE OR REPLACE TEMP TABLE near_label AS

@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.config import ConfigError, TokenizeConfig
 from pipeline.stage import CorpusContext, CorpusStage
+from pipeline.work import sql_path, write_atomic
 
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<filename>", "<gh_stars>",
@@ -150,9 +150,7 @@ def encode_batch_task(batch: tuple[int, list[dict[str, Any]]], config: TokenizeC
         "input_ids": pa.array(ids, pa.list_(ids_type(tokenizer.get_vocab_size()))),
         "num_tokens": pa.array([len(i) for i in ids], pa.int32()),
     })
-    path = Path(folder) / f"tokens-{number:06d}.parquet"
-    pq.write_table(table, path.with_suffix(".tmp"), compression="zstd")
-    os.replace(path.with_suffix(".tmp"), path)
+    write_atomic(table, Path(folder) / f"tokens-{number:06d}.parquet")
     return {"files": len(rows), "tokens": sum(len(i) for i in ids)}
 
 
@@ -216,7 +214,7 @@ class Tokenize(CorpusStage):
 
         if files:
             executor.map(encode_batch_task, self._batches(db), (self.config, str(folder), threads), on_result)
-            parts = f"'{_escape(folder)}/tokens-*.parquet'"
+            parts = sql_path(folder / "tokens-*.parquet")
             db.execute(f"CREATE OR REPLACE VIEW tokens AS SELECT * FROM read_parquet({parts})")
         else:
             element = "USMALLINT" if notes["vocab_size"] <= 2**16 else "INTEGER"
@@ -275,7 +273,3 @@ class Tokenize(CorpusStage):
                 if used < self._shares.get(language, 0):
                     spent[language] = used + size
                     yield content
-
-
-def _escape(path: Path) -> str:
-    return str(path).replace("'", "''")
