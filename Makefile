@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out/corpus
 CONFIG ?= configs/default.toml
 
-.PHONY: corpus test audit bench lint clean
+.PHONY: corpus test audit train bench lint clean
 
 # pip's and setuptools' chatter goes to a log, shown only when the install fails
 $(STAMP): pyproject.toml
@@ -23,6 +23,9 @@ corpus: $(STAMP)
 
 audit: $(STAMP)
 	$(BIN)/corpus audit $(OUT)
+
+train: $(STAMP)
+	$(BIN)/corpus train configs/train-tiny.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

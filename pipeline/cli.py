@@ -173,6 +173,17 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from trainer.train import load_train_config, train
+    except ImportError as err:
+        raise ConfigError(f"training needs the train extra (pip install -e '.[train]'): {err}") from err
+    config = load_train_config(args.config)
+    figures = train(config)
+    print(f"trained to step {figures.get('step')}: loss {figures.get('loss')}; checkpoint in {config.out_dir}/ckpt.pt")
+    return 0
+
+
 def duckdb_error() -> type[Exception]:
     import duckdb
 
@@ -241,6 +252,10 @@ def parser() -> argparse.ArgumentParser:
     look.add_argument("--sha256", help="a content hash")
     look.add_argument("--json", action="store_true")
     look.set_defaults(run=cmd_lookup)
+
+    trainer = commands.add_parser("train", help="train the bundled MQA/FIM model on a build's shards")
+    trainer.add_argument("config", metavar="CONFIG", help="TOML with a [train] table, e.g. configs/train-tiny.toml")
+    trainer.set_defaults(run=cmd_train)
     return top
 
 

@@ -24,6 +24,9 @@ contiguous slice [c*N//C, (c+1)*N//C) of the epoch's N documents: each document 
 once per epoch, the slices differ by at most one document, and a consumer reads only the
 about S/C shards its slice touches.
 
+Held out: with `holdout` and `split`, documents whose md5(id) falls in the first `holdout`
+share form the "eval" split, the rest the "train" split (the trainer's eval loss).
+
 Resume: every item comes with the state after it (`LoaderState`: epoch, position in the
 consumer's slice, tokens of the current document already emitted); a loader started from
 a state yields exactly what would have followed. With a torch DataLoader (`TokenBlocks`),
@@ -90,7 +93,7 @@ def open_location(url: str) -> tuple[pafs.FileSystem, str]:
 class ShardLoader:
     def __init__(self, url: str, *, seed: int = 0, rank: int = 0, world_size: int = 1, worker: int = 0,
                  num_workers: int = 1, columns: tuple[str, ...] = ("id", "input_ids"),
-                 expect_tokenizer: str | None = None):
+                 expect_tokenizer: str | None = None, holdout: float = 0.0, split: str | None = None):
         if not (0 <= rank < world_size and 0 <= worker < num_workers):
             raise ValueError(f"rank {rank} of {world_size}, worker {worker} of {num_workers}: out of range")
         self.filesystem, self.path = open_location(url)
@@ -101,7 +104,10 @@ class ShardLoader:
             raise ShardError(f"{url}: shards were tokenized with {self.index.get('tokenizer_sha256')}, "
                              f"not the expected tokenizer {expect_tokenizer}")
         self.shards: list[dict[str, Any]] = self.index["shards"]
+        if split not in (None, "train", "eval") or (split and "id" not in columns):
+            raise ValueError(f"split {split!r}: None, 'train' or 'eval', with the id column")
         self.seed, self.columns = seed, columns
+        self.holdout, self.split = holdout, split
         self.consumer = rank * num_workers + worker
         self.consumers = world_size * num_workers
         self._verified: dict[str, pa.Table] = {}
@@ -114,6 +120,10 @@ class ShardLoader:
         """This consumer's [start, end) of the epoch's document sequence."""
         total = self.documents_per_epoch
         return self.consumer * total // self.consumers, (self.consumer + 1) * total // self.consumers
+
+    def _is_eval(self, doc_id: str) -> bool:
+        """Held out for evaluation: the first `holdout` share of documents by md5 of their id."""
+        return hashlib.md5(doc_id.encode()).digest()[0] < self.holdout * 256
 
     def _read_shard(self, entry: dict[str, Any]) -> pa.Table:
         """The shard's rows (self.columns), after its size and sha256 match the index."""
@@ -148,6 +158,7 @@ class ShardLoader:
         while epochs is None or epoch < state.epoch + epochs:
             first = start + (state.position if epoch == state.epoch else 0)
             seen = 0
+            yielded = 0
             for shard, rows in self._epoch_order(epoch):
                 count = len(rows)
                 lo, hi = max(first - seen, 0), min(end - seen, count)
@@ -160,11 +171,19 @@ class ShardLoader:
                         bounds = np.concatenate(([0], np.cumsum(ids.value_lengths().to_numpy())))
                         columns["input_ids"] = [flat[bounds[i]:bounds[i + 1]] for i in range(hi - lo)]
                     for i in range(hi - lo):
+                        if self.split and self._is_eval(columns["id"][i]) != (self.split == "eval"):
+                            continue  # the other split's document: its position still counts
+                        yielded += 1
                         yield ({name: values[i] for name, values in columns.items()},
                                LoaderState(epoch, seen + lo + i + 1 - start))
                 seen += count
                 if seen >= end:
                     break
+            if yielded == 0 and first == start:  # a whole epoch with nothing for this consumer
+                if self.split:
+                    raise ShardError(f"{self.url}: no {self.split} documents for consumer {self.consumer} "
+                                     f"(holdout {self.holdout})")
+                return
             epoch += 1
 
     def blocks(self, length: int, state: LoaderState | None = None) -> Iterator[tuple[np.ndarray, LoaderState]]:

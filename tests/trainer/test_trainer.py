@@ -1,0 +1,147 @@
+"""The trainer on CPU, in seconds: MQA against a reference, the FIM layout, overfitting a
+batch, exact resume, and the export into Hugging Face's GPTBigCode."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pipeline.config import BuildConfig, ExecutionConfig, NearDedupConfig, SourceSpec, TokenizeConfig  # noqa: E402
+from pipeline.progress import Progress  # noqa: E402
+from pipeline.run import build  # noqa: E402
+from stages.tokenize import EOS, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX  # noqa: E402
+from tests.conftest import LENIENT, program  # noqa: E402
+from trainer.fim import FimConfig, fim_sample, permute  # noqa: E402
+from trainer.model import GPTBigCode, MultiQueryAttention, preset  # noqa: E402
+from trainer.train import TrainConfig, lr_at, train  # noqa: E402
+
+SENTINELS = {FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX}
+
+
+def test_mqa_equals_multi_head_attention_with_one_shared_key_value_head():
+    torch.manual_seed(0)
+    config = preset("tiny", vocab_size=50)
+    attention = MultiQueryAttention(config).eval()
+    x = torch.randn(2, 9, config.n_embd)
+    B, T, C, H, D = 2, 9, config.n_embd, config.n_head, config.head_dim
+    q, k, v = attention.c_attn(x).split((C, D, D), dim=2)
+    heads = []
+    causal = torch.ones(T, T).tril().bool()
+    for h in range(H):
+        scores = q[:, :, h * D:(h + 1) * D] @ k.transpose(1, 2) / math.sqrt(D)  # every head uses the same k, v
+        heads.append(scores.masked_fill(~causal, float("-inf")).softmax(-1) @ v)
+    reference = attention.c_proj(torch.cat(heads, dim=-1))
+    assert torch.allclose(attention(x), reference, atol=1e-5)
+    assert attention.c_attn.out_features == C + 2 * D  # the fused projection d -> d + 2 * head_dim
+
+
+def test_fim_layout_and_invariants():
+    doc = np.arange(100, 140, dtype=np.int64)
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        out = permute(doc, rng, FimConfig(fim_rate=1.0, fim_spm_rate=0.5))
+        assert sorted(t for t in out if t not in SENTINELS) == list(doc)  # the tokens are the input's
+        if out[1] == FIM_SUFFIX:  # SPM: <pre> <suf> suffix <mid> prefix middle
+            mid_at = list(out).index(FIM_MIDDLE)
+            suffix, rest = out[2:mid_at], out[mid_at + 1:]
+            assert np.array_equal(np.concatenate([rest, suffix]), doc)
+        else:  # PSM: <pre> prefix <suf> suffix <mid> middle
+            suf_at, mid_at = list(out).index(FIM_SUFFIX), list(out).index(FIM_MIDDLE)
+            prefix, suffix, middle = out[1:suf_at], out[suf_at + 1:mid_at], out[mid_at + 1:]
+            assert out[0] == FIM_PREFIX and np.array_equal(np.concatenate([prefix, middle, suffix]), doc)
+    assert np.array_equal(permute(doc, np.random.default_rng(0), FimConfig(fim_rate=0.0)), doc)
+    rates = [permute(doc, np.random.default_rng(s), FimConfig(0.5, 0.5))[0] == FIM_PREFIX for s in range(400)]
+    assert 0.4 < np.mean(rates) < 0.6
+
+
+def test_fim_sample_is_per_document_fixed_length_and_masks_padding():
+    sample = np.array([5, 6, 7, EOS, 8, 9, EOS, 10, 11], dtype=np.int64)
+    ids, mask = fim_sample(sample, np.random.default_rng(1), FimConfig(fim_rate=1.0))
+    assert len(ids) == len(sample) and mask.tolist() == [1] * len(sample)
+    assert ids[0] == FIM_PREFIX  # each document transformed on its own, <|endoftext|> kept after it
+    short = np.array([5, 6, EOS], dtype=np.int64)
+    ids, mask = fim_sample(short, np.random.default_rng(1), FimConfig(fim_rate=0.0))
+    assert ids.tolist() == [5, 6, EOS]
+    # a sample that comes out shorter than asked (the end of the data) is padded, pad masked
+    from trainer import fim
+    padded, mask = fim.fim_sample(np.array([5, EOS], dtype=np.int64), np.random.default_rng(0),
+                                  FimConfig(fim_rate=1.0))
+    assert len(padded) == 2 and (mask[padded == FIM_PAD] == 0).all()
+
+
+def test_lr_schedule():
+    config = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
+    assert lr_at(0, config) == pytest.approx(0.1) and lr_at(9, config) == pytest.approx(1.0)
+    assert lr_at(60, config) == pytest.approx(0.55) and lr_at(110, config) == pytest.approx(0.1)
+
+
+def test_a_tiny_model_overfits_one_batch():
+    torch.manual_seed(0)
+    model = GPTBigCode(preset("tiny", vocab_size=64, block_size=32))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    x = torch.randint(0, 64, (4, 32))
+    first = None
+    for _ in range(150):
+        _, loss = model(x[:, :-1], x[:, 1:])
+        first = first or loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert first > 3.5 and loss.item() < 0.3
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    dataset = root / "files.jsonl"
+    dataset.write_text("".join(json.dumps({"repo": f"o/r{i}", "path": "m.py", "content": program(900 + i, 15),
+                                           "license": "MIT"}) + "\n" for i in range(60)))
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(enabled=False),
+                         tokenize=TokenizeConfig(vocab_size=300), execution=ExecutionConfig(executor="local"))
+    build(config, root / "out", Progress(quiet=True))
+    return root / "out"
+
+
+def small(shards, out, **changes) -> TrainConfig:
+    base = TrainConfig(data=str(shards), out_dir=str(out), model="tiny", seq_len=32, micro_batch=2, max_steps=6,
+                       warmup_steps=2, eval_every=3, eval_batches=1, checkpoint_every=3, log_every=1, holdout=0.2)
+    return dataclasses.replace(base, **changes)
+
+
+def test_resume_gives_bit_identical_next_steps(shards, tmp_path):
+    logs_whole, logs_resumed = [], []
+    train(small(shards, tmp_path / "whole"), log=logs_whole.append)
+    train(small(shards, tmp_path / "cut", max_steps=3), log=lambda line: None)
+    train(small(shards, tmp_path / "cut"), log=logs_resumed.append)  # resumes from step 3
+    assert logs_resumed[0] == f"resumed from {tmp_path / 'cut' / 'ckpt.pt'} at step 3"
+
+    def losses(lines):
+        rows = [json.loads(line) for line in lines if line.startswith("{")]
+        return {r["step"]: (r.get("loss"), r.get("grad_norm")) for r in rows if "loss" in r}
+    whole, resumed = losses(logs_whole), losses(logs_resumed)
+    assert [whole[s] for s in (4, 5, 6)] == [resumed[s] for s in (4, 5, 6)]
+    a = torch.load(tmp_path / "whole" / "ckpt.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_export_loads_in_transformers_with_the_same_logits(shards, tmp_path):
+    pytest.importorskip("transformers")
+    from transformers import GPTBigCodeForCausalLM
+
+    from trainer.export import export, load_checkpoint
+
+    train(small(shards, tmp_path / "run", max_steps=2), log=lambda line: None)
+    model = load_checkpoint(tmp_path / "run" / "ckpt.pt")
+    export(model, tmp_path / "hf", shards / "tokenizer.json")
+    hf = GPTBigCodeForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert hf.config.multi_query
+    x = torch.randint(0, 300, (2, 20))
+    with torch.no_grad():
+        assert torch.allclose(model(x)[0], hf(x).logits, atol=1e-5)
