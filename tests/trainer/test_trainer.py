@@ -29,7 +29,7 @@ def test_mqa_equals_multi_head_attention_with_one_shared_key_value_head():
     config = preset("tiny", vocab_size=50)
     attention = MultiQueryAttention(config).eval()
     x = torch.randn(2, 9, config.n_embd)
-    B, T, C, H, D = 2, 9, config.n_embd, config.n_head, config.head_dim
+    T, C, H, D = 9, config.n_embd, config.n_head, config.head_dim
     q, k, v = attention.c_attn(x).split((C, D, D), dim=2)
     heads = []
     causal = torch.ones(T, T).tril().bool()
