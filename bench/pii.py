@@ -43,7 +43,7 @@ from pathlib import Path
 
 from report import publish  # bench/report.py
 
-from filters.pii import GATE_NAMES_ANY_CASE, PiiRedactor
+from filters.pii import GATE_NAMES_ANY_CASE, PiiRedactor, blank_english_engine
 from pipeline.config import PiiConfig, load_config
 from pipeline.flow import stages_of
 from pipeline.records import FileRecord
@@ -147,23 +147,13 @@ def insert(files: list[str], line: str, rng: random.Random) -> str:
 
 def plain_presidio():
     """Presidio's predefined recognizers on the blank English pipeline (offline)."""
-    import spacy
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
-
-    class BlankEnglish(SpacyNlpEngine):
-        def load(self) -> None:
-            nlp = spacy.blank("en")
-            nlp.max_length = 1 << 31
-            self.nlp = {"en": nlp}
-
     import tldextract
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
 
     # the e-mail recognizer validates domains with tldextract, which fetches the public suffix
     # list: use its bundled snapshot instead (offline)
     tldextract.extract = tldextract.TLDExtract(suffix_list_urls=())
-    engine = BlankEnglish()
-    engine.load()
+    engine = blank_english_engine()
     registry = RecognizerRegistry()
     registry.load_predefined_recognizers(nlp_engine=engine)
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])

@@ -221,43 +221,47 @@ def rules(config: PiiConfig) -> list[Rule]:
     return found
 
 
-class _Blank:
-    """Builds Presidio's analyzer on a blank spaCy pipeline (no model download)."""
+def blank_english_engine() -> Any:
+    """Presidio's spaCy NLP engine on a blank English pipeline built in memory: a tokenizer
+    only, so no model is downloaded (DESIGN.md's pitfall) and no length limit is needed."""
+    import spacy
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
 
-    @staticmethod
-    def analyzer(config: PiiConfig) -> Any:
-        import spacy
-        from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
-        from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    class BlankEnglish(SpacyNlpEngine):
+        def load(self) -> None:
+            nlp = spacy.blank("en")
+            nlp.max_length = 1 << 31  # no parser or NER memory to guard against
+            self.nlp = {"en": nlp}
 
-        class BlankEnglish(SpacyNlpEngine):
-            def load(self) -> None:
-                nlp = spacy.blank("en")
-                nlp.max_length = 1 << 31  # a tokenizer only: no parser or NER memory to guard against
-                self.nlp = {"en": nlp}
+    engine = BlankEnglish()
+    engine.load()
+    return engine
 
-        class CodeRecognizer(EntityRecognizer):
-            def __init__(self, rule: Rule):
-                self.rule = rule
-                entities = [rule.entity, PASSWORD] if rule.password_by_name else [rule.entity]
-                super().__init__(supported_entities=entities, name=rule.name)
 
-            def load(self) -> None:
-                pass
+def build_analyzer(config: PiiConfig) -> Any:
+    """Presidio's AnalyzerEngine with only the code recognizers of `rules(config)`."""
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
 
-            def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list:
-                results = []
-                for match in self.rule.pattern.finditer(text):
-                    value = match.group("v")
-                    if self.rule.check is None or self.rule.check(value, match, text):
-                        results.append(RecognizerResult(self.rule.entity_of(match), match.start("v"), match.end("v"),
-                                                        1.0))
-                return results
+    class CodeRecognizer(EntityRecognizer):
+        def __init__(self, rule: Rule):
+            self.rule = rule
+            entities = [rule.entity, PASSWORD] if rule.password_by_name else [rule.entity]
+            super().__init__(supported_entities=entities, name=rule.name)
 
-        engine = BlankEnglish()
-        engine.load()
-        registry = RecognizerRegistry(recognizers=[CodeRecognizer(rule) for rule in rules(config)])
-        return AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list:
+            results = []
+            for match in self.rule.pattern.finditer(text):
+                value = match.group("v")
+                if self.rule.check is None or self.rule.check(value, match, text):
+                    results.append(RecognizerResult(self.rule.entity_of(match), match.start("v"), match.end("v"),
+                                                    1.0))
+            return results
+
+    registry = RecognizerRegistry(recognizers=[CodeRecognizer(rule) for rule in rules(config)])
+    return AnalyzerEngine(registry=registry, nlp_engine=blank_english_engine(), supported_languages=["en"])
 
 
 def _windows(content: str) -> list[tuple[int, int]]:
@@ -340,7 +344,7 @@ class PiiRedactor(FileStage):
     def analyzer(self) -> Any:
         if self._analyzer is None:  # built on first use, in the worker, once per process and settings
             if self.config not in _ANALYZERS:
-                _ANALYZERS[self.config] = _Blank.analyzer(self.config)
+                _ANALYZERS[self.config] = build_analyzer(self.config)
             self._analyzer = _ANALYZERS[self.config]
         return self._analyzer
 

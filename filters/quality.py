@@ -90,13 +90,23 @@ class QualityFilter(Filter):
 
     config: QualityConfig
 
+    def __init__(self, config: QualityConfig):
+        super().__init__(config)
+        self._resolved: dict[str, QualityConfig] = {}
+
     def _settings_for(self, path: str) -> QualityConfig:
+        if not self.config.extensions:
+            return self.config
         name = path.rsplit("/", 1)[-1].lower()
         best = None
-        for extension, overrides in self.config.extensions.items():
-            if name.endswith("." + extension.lower().lstrip(".")) and (best is None or len(extension) > len(best[0])):
-                best = (extension, overrides)
-        return dataclasses.replace(self.config, extensions={}, **best[1]) if best else self.config
+        for extension in self.config.extensions:
+            if name.endswith("." + extension.lower().lstrip(".")) and (best is None or len(extension) > len(best)):
+                best = extension
+        if best is None:
+            return self.config
+        if best not in self._resolved:  # one dataclass per extension, not one per file
+            self._resolved[best] = dataclasses.replace(self.config, extensions={}, **self.config.extensions[best])
+        return self._resolved[best]
 
     def keep(self, record: FileRecord) -> bool | tuple[bool, str]:
         content = record.content or ""

@@ -129,6 +129,9 @@ class Filter(FileStage):
             record.drop(verdict[1])
 
 
+NO_DROPS = "SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL AS reason, NULL AS dup_of LIMIT 0"
+
+
 @dataclass
 class CorpusContext:
     """What a corpus stage may use besides the database."""

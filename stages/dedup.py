@@ -43,12 +43,11 @@ import pyarrow.parquet as pq
 
 from manifests import reasons
 from pipeline.config import DedupConfig, NearDedupConfig
-from pipeline.stage import CorpusContext, CorpusStage
+from pipeline.stage import NO_DROPS, CorpusContext, CorpusStage
 from pipeline.work import sql_path, write_atomic
 from stages import minhash
 
 KEEP_ORDER = "stars DESC NULLS LAST, repo, path, unit, ordinal"
-NO_DROPS = "SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL AS reason, NULL AS dup_of LIMIT 0"
 MAX_ROUNDS = 10_000  # of label propagation; pointer jumping makes a few dozen plenty
 VERIFY_ROWS = 16_384  # candidate pairs (with both signatures) in memory at once
 

@@ -43,20 +43,20 @@ def tokens(text: str) -> list[str]:
     return WORD.findall(text)
 
 
+def _fmix(h: np.ndarray, shifts: tuple, multipliers: tuple) -> np.ndarray:
+    """MurmurHash3's finalizer (wrapping multiplication in h's own width)."""
+    for shift, multiplier in zip(shifts, multipliers, strict=False):
+        h = h ^ (h >> shift)
+        h = h * multiplier
+    return h ^ (h >> shifts[-1])
+
+
 def _fmix64(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint64(33))
-    h = h * _M64[0]
-    h = h ^ (h >> np.uint64(33))
-    h = h * _M64[1]
-    return h ^ (h >> np.uint64(33))
+    return _fmix(h, (np.uint64(33),) * 3, _M64)
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
-    h = h ^ (h >> np.uint32(16))
-    h = h * _M32[0]
-    h = h ^ (h >> np.uint32(13))
-    h = h * _M32[1]
-    return h ^ (h >> np.uint32(16))
+    return _fmix(h, (np.uint32(16), np.uint32(13), np.uint32(16)), _M32)
 
 
 def shingle_hashes(words: Sequence[str], shingle_size: int) -> np.ndarray:

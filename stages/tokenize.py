@@ -34,8 +34,9 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.config import ConfigError, TokenizeConfig
-from pipeline.stage import CorpusContext, CorpusStage
+from pipeline.stage import NO_DROPS, CorpusContext, CorpusStage
 from pipeline.work import sql_path, write_atomic
+from stages.sources import sha256_file
 
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<filename>", "<gh_stars>",
@@ -44,7 +45,6 @@ SPECIAL_TOKENS = (
 )
 EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD, FILENAME, GH_STARS = range(7)
 REPONAME = 18
-NO_DROPS = "SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL AS reason, NULL AS dup_of LIMIT 0"
 
 
 def ids_type(vocab_size: int) -> pa.DataType:
@@ -122,6 +122,7 @@ def encode_files(tokenizer: Any, rows: list[dict[str, Any]], config: TokenizeCon
     pieces = [text for parts in prefixes for _, text in parts]
     encoded = tokenizer.encode_batch(texts + pieces, add_special_tokens=False)
     piece_ids = iter(e.ids for e in encoded[len(texts):])
+    newline = tokenizer.encode("\n", add_special_tokens=False).ids if pieces else []
     result = []
     for parts, content in zip(prefixes, encoded[: len(texts)], strict=True):
         ids: list[int] = []
@@ -129,7 +130,7 @@ def encode_files(tokenizer: Any, rows: list[dict[str, Any]], config: TokenizeCon
             ids.append(special)
             ids.extend(next(piece_ids))
         if parts:
-            ids.extend(tokenizer.encode("\n", add_special_tokens=False).ids)
+            ids.extend(newline)
         ids.extend(content.ids)
         ids.append(EOS)
         result.append(ids)
@@ -165,10 +166,6 @@ def _cached_tokenizer(path: str) -> Any:
     return _TOKENIZERS[path]
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class Tokenize(CorpusStage):
     """Drops nothing: trains or loads the tokenizer, encodes every kept file, and leaves the
     DuckDB view `tokens` (unit, ordinal, input_ids, num_tokens) for the writer."""
@@ -190,16 +187,19 @@ class Tokenize(CorpusStage):
             tokenizer = load_tokenizer(self.config.tokenizer)
             notes["tokenizer"] = self.config.tokenizer
         else:
-            budget = self._sample_plan(db)
-            notes["trained_on"] = budget
-            total = sum(b["bytes"] for b in budget.values())
+            available = dict(db.sql("""SELECT coalesce(language, '(unknown)'), sum(size) FROM files
+                                       WHERE decision = 'kept' GROUP BY ALL ORDER BY 1""").fetchall())
+            shares = self._shares(available)
+            notes["trained_on"] = {lang: {"available": int(size), "bytes": shares.get(lang, 0)}
+                                   for lang, size in available.items()}
+            total = sum(shares.values())
             context.progress.phase(f"{self.name}: training a {self.config.vocab_size}-token BPE on "
-                                   f"{total / 1e6:.1f} MB of {len(budget)} languages")
-            tokenizer = train_tokenizer(self._sample(db), self.config.vocab_size, self.config.min_frequency)
+                                   f"{total / 1e6:.1f} MB of {len(available)} languages")
+            tokenizer = train_tokenizer(self._sample(db, shares), self.config.vocab_size, self.config.min_frequency)
             notes["tokenizer"] = "trained"
         tokenizer.save(str(tokenizer_path))
         notes["vocab_size"] = tokenizer.get_vocab_size()
-        notes["tokenizer_sha256"] = sha256_of(tokenizer_path)
+        notes["tokenizer_sha256"] = sha256_file(tokenizer_path)
 
         (files,) = db.sql("SELECT count(*) FROM files WHERE decision = 'kept'").fetchall()[0]
         context.progress.phase(f"{self.name}: encoding {files} files")
@@ -239,13 +239,11 @@ class Tokenize(CorpusStage):
         if rows:
             yield number, rows
 
-    def _sample_plan(self, db: Any) -> dict[str, dict[str, int]]:
+    def _shares(self, available: dict[str, int]) -> dict[str, int]:
         """Bytes of each language's share of the training budget (see the module's docstring)."""
-        available = dict(db.sql("""SELECT coalesce(language, '(unknown)'), sum(size) FROM files
-                                   WHERE decision = 'kept' GROUP BY ALL ORDER BY 1""").fetchall())
+        remaining = dict(available)
         shares: dict[str, int] = {}
         budget = self.config.train_bytes
-        remaining = dict(available)
         while remaining and budget > 0:
             weights = {lang: math.sqrt(size) for lang, size in remaining.items()}
             total = sum(weights.values())
@@ -257,10 +255,9 @@ class Tokenize(CorpusStage):
             for lang in filled:  # languages smaller than their share: all of it, the rest re-split
                 shares[lang] = remaining.pop(lang)
                 budget -= shares[lang]
-        self._shares = shares
-        return {lang: {"available": int(available[lang]), "bytes": shares.get(lang, 0)} for lang in available}
+        return shares
 
-    def _sample(self, db: Any) -> Iterator[str]:
+    def _sample(self, db: Any, shares: dict[str, int]) -> Iterator[str]:
         """Kept files, whole, in md5(seed:id) order per language until its share is spent."""
         seed = int(self.config.seed)
         reader = db.sql(f"""SELECT coalesce(language, '(unknown)') AS language, size, content FROM files
@@ -270,6 +267,6 @@ class Tokenize(CorpusStage):
         for batch in reader:
             for language, size, content in zip(*(c.to_pylist() for c in batch.columns), strict=True):
                 used = spent.get(language, 0)
-                if used < self._shares.get(language, 0):
+                if used < shares.get(language, 0):
                     spent[language] = used + size
                     yield content

@@ -14,7 +14,6 @@ the loader state, so a resumed run continues the same run exactly.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -237,10 +236,6 @@ def evaluate(model: GPTBigCode, config: TrainConfig, device: str, autocast: Any)
             losses.append(model(x, y, mask)[1].item())
     model.train()
     return round(float(np.mean(losses)), 4)
-
-
-def config_hash(config: TrainConfig) -> str:
-    return hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def main(argv: list[str] | None = None) -> int:
