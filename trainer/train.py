@@ -8,7 +8,12 @@ loader (packed, FIM-transformed per document), bf16 autocast on GPU, gradient cl
 fused AdamW (betas 0.9/0.95, weight decay on matrices only), cosine schedule with linear
 warmup. Logs loss, tokens/s and MFU; evaluates on held-out documents (md5 of the id) every
 `eval_every` steps; checkpoints hold the model, optimizer, schedule step, both configs and
-the loader state, so a resumed run continues the same run exactly.
+every rank's loader state, so a resumed run continues the same run exactly.
+
+Distributed (torchrun): every rank reads its own contiguous slice of each epoch (the
+loader's split), DDP averages gradients on the last micro-batch of a step, the logged and
+eval losses are means over ranks, and rank 0 writes the checkpoint. NCCL on GPUs, gloo on
+CPU (how the tests run it). A checkpoint resumes with as many ranks as wrote it.
 """
 
 from __future__ import annotations
@@ -131,27 +136,64 @@ def peak_flops(device: str) -> float | None:
 
 
 def save_checkpoint(path: Path, model: GPTBigCode, optimizer: Any, step: int, config: TrainConfig,
-                    loader: LoaderState) -> None:
+                    loaders: list[LoaderState]) -> None:
+    """Everything a resumed run needs, written atomically; `loaders` holds each rank's state."""
     raw = model.module if hasattr(model, "module") else model
     raw = getattr(raw, "_orig_mod", raw)
     tmp = path.with_suffix(".tmp")
     torch.save({"model": raw.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "model_config": raw.config.to_dict(), "train_config": dataclasses.asdict(config),
-                "loader": loader.to_dict()}, tmp)
+                "world_size": len(loaders), "loaders": [state.to_dict() for state in loaders]}, tmp)
     os.replace(tmp, path)
 
 
+def setup_distributed(config: TrainConfig) -> tuple[int, int, str]:
+    """(rank, world_size, device). Started by torchrun (RANK in the environment): one process
+    group, NCCL with a GPU per process (LOCAL_RANK), gloo on CPU; otherwise one process."""
+    wants_cuda = torch.cuda.is_available() if config.device == "auto" else config.device.startswith("cuda")
+    if "RANK" not in os.environ:
+        return 0, 1, ("cuda" if wants_cuda else "cpu") if config.device == "auto" else config.device
+    torch.distributed.init_process_group(backend="nccl" if wants_cuda else "gloo")
+    rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    if not wants_cuda:
+        return rank, world_size, "cpu"
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    torch.cuda.set_device(device)
+    return rank, world_size, device
+
+
+def mean_over_ranks(value: float, world_size: int) -> float:
+    """A per-rank figure (a loss) averaged over all ranks; a collective when distributed."""
+    if world_size == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    if torch.distributed.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    torch.distributed.all_reduce(tensor)
+    return float(tensor.item()) / world_size
+
+
+def all_states(state: LoaderState, world_size: int) -> list[LoaderState]:
+    """Every rank's loader state, in rank order (a collective when distributed)."""
+    if world_size == 1:
+        return [state]
+    gathered: list[Any] = [None] * world_size
+    torch.distributed.all_gather_object(gathered, state.to_dict())
+    return [LoaderState.from_dict(entry) for entry in gathered]
+
+
 def train(config: TrainConfig, log=print, resume: bool = True) -> dict[str, Any]:
-    """Train (or resume from out_dir/ckpt.pt); returns the last step's figures."""
-    ddp = "RANK" in os.environ
-    if ddp:
-        torch.distributed.init_process_group(backend="nccl")
-        rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        torch.cuda.set_device(device)
-    else:
-        rank, world_size = 0, 1
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    """Train (or resume from out_dir/ckpt.pt); returns the last step's figures (rank 0 logs)."""
+    rank, world_size, device = setup_distributed(config)
+    try:
+        return _train(config, log, resume, rank, world_size, device)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, device: str) -> dict[str, Any]:
+    ddp = world_size > 1
     torch.manual_seed(config.seed)
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,15 +211,21 @@ def train(config: TrainConfig, log=print, resume: bool = True) -> dict[str, Any]
     step, state = 0, None
     if resume and checkpoint_path.exists():
         saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if saved.get("world_size", 1) != world_size:
+            raise ValueError(f"{checkpoint_path} was written by {saved.get('world_size', 1)} ranks; resume it with "
+                             f"as many (each rank continues its own slice of the data), not {world_size}")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        step, state = saved["step"], LoaderState.from_dict(saved["loader"])
-        log(f"resumed from {checkpoint_path} at step {step}")
+        loaders = saved.get("loaders") or [saved["loader"]]  # "loader": checkpoints before DDP resume
+        step, state = saved["step"], LoaderState.from_dict(loaders[rank])
+        if rank == 0:
+            log(f"resumed from {checkpoint_path} at step {step}")
     train_batches = Batches(config, rank, world_size, "train", state)
     if config.compile:
         model = torch.compile(model)
     if ddp:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[int(device.split(":")[1])])
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
     raw = model.module if ddp else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast(
         "cpu", enabled=False)
@@ -192,7 +240,7 @@ def train(config: TrainConfig, log=print, resume: bool = True) -> dict[str, Any]
         total = 0.0
         for micro in range(config.grad_accum):
             x, y, mask = (t.to(device, non_blocking=True) for t in train_batches.next())
-            if ddp:
+            if ddp:  # gradients are averaged over ranks on the last micro-batch only
                 model.require_backward_grad_sync = micro == config.grad_accum - 1
             with autocast:
                 _, loss = model(x, y, mask)
@@ -208,34 +256,39 @@ def train(config: TrainConfig, log=print, resume: bool = True) -> dict[str, Any]
             elapsed = time.perf_counter() - started
             tokens_per_s = tokens_per_step * config.log_every / elapsed if step % config.log_every == 0 else None
             mfu = tokens_per_s * flops_per_token / (peak * world_size) if tokens_per_s and peak else None
-            figures = {"step": step, "loss": round(total, 4), "lr": lr_at(step - 1, config),
-                       "grad_norm": round(float(norm), 4), "tokens_per_s": round(tokens_per_s or 0),
-                       "mfu": round(mfu, 4) if mfu else None}
+            figures = {"step": step, "loss": round(mean_over_ranks(total, world_size), 4),
+                       "lr": lr_at(step - 1, config), "grad_norm": round(float(norm), 4),
+                       "tokens_per_s": round(tokens_per_s or 0), "mfu": round(mfu, 4) if mfu else None}
             if rank == 0:
                 log(json.dumps(figures))
             started = time.perf_counter()
         if config.eval_every and config.holdout > 0 and step % config.eval_every == 0:
-            figures["eval_loss"] = evaluate(raw, config, device, autocast)
+            figures["eval_loss"] = evaluate(raw, config, device, autocast, rank, world_size)
             if rank == 0:
                 log(json.dumps({"step": step, "eval_loss": figures["eval_loss"]}))
-        if rank == 0 and (step % config.checkpoint_every == 0 or step == config.max_steps):
-            save_checkpoint(checkpoint_path, model, optimizer, step, config, train_batches.state)
-    if ddp:
-        torch.distributed.destroy_process_group()
+        if step % config.checkpoint_every == 0 or step == config.max_steps:
+            states = all_states(train_batches.state, world_size)
+            if rank == 0:
+                save_checkpoint(checkpoint_path, model, optimizer, step, config, states)
+    if world_size > 1:
+        torch.distributed.barrier()  # rank 0's last checkpoint is written before any rank returns
     return figures
 
 
 @torch.no_grad()
-def evaluate(model: GPTBigCode, config: TrainConfig, device: str, autocast: Any) -> float:
+def evaluate(model: GPTBigCode, config: TrainConfig, device: str, autocast: Any, rank: int = 0,
+             world_size: int = 1) -> float:
+    """Mean loss over `eval_batches` micro-batches of held-out documents per rank (each rank
+    its own slice of them), averaged over ranks."""
     model.eval()
-    batches = Batches(config, 0, 1, "eval")
+    batches = Batches(config, rank, world_size, "eval")
     losses = []
     for _ in range(config.eval_batches):
         x, y, mask = (t.to(device) for t in batches.next())
         with autocast:
             losses.append(model(x, y, mask)[1].item())
     model.train()
-    return round(float(np.mean(losses)), 4)
+    return round(mean_over_ranks(float(np.mean(losses)), world_size), 4)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,6 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m trainer.train CONFIG.toml", file=sys.stderr)
         return 2
     train(load_train_config(args[0]))
+    if "RANK" in os.environ:
+        # Under torchrun, leave without interpreter shutdown. A process group that DDP has
+        # used outlives destroy_process_group() (torch 2.13, gloo), and its worker thread can
+        # still be releasing a finished collective's tensor, which needs the GIL, while Python
+        # shuts down: the finished, checkpointed process then aborts ("terminate called
+        # without an active exception") about one run in ten on CPU.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -4,8 +4,13 @@ batch, exact resume, and the export into Hugging Face's GPTBigCode."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +22,12 @@ from pipeline.progress import Progress  # noqa: E402
 from pipeline.run import build  # noqa: E402
 from stages.tokenize import EOS, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX  # noqa: E402
 from tests.conftest import LENIENT, program  # noqa: E402
+from trainer.data import LoaderState, ShardLoader  # noqa: E402
 from trainer.fim import FimConfig, fim_sample, permute  # noqa: E402
 from trainer.model import GPTBigCode, MultiQueryAttention, preset  # noqa: E402
-from trainer.train import TrainConfig, lr_at, train  # noqa: E402
+from trainer.train import Batches, TrainConfig, lr_at, make_optimizer, train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SENTINELS = {FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX}
 
@@ -145,3 +153,83 @@ def test_export_loads_in_transformers_with_the_same_logits(shards, tmp_path):
     x = torch.randint(0, 300, (2, 20))
     with torch.no_grad():
         assert torch.allclose(model(x)[0], hf(x).logits, atol=1e-5)
+
+
+def torchrun(config: TrainConfig, workdir, ranks: int = 2) -> list[dict]:
+    """Runs `python -m trainer.train` under torchrun with `ranks` CPU processes (gloo);
+    returns rank 0's logged figures."""
+    defaults = TrainConfig()
+    lines = ["[train]"]
+    for key, value in dataclasses.asdict(config).items():
+        if value != getattr(defaults, key):
+            lines.append(f"{key} = {json.dumps(value)}")
+    toml = workdir / f"train-{len(list(workdir.glob('train-*.toml')))}.toml"
+    toml.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                           str(ranks), "-m", "trainer.train", str(toml)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def test_distributed_training_averages_disjoint_rank_slices_and_resumes_exactly(shards, tmp_path):
+    config = small(shards, tmp_path / "whole", max_steps=4, eval_every=2, checkpoint_every=2)
+    logged = torchrun(config, tmp_path)
+    saved = torch.load(tmp_path / "whole" / "ckpt.pt", weights_only=False)
+    assert saved["world_size"] == 2 and len(saved["loaders"]) == 2 and saved["step"] == 4
+    assert [row["step"] for row in logged if "loss" in row] == [1, 2, 3, 4]
+    assert [row["step"] for row in logged if "eval_loss" in row] == [2, 4]
+
+    # the same steps in one process: rank r's batches from its slice, the mean of both ranks'
+    # losses (DDP averages the gradients of the per-rank means)
+    torch.manual_seed(config.seed)
+    vocab = int(ShardLoader(str(shards)).index["vocab_size"])
+    model = GPTBigCode(preset(config.model, vocab_size=vocab))
+    optimizer = make_optimizer(model, config, "cpu")
+    ranks = [Batches(config, rank, 2, "train") for rank in range(2)]
+    losses = []
+    for step in range(config.max_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        loss = sum(model(*batches.next())[1] for batches in ranks) / 2
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    assert [row["loss"] for row in logged if "loss" in row] == pytest.approx(losses, abs=2e-4)
+    reference = model.state_dict()
+    assert all(torch.allclose(saved["model"][k], reference[k], atol=1e-5) for k in reference)
+    assert [LoaderState.from_dict(s) for s in saved["loaders"]] == [batches.state for batches in ranks]
+
+    cut = dataclasses.replace(config, out_dir=str(tmp_path / "cut"), max_steps=2)
+    torchrun(cut, tmp_path)
+    resumed = torchrun(dataclasses.replace(cut, max_steps=4), tmp_path)
+    assert [row["loss"] for row in resumed if "loss" in row] == [row["loss"] for row in logged[-3:] if "loss" in row]
+    again = torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=False)
+    assert all(torch.equal(again["model"][k], saved["model"][k]) for k in reference)
+    assert again["loaders"] == saved["loaders"]
+
+
+def test_a_checkpoint_resumes_only_with_the_ranks_that_wrote_it(shards, tmp_path):
+    train(small(shards, tmp_path / "run", max_steps=2), log=lambda line: None)
+    saved = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    saved["world_size"], saved["loaders"] = 2, saved["loaders"] * 2
+    torch.save(saved, tmp_path / "run" / "ckpt.pt")
+    with pytest.raises(ValueError, match="written by 2 ranks; resume it with as many"):
+        train(small(shards, tmp_path / "run", max_steps=3), log=lambda line: None)
+
+
+def test_the_gpu_benchmark_runs_the_same_code_on_cpu(shards):
+    """bench/train.py needs a GPU for its figures; its code path runs here, so it does not rot."""
+    pytest.importorskip("transformers")
+    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "bench" / "train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = bench.measure(str(shards), "tiny", batch=2, seq=32, steps=2, warmup=1, device="cpu")
+    vocab = int(ShardLoader(str(shards)).index["vocab_size"])
+    assert results["parameters"] == GPTBigCode(preset("tiny", vocab_size=vocab, block_size=32)).num_parameters()
+    for name in ("ours", "transformers_gpt_bigcode"):
+        assert results[name]["tokens_per_s"] > 0 and results[name]["mfu"] is None  # no peak for a CPU
+    assert results["ours_vs_transformers"] > 0 and results["device"] == "cpu"
