@@ -128,6 +128,15 @@ class Batches:
         return ids[:, :-1], ids[:, 1:], mask[:, 1:]
 
 
+def to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    """To the GPU from pinned memory without blocking the host (a copy from pageable memory
+    waits for the GPU's queue to drain), so the next micro-batch is queued while the GPU
+    works; on CPU, as is."""
+    if not device.startswith("cuda"):
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def peak_flops(device: str) -> float | None:
     if not device.startswith("cuda"):
         return None
@@ -237,15 +246,15 @@ def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, d
     while step < config.max_steps:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
-        total = 0.0
+        total = torch.zeros((), device=device)  # read (a host sync) only when logged
         for micro in range(config.grad_accum):
-            x, y, mask = (t.to(device, non_blocking=True) for t in train_batches.next())
+            x, y, mask = (to_device(t, device) for t in train_batches.next())
             if ddp:  # gradients are averaged over ranks on the last micro-batch only
                 model.require_backward_grad_sync = micro == config.grad_accum - 1
             with autocast:
                 _, loss = model(x, y, mask)
             (loss / config.grad_accum).backward()
-            total += loss.item() / config.grad_accum
+            total += loss.detach() / config.grad_accum
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -256,7 +265,7 @@ def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, d
             elapsed = time.perf_counter() - started
             tokens_per_s = tokens_per_step * config.log_every / elapsed if step % config.log_every == 0 else None
             mfu = tokens_per_s * flops_per_token / (peak * world_size) if tokens_per_s and peak else None
-            figures = {"step": step, "loss": round(mean_over_ranks(total, world_size), 4),
+            figures = {"step": step, "loss": round(mean_over_ranks(total.item(), world_size), 4),
                        "lr": lr_at(step - 1, config), "grad_norm": round(float(norm), 4),
                        "tokens_per_s": round(tokens_per_s or 0), "mfu": round(mfu, 4) if mfu else None}
             if rank == 0:
@@ -284,7 +293,7 @@ def evaluate(model: GPTBigCode, config: TrainConfig, device: str, autocast: Any,
     batches = Batches(config, rank, world_size, "eval")
     losses = []
     for _ in range(config.eval_batches):
-        x, y, mask = (t.to(device) for t in batches.next())
+        x, y, mask = (to_device(t, device) for t in batches.next())
         with autocast:
             losses.append(model(x, y, mask)[1].item())
     model.train()
