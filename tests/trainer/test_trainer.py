@@ -17,11 +17,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pipeline.config import BuildConfig, ExecutionConfig, NearDedupConfig, SourceSpec, TokenizeConfig  # noqa: E402
-from pipeline.progress import Progress  # noqa: E402
-from pipeline.run import build  # noqa: E402
 from stages.tokenize import EOS, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX  # noqa: E402
-from tests.conftest import LENIENT, program  # noqa: E402
+from tests.trainer.conftest import small  # noqa: E402
 from trainer.data import LoaderState, ShardLoader  # noqa: E402
 from trainer.fim import FimConfig, fim_sample, permute  # noqa: E402
 from trainer.model import GPTBigCode, MultiQueryAttention, preset  # noqa: E402
@@ -102,24 +99,6 @@ def test_a_tiny_model_overfits_one_batch():
         loss.backward()
         optimizer.step()
     assert first > 3.5 and loss.item() < 0.3
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    dataset = root / "files.jsonl"
-    dataset.write_text("".join(json.dumps({"repo": f"o/r{i}", "path": "m.py", "content": program(900 + i, 15),
-                                           "license": "MIT"}) + "\n" for i in range(60)))
-    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(enabled=False),
-                         tokenize=TokenizeConfig(vocab_size=300), execution=ExecutionConfig(executor="local"))
-    build(config, root / "out", Progress(quiet=True))
-    return root / "out"
-
-
-def small(shards, out, **changes) -> TrainConfig:
-    base = TrainConfig(data=str(shards), out_dir=str(out), model="tiny", seq_len=32, micro_batch=2, max_steps=6,
-                       warmup_steps=2, eval_every=3, eval_batches=1, checkpoint_every=3, log_every=1, holdout=0.2)
-    return dataclasses.replace(base, **changes)
 
 
 def test_resume_gives_bit_identical_next_steps(shards, tmp_path):
