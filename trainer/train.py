@@ -7,8 +7,9 @@ Each step: `grad_accum` micro-batches of `micro_batch` x `seq_len` tokens from t
 loader (packed, FIM-transformed per document), bf16 autocast on GPU, gradient clipping,
 fused AdamW (betas 0.9/0.95, weight decay on matrices only), cosine schedule with linear
 warmup. Logs loss, tokens/s and MFU; evaluates on held-out documents (md5 of the id) every
-`eval_every` steps; checkpoints hold the model, optimizer, schedule step, both configs and
-every rank's loader state, so a resumed run continues the same run exactly.
+`eval_every` steps; every figure also goes to out_dir/log.jsonl. Checkpoints hold the
+model, optimizer, schedule step, both configs and every rank's loader state, so a resumed
+run continues the same run exactly (and log.jsonl loses the rows past the checkpoint).
 
 Distributed (torchrun): every rank reads its own contiguous slice of each epoch (the
 loader's split), DDP averages gradients on the last micro-batch of a step, the logged and
@@ -156,6 +157,13 @@ def save_checkpoint(path: Path, model: GPTBigCode, optimizer: Any, step: int, co
     os.replace(tmp, path)
 
 
+def forget_log_after(path: Path, step: int) -> None:
+    """Drops the rows of steps after `step` (logged before a crash, redone by the resume)."""
+    if path.exists():
+        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        path.write_text("".join(row + "\n" for row in rows))
+
+
 def setup_distributed(config: TrainConfig) -> tuple[int, int, str]:
     """(rank, world_size, device). Started by torchrun (RANK in the environment): one process
     group, NCCL with a GPU per process (LOCAL_RANK), gloo on CPU; otherwise one process."""
@@ -229,6 +237,7 @@ def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, d
         step, state = saved["step"], LoaderState.from_dict(loaders[rank])
         if rank == 0:
             log(f"resumed from {checkpoint_path} at step {step}")
+            forget_log_after(out / "log.jsonl", step)
     train_batches = Batches(config, rank, world_size, "train", state)
     if config.compile:
         model = torch.compile(model)
@@ -242,6 +251,14 @@ def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, d
     flops_per_token = getattr(raw, "_orig_mod", raw).flops_per_token(config.seq_len)
     peak = peak_flops(device)
     figures: dict[str, Any] = {}
+
+    def record(row: dict[str, Any]) -> None:
+        """Logged, and appended to out_dir/log.jsonl (a resumed run appends after its step)."""
+        line = json.dumps(row)
+        log(line)
+        with open(out / "log.jsonl", "a") as handle:
+            handle.write(line + "\n")
+
     started = time.perf_counter()
     while step < config.max_steps:
         for group in optimizer.param_groups:
@@ -269,12 +286,12 @@ def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, d
                        "lr": lr_at(step - 1, config), "grad_norm": round(float(norm), 4),
                        "tokens_per_s": round(tokens_per_s or 0), "mfu": round(mfu, 4) if mfu else None}
             if rank == 0:
-                log(json.dumps(figures))
+                record(figures)
             started = time.perf_counter()
         if config.eval_every and config.holdout > 0 and step % config.eval_every == 0:
             figures["eval_loss"] = evaluate(raw, config, device, autocast, rank, world_size)
             if rank == 0:
-                log(json.dumps({"step": step, "eval_loss": figures["eval_loss"]}))
+                record({"step": step, "eval_loss": figures["eval_loss"]})
         if step % config.checkpoint_every == 0 or step == config.max_steps:
             states = all_states(train_batches.state, world_size)
             if rank == 0:

@@ -105,6 +105,8 @@ def test_resume_gives_bit_identical_next_steps(shards, tmp_path):
     logs_whole, logs_resumed = [], []
     train(small(shards, tmp_path / "whole"), log=logs_whole.append)
     train(small(shards, tmp_path / "cut", max_steps=3), log=lambda line: None)
+    with open(tmp_path / "cut" / "log.jsonl", "a") as log:  # logged after the checkpoint, then a crash
+        log.write(json.dumps({"step": 4, "loss": 99.0}) + "\n")
     train(small(shards, tmp_path / "cut"), log=logs_resumed.append)  # resumes from step 3
     assert logs_resumed[0] == f"resumed from {tmp_path / 'cut' / 'ckpt.pt'} at step 3"
 
@@ -113,6 +115,12 @@ def test_resume_gives_bit_identical_next_steps(shards, tmp_path):
         return {r["step"]: (r.get("loss"), r.get("grad_norm")) for r in rows if "loss" in r}
     whole, resumed = losses(logs_whole), losses(logs_resumed)
     assert [whole[s] for s in (4, 5, 6)] == [resumed[s] for s in (4, 5, 6)]
+
+    def log_file(run):
+        return [(r["step"], r.get("loss"), r.get("eval_loss"))
+                for r in map(json.loads, (tmp_path / run / "log.jsonl").read_text().splitlines())]
+    assert log_file("cut") == log_file("whole")  # each step once, the crashed run's row gone
+    assert [step for step, _, _ in log_file("whole")] == [1, 2, 3, 3, 4, 5, 6, 6]  # eval at 3 and 6
     a = torch.load(tmp_path / "whole" / "ckpt.pt", weights_only=False)["model"]
     b = torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
