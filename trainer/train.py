@@ -158,10 +158,18 @@ def save_checkpoint(path: Path, model: GPTBigCode, optimizer: Any, step: int, co
 
 
 def forget_log_after(path: Path, step: int) -> None:
-    """Drops the rows of steps after `step` (logged before a crash, redone by the resume)."""
-    if path.exists():
-        rows = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        path.write_text("".join(row + "\n" for row in rows))
+    """Drops the rows of steps after `step` (logged before a crash, redone by the resume), and
+    a last line the crash cut short."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue
+    path.write_text("".join(kept))
 
 
 def setup_distributed(config: TrainConfig) -> tuple[int, int, str]:

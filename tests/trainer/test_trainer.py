@@ -106,7 +106,7 @@ def test_resume_gives_bit_identical_next_steps(shards, tmp_path):
     train(small(shards, tmp_path / "whole"), log=logs_whole.append)
     train(small(shards, tmp_path / "cut", max_steps=3), log=lambda line: None)
     with open(tmp_path / "cut" / "log.jsonl", "a") as log:  # logged after the checkpoint, then a crash
-        log.write(json.dumps({"step": 4, "loss": 99.0}) + "\n")
+        log.write(json.dumps({"step": 4, "loss": 99.0}) + "\n" + '{"step": 5, "lo')  # cut short
     train(small(shards, tmp_path / "cut"), log=logs_resumed.append)  # resumes from step 3
     assert logs_resumed[0] == f"resumed from {tmp_path / 'cut' / 'ckpt.pt'} at step 3"
 
