@@ -220,3 +220,16 @@ def test_the_gpu_benchmark_runs_the_same_code_on_cpu(shards):
     for name in ("ours", "transformers_gpt_bigcode"):
         assert results[name]["tokens_per_s"] > 0 and results[name]["mfu"] is None  # no peak for a CPU
     assert results["ours_vs_transformers"] > 0 and results["device"] == "cpu"
+
+
+def test_generate_is_greedy_crops_to_the_context_and_stops():
+    torch.manual_seed(0)
+    model = GPTBigCode(preset("tiny", vocab_size=50, block_size=8)).eval()
+    prompt = torch.randint(0, 50, (1, 10))  # longer than the context: the last 8 tokens are used
+    out = model.generate(prompt, 4)
+    assert out.shape == (1, 14) and torch.equal(out[:, :10], prompt)
+    with torch.no_grad():
+        assert int(out[0, 10]) == int(model(prompt[:, -8:])[0][0, -1].argmax())
+        assert int(out[0, 11]) == int(model(out[:, 3:11])[0][0, -1].argmax())
+    stopped = model.generate(prompt, 4, stop=int(out[0, 10]))
+    assert torch.equal(stopped, out[:, :11])  # the stop token is the last one emitted
