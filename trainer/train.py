@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.data import LoaderState, ShardLoader
+from trainer.data import LoaderState, ShardError, ShardLoader
 from trainer.fim import FimConfig, fim_sample
 from trainer.model import GPTBigCode, preset
 
@@ -219,15 +219,14 @@ def train(config: TrainConfig, log=print, resume: bool = True) -> dict[str, Any]
 
 def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, device: str) -> dict[str, Any]:
     ddp = world_size > 1
-    torch.manual_seed(config.seed)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out / "ckpt.pt"
-
     loader = ShardLoader(config.data)
     vocab = int(loader.index.get("vocab_size") or 0)
     if not vocab:
         raise ValueError(f"{config.data}: the shards carry no tokens (build with [tokenize] enabled)")
+    torch.manual_seed(config.seed)
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out / "ckpt.pt"
     model_config = preset(config.model, vocab_size=vocab, **config.model_overrides)
     if config.seq_len > model_config.block_size:
         model_config = dataclasses.replace(model_config, block_size=config.seq_len)
@@ -330,7 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m trainer.train CONFIG.toml", file=sys.stderr)
         return 2
-    train(load_train_config(args[0]))
+    from pipeline.config import ConfigError
+
+    try:
+        train(load_train_config(args[0]))
+    except (ConfigError, ShardError, ValueError, OSError) as err:  # bad input: one line, no traceback
+        print(f"trainer: error: {err}", file=sys.stderr)
+        return 2
     if "RANK" in os.environ:
         # Under torchrun, leave without interpreter shutdown. A process group that DDP has
         # used outlives destroy_process_group() (torch 2.13, gloo), and its worker thread can

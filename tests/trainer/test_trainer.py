@@ -233,3 +233,17 @@ def test_generate_is_greedy_crops_to_the_context_and_stops():
         assert int(out[0, 11]) == int(model(out[:, 3:11])[0][0, -1].argmax())
     stopped = model.generate(prompt, 4, stop=int(out[0, 10]))
     assert torch.equal(stopped, out[:, :11])  # the stop token is the last one emitted
+
+
+def test_bad_input_to_the_trainer_is_one_line_not_a_traceback(shards, tmp_path, capsys):
+    from trainer.train import main
+
+    assert main([str(tmp_path / "missing.toml")]) == 2
+    assert capsys.readouterr().err.startswith("trainer: error: [Errno 2] No such file or directory")
+    (tmp_path / "typo.toml").write_text('[train]\nmax_step = 3\n')
+    assert main([str(tmp_path / "typo.toml")]) == 2
+    assert capsys.readouterr().err == "trainer: error: unknown keys in [train]: ['max_step']\n"
+    (tmp_path / "nowhere.toml").write_text(f'[train]\ndata = "nothing"\nout_dir = "run"\n')
+    assert main([str(tmp_path / "nowhere.toml")]) == 2
+    assert "no index.json here or in shards/" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before anything is written
