@@ -37,8 +37,10 @@ from trainer.data import LoaderState, ShardError, ShardLoader
 from trainer.fim import FimConfig, fim_sample
 from trainer.model import GPTBigCode, preset
 
-# dense bf16 peak FLOP/s by device name (for MFU)
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+# dense bf16 peak FLOP/s by a part of the device name (for MFU), the first that matches:
+# the PCIe and NVL H100s run lower clocks than the SXM one
+PEAK_FLOPS = {"H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "A100": 312e12,
+              "L40S": 362e12, "A10": 125e12}
 
 
 @dataclass(frozen=True)

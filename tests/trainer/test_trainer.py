@@ -243,7 +243,17 @@ def test_bad_input_to_the_trainer_is_one_line_not_a_traceback(shards, tmp_path, 
     (tmp_path / "typo.toml").write_text('[train]\nmax_step = 3\n')
     assert main([str(tmp_path / "typo.toml")]) == 2
     assert capsys.readouterr().err == "trainer: error: unknown keys in [train]: ['max_step']\n"
-    (tmp_path / "nowhere.toml").write_text(f'[train]\ndata = "nothing"\nout_dir = "run"\n')
+    (tmp_path / "nowhere.toml").write_text('[train]\ndata = "nothing"\nout_dir = "run"\n')
     assert main([str(tmp_path / "nowhere.toml")]) == 2
     assert "no index.json here or in shards/" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_the_peak_for_mfu_is_the_detected_gpus(monkeypatch):
+    from trainer import train as loop
+
+    for name, peak in (("NVIDIA H100 80GB HBM3", 989e12), ("NVIDIA H100 PCIe", 756e12), ("NVIDIA H200", 989e12),
+                       ("NVIDIA A100-SXM4-80GB", 312e12), ("Tesla T4", None)):
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args, name=name: name)
+        assert loop.peak_flops("cuda:0") == peak
+    assert loop.peak_flops("cpu") is None
