@@ -29,6 +29,7 @@ from report import publish  # bench/report.py
 from stages.tokenize import EOS, train_tokenizer
 from trainer.fim import FimConfig, fim_sample, psm_prompt, spm_prompt
 from trainer.model import GPTBigCode, preset
+from trainer.train import TrainConfig, lr_at
 
 NAMES = ["values", "items", "rows", "points", "scores", "weights", "prices", "counts", "sizes", "levels",
          "rates", "totals", "marks", "ticks", "bytes", "steps"]
@@ -88,6 +89,7 @@ def train_model(stream: np.ndarray, vocab: int, fim_rate: float, steps: int, see
     rng = np.random.default_rng(seed)
     length, batch = 129, 16
     fim = FimConfig(fim_rate=fim_rate, fim_spm_rate=0.5)
+    schedule = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=0, max_steps=steps)  # cosine, no warmup
     for step in range(steps):
         rows, masks = [], []
         for _ in range(batch):
@@ -97,7 +99,7 @@ def train_model(stream: np.ndarray, vocab: int, fim_rate: float, steps: int, see
             masks.append(mask)
         ids, mask = torch.from_numpy(np.stack(rows)), torch.from_numpy(np.stack(masks))
         for group in optimizer.param_groups:
-            group["lr"] = 1e-4 + 0.5 * (1e-3 - 1e-4) * (1 + np.cos(np.pi * step / steps))
+            group["lr"] = lr_at(step, schedule)
         _, loss = model(ids[:, :-1], ids[:, 1:], mask[:, 1:])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -177,25 +177,22 @@ def forget_log_after(path: Path, step: int) -> None:
 def setup_distributed(config: TrainConfig) -> tuple[int, int, str]:
     """(rank, world_size, device). Started by torchrun (RANK in the environment): one process
     group, NCCL with a GPU per process (LOCAL_RANK), gloo on CPU; otherwise one process."""
-    wants_cuda = torch.cuda.is_available() if config.device == "auto" else config.device.startswith("cuda")
+    device = config.device if config.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
     if "RANK" not in os.environ:
-        return 0, 1, ("cuda" if wants_cuda else "cpu") if config.device == "auto" else config.device
-    torch.distributed.init_process_group(backend="nccl" if wants_cuda else "gloo")
-    rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    if not wants_cuda:
-        return rank, world_size, "cpu"
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    torch.cuda.set_device(device)
-    return rank, world_size, device
+        return 0, 1, device
+    cuda = device.startswith("cuda")
+    torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+    if cuda:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    return torch.distributed.get_rank(), torch.distributed.get_world_size(), device
 
 
-def mean_over_ranks(value: float, world_size: int) -> float:
+def mean_over_ranks(value: float, world_size: int, device: str) -> float:
     """A per-rank figure (a loss) averaged over all ranks; a collective when distributed."""
     if world_size == 1:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
-    if torch.distributed.get_backend() == "nccl":
-        tensor = tensor.cuda()
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)  # NCCL reduces on the GPU
     torch.distributed.all_reduce(tensor)
     return float(tensor.item()) / world_size
 
@@ -291,7 +288,7 @@ def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, d
             elapsed = time.perf_counter() - started
             tokens_per_s = tokens_per_step * config.log_every / elapsed if step % config.log_every == 0 else None
             mfu = tokens_per_s * flops_per_token / (peak * world_size) if tokens_per_s and peak else None
-            figures = {"step": step, "loss": round(mean_over_ranks(total.item(), world_size), 4),
+            figures = {"step": step, "loss": round(mean_over_ranks(total.item(), world_size, device), 4),
                        "lr": lr_at(step - 1, config), "grad_norm": round(float(norm), 4),
                        "tokens_per_s": round(tokens_per_s or 0), "mfu": round(mfu, 4) if mfu else None}
             if rank == 0:
@@ -305,7 +302,7 @@ def _train(config: TrainConfig, log, resume: bool, rank: int, world_size: int, d
             states = all_states(train_batches.state, world_size)
             if rank == 0:
                 save_checkpoint(checkpoint_path, model, optimizer, step, config, states)
-    if world_size > 1:
+    if ddp:
         torch.distributed.barrier()  # rank 0's last checkpoint is written before any rank returns
     return figures
 
@@ -323,7 +320,7 @@ def evaluate(model: GPTBigCode, config: TrainConfig, device: str, autocast: Any,
         with autocast:
             losses.append(model(x, y, mask)[1].item())
     model.train()
-    return round(mean_over_ranks(float(np.mean(losses)), world_size), 4)
+    return round(mean_over_ranks(float(np.mean(losses)), world_size, device), 4)
 
 
 def main(argv: list[str] | None = None) -> int:
