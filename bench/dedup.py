@@ -45,23 +45,17 @@ import pyarrow.parquet as pq
 from datasketch import MinHash, MinHashLSH
 from report import publish  # bench/report.py
 
-from pipeline.config import (
-    BuildConfig,
-    DedupConfig,
-    ExecutionConfig,
-    NearDedupConfig,
-    ShardConfig,
-    SourceSpec,
-    TokenizeConfig,
-    load_config,
-)
+from corpus_core.records import SourceSpec
+from pipeline.config import BuildConfig, ExecutionConfig, load_config
 from pipeline.flow import stages_of
 from pipeline.progress import Progress
 from pipeline.run import build
 from stages import minhash
-from stages.dedup import sign_batch
+from stages.dedup import DedupConfig, NearDedupConfig, sign_batch
 from stages.ingest import Ingest
+from stages.shards import ShardConfig
 from stages.sources import resolve_units
+from stages.tokenize import TokenizeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = (0.02, 0.08, 0.25)

@@ -43,10 +43,10 @@ from pathlib import Path
 
 from report import publish  # bench/report.py
 
-from filters.pii import GATE_NAMES_ANY_CASE, PiiRedactor, blank_english_engine
-from pipeline.config import PiiConfig, load_config
+from corpus_core.records import FileRecord
+from filters.pii import GATE_NAMES_ANY_CASE, PiiConfig, PiiRedactor, blank_english_engine
+from pipeline.config import load_config
 from pipeline.flow import stages_of
-from pipeline.records import FileRecord
 from stages.ingest import Ingest
 from stages.sources import resolve_units
 

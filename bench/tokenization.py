@@ -33,8 +33,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from report import publish  # bench/report.py
 
-from pipeline.config import TokenizeConfig
-from stages.tokenize import encode_files, train_tokenizer
+from stages.tokenize import TokenizeConfig, encode_files, train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 49_152

@@ -1,4 +1,4 @@
 """Per-file filters (quality, comment ratio, opt-out) and the PII redaction transform.
 
-Each filter subclasses pipeline.stage.Filter and is listed in pipeline/flow.py.
+Each filter subclasses corpus_core.stage.Filter and is listed in pipeline/flow.py.
 """

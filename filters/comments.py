@@ -18,13 +18,14 @@ first kind comment_lexer is null too and the stage's notes count them per langua
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from manifests import reasons
-from pipeline.config import CommentsConfig
-from pipeline.records import FileRecord
-from pipeline.stage import Filter
+from corpus_core import reasons
+from corpus_core.records import FileRecord
+from corpus_core.settings import Settings, setting
+from corpus_core.stage import Filter
 
 PROGRAMMING = "programming"
 
@@ -68,8 +69,24 @@ def comment_ratio(content: str, lexer: Any) -> float:
     return comment / total if total else 0.0
 
 
+COMMENT_RATIO = reasons.register("comment_ratio", "comments", "comment-to-code ratio outside "
+                                 "[`min_comment_ratio`, `max_comment_ratio`]")
+
+
+@dataclass(frozen=True)
+class CommentsConfig(Settings):
+    """Comment-to-code ratio, SantaCoder's bounds."""
+
+    section = "comments"
+
+    min_comment_ratio: float | None = setting(0.01, "SantaCoder's lower bound")
+    max_comment_ratio: float | None = setting(0.8, "SantaCoder's upper bound")
+    max_bytes: int = setting(1_000_000, "larger files are not lexed (kept, ratio null)")
+
+
 class CommentRatioFilter(Filter):
     name = "comments"
+    settings_class = CommentsConfig
 
     config: CommentsConfig
 
@@ -89,5 +106,5 @@ class CommentRatioFilter(Filter):
         record.comment_ratio, record.comment_lexer = round(ratio, 4), lexer.name
         low, high = self.config.min_comment_ratio, self.config.max_comment_ratio
         if (low is not None and ratio < low) or (high is not None and ratio > high):
-            return False, reasons.COMMENT_RATIO
+            return False, COMMENT_RATIO
         return True

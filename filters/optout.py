@@ -3,15 +3,26 @@ work. The registry (manifests/optout.py) is read once per worker, on first use."
 
 from __future__ import annotations
 
-from manifests import reasons
+from dataclasses import dataclass
+
+from corpus_core import reasons
+from corpus_core.records import FileRecord
+from corpus_core.settings import Settings, setting
+from corpus_core.stage import FileStage
 from manifests.optout import Matcher, load
-from pipeline.config import OptOutConfig
-from pipeline.records import FileRecord
-from pipeline.stage import FileStage
+
+
+@dataclass(frozen=True)
+class OptOutConfig(Settings):
+    section = "optout"
+
+    registry: str | None = setting(None, "the opt-out registry (JSON Lines, see Opt-out below; relative to the "
+                                   "config); none by default", example='"optout.jsonl"', path=True)
 
 
 class OptOutFilter(FileStage):
     name = "optout"
+    settings_class = OptOutConfig
 
     config: OptOutConfig
 

@@ -46,9 +46,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.config import PiiConfig
-from pipeline.records import FileRecord
-from pipeline.stage import FileStage
+from corpus_core.records import FileRecord
+from corpus_core.settings import Settings, setting
+from corpus_core.stage import FileStage
 
 EMAIL, IP_ADDRESS, KEY, PASSWORD = "EMAIL", "IP_ADDRESS", "KEY", "PASSWORD"
 PLACEHOLDERS = {EMAIL: "<EMAIL>", KEY: "<KEY>", PASSWORD: "<PASSWORD>"}
@@ -87,6 +87,21 @@ GATES = (
 GATE_NAMES = re.compile(r"(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|passw|pwd|pass\b)"
                         r"[\w.-]*[\"']?\s*[:=]")
 GATE_NAMES_ANY_CASE = re.compile(GATE_NAMES.pattern, re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PiiConfig(Settings):
+    """PII redaction: what is looked for, and how random a secret must look."""
+
+    section = "pii"
+
+    enabled: bool = setting(True, "false: content goes to the shards as read")
+    emails: bool = setting(True, "replace e-mail addresses with <EMAIL>")
+    ip_addresses: bool = setting(True, "replace public IP addresses with a private one of the same family")
+    secrets: bool = setting(True, "keys, tokens, private keys, passwords")
+    min_secret_entropy: float = setting(3.0, "bits per character of a value assigned to a key/token/secret name")
+    min_password_entropy: float = setting(2.5, "the same for password-like names")
+    min_secret_length: int = setting(9, "characters (\"longer than 8\")")
 
 
 def _gate_hits(content: str) -> list[tuple[int, int]]:
@@ -333,6 +348,7 @@ class PiiRedactor(FileStage):
     """A transform, not a filter: never drops, replaces what it finds, counts per type."""
 
     name = "pii"
+    settings_class = PiiConfig
 
     config: PiiConfig
 

@@ -15,8 +15,8 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from stages.license import is_allowed
-from stages.sources import sha256_file
+from corpus_core.spdx import is_allowed
+from corpus_core.storage import sha256_file
 
 
 class AuditError(Exception):

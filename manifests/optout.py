@@ -28,7 +28,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.config import ConfigError
+from corpus_core.errors import ConfigError
 
 KINDS = ("repo", "owner", "path", "sha256")
 OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_])?$")

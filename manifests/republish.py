@@ -25,11 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manifests import reasons, schema
+from corpus_core import reasons, schema
+from corpus_core.errors import ConfigError
+from corpus_core.storage import sha256_file
 from manifests.attribution import ATTRIBUTION, write_notice
 from manifests.optout import Matcher, load, owner_name
-from pipeline.config import ConfigError
-from stages.sources import sha256_file
 
 
 def _manifest(out: Path) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from manifests import reasons, schema
+from corpus_core import reasons, schema
 
 ROW_GROUP_ROWS = 65536
 

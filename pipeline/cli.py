@@ -10,7 +10,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from pipeline.config import ConfigError, load_config, resolve_source_path
+from corpus_core.errors import ConfigError
+from pipeline.config import load_config, resolve_source_path
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
@@ -33,7 +34,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
 def cmd_build(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from pipeline.config import SourceSpec
+    from corpus_core.records import SourceSpec
     from pipeline.progress import Progress, summary
     from pipeline.run import build
 
@@ -126,7 +127,7 @@ def cmd_optout(args: argparse.Namespace) -> int:
         raise ConfigError("say what to opt out: --repo owner/name, --owner NAME, --path GLOB --repo owner/name, "
                           "--sha256 HEX or --file PATH (one of them)")
     if args.file:
-        from stages.sources import sha256_file
+        from corpus_core.storage import sha256_file
 
         kind, value = "sha256", sha256_file(Path(args.file))
     elif args.sha256:
@@ -155,7 +156,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 
     sha256 = args.sha256
     if args.file:
-        from stages.sources import sha256_file
+        from corpus_core.storage import sha256_file
 
         sha256 = sha256_file(Path(args.file))
     if not (args.repo or args.owner or sha256):

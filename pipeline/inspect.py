@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import BuildConfig, SourceSpec
+from corpus_core.records import FileRecord, SourceSpec
+from pipeline.config import BuildConfig
 from pipeline.flow import stages_of
-from pipeline.records import FileRecord
 from stages.ingest import Ingest
 from stages.license import effective_license, scopes_of, verdict
 from stages.readers import is_archive, is_dataset, read_path_entry

@@ -16,14 +16,15 @@ from typing import Any
 
 import duckdb
 
-from manifests import reasons
+from corpus_core import reasons
+from corpus_core.errors import ConfigError
+from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
 from manifests.attribution import write_attribution, write_notice
 from manifests.writer import input_fingerprint, write_files_manifest, write_repos_manifest, write_run_json
-from pipeline.config import BuildConfig, ConfigError
+from pipeline.config import BuildConfig
 from pipeline.executor import make_executor
 from pipeline.flow import STAGES, stages_of
 from pipeline.progress import Progress
-from pipeline.stage import CorpusContext, StageStats
 from pipeline.work import WorkDir, mark_done, write_files_part, write_repos_part
 from stages.sources import Unit, resolve_units
 
@@ -92,17 +93,18 @@ def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, units: list[Unit])
             FROM read_parquet({_sql_list(repos)}, filename = true) ORDER BY repo, filename"""
     )
     for spec in stages_of("file"):
-        for table in getattr(spec.cls, "unit_tables", ()):
+        for table in spec.cls.writes:
             paths = [str(work.table_part(u.key, table)) for u in units]
             db.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({_sql_list(paths)})")
     # what corpus stages decide: drops, and the license each kept file ends up with
-    db.execute("CREATE TABLE decisions (unit VARCHAR, ordinal BIGINT, reason VARCHAR, dup_of VARCHAR)")
+    db.execute("CREATE TABLE decisions (unit VARCHAR, ordinal BIGINT, reason VARCHAR, detail VARCHAR, dup_of VARCHAR)")
     db.execute("CREATE TABLE annotations (unit VARCHAR, ordinal BIGINT, license VARCHAR, license_source VARCHAR)")
     db.execute(
         """CREATE VIEW files AS
            SELECT p.* REPLACE (
                       CASE WHEN d.reason IS NULL THEN p.decision ELSE 'dropped' END AS decision,
                       coalesce(d.reason, p.reason) AS reason,
+                      coalesce(d.detail, p.detail) AS detail,
                       coalesce(d.dup_of, p.dup_of) AS dup_of,
                       coalesce(a.license, p.license) AS license,
                       coalesce(a.license_source, p.license_source) AS license_source,
@@ -124,7 +126,7 @@ def _run_corpus_stages(db: duckdb.DuckDBPyConnection, config: BuildConfig, conte
         ).fetchall()
         db.execute(f"CREATE OR REPLACE TEMP TABLE stage_drops AS {stage.drops(db, context)}")
         dropped = Counter(dict(db.execute("SELECT reason, count(*) FROM stage_drops GROUP BY reason").fetchall()))
-        db.execute("INSERT INTO decisions SELECT unit, ordinal, reason, dup_of FROM stage_drops")
+        db.execute(f"INSERT INTO decisions SELECT {', '.join(DROP_COLUMNS)} FROM stage_drops")
         stats[spec.name] = StageStats(files_in, bytes_in, files_in - sum(dropped.values()), dropped,
                                       time.perf_counter() - started, stage.stats.notes)
 

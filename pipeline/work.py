@@ -22,8 +22,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests import schema
-from pipeline.records import FILE_FIELDS, FileRecord, RepoRecord
+from corpus_core import schema
+from corpus_core.records import FILE_FIELDS, FileRecord, RepoRecord
+from corpus_core.storage import write_atomic
 
 BATCH_ROWS = 512
 
@@ -85,18 +86,6 @@ def _file_batch(records: list[FileRecord], unit_key: str, first_ordinal: int) ->
     columns["unit"] = [unit_key] * len(records)
     columns["ordinal"] = list(range(first_ordinal, first_ordinal + len(records)))
     return pa.RecordBatch.from_pydict(columns, schema=schema.PART)
-
-
-def sql_path(path: Path) -> str:
-    """A path as a DuckDB string literal (globs allowed)."""
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file under a temporary name and rename it: readers never see half of it."""
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
 
 
 def write_files_part(work: WorkDir, unit_key: str, records: Iterable[FileRecord]) -> None:

@@ -33,7 +33,9 @@ are not similar themselves, and only one of the three stays (BigCode's behaviour
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +43,72 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests import reasons
-from pipeline.config import DedupConfig, NearDedupConfig
-from pipeline.stage import NO_DROPS, CorpusContext, CorpusStage
-from pipeline.work import sql_path, write_atomic
+from corpus_core import reasons
+from corpus_core.errors import ConfigError
+from corpus_core.settings import Settings, setting
+from corpus_core.stage import NO_DROPS, CorpusContext, CorpusStage
+from corpus_core.storage import sql_path, write_atomic
 from stages import minhash
+
+DUPLICATE_PATH = reasons.register("duplicate_path", "duplicate_paths", "a second row with the same repo and path "
+                                  "(datasets)")
+EXACT_DUPLICATE = reasons.register("exact_duplicate", "exact_dedup", "same sha256 as a kept file")
+NEAR_DUPLICATE = reasons.register("near_duplicate", "near_dedup", "in a MinHash LSH cluster whose kept file is "
+                                  "another (`dup_of` names it)")
 
 KEEP_ORDER = "stars DESC NULLS LAST, repo, path, unit, ordinal"
 MAX_ROUNDS = 10_000  # of label propagation; pointer jumping makes a few dozen plenty
 VERIFY_ROWS = 16_384  # candidate pairs (with both signatures) in memory at once
+
+
+@dataclass(frozen=True)
+class DedupConfig(Settings):
+    section = "dedup"
+
+    exact: bool = setting(True, "drop files whose sha256 was already kept")
+
+
+@dataclass(frozen=True)
+class NearDedupConfig(Settings):
+    """MinHash LSH near-duplicate removal (stages/minhash.py). Defaults are StarCoder's run:
+    5-token shingles, 256 permutations, Jaccard 0.7."""
+
+    section = "near_dedup"
+
+    enabled: bool = setting(True, "remove near duplicates: MinHash LSH, StarCoder's settings (docs/ARCHITECTURE.md)")
+    threshold: float = setting(0.7, "estimated Jaccard of 5-token shingle sets at which files are near duplicates")
+    num_perm: int = setting(256, "MinHash permutations (datasketch, affine32 scheme)")
+    shingle_size: int = setting(5, "tokens (runs of word characters) per shingle")
+    bands: int = setting(0, "LSH bands; 0 with rows = 0: datasketch's optimal (bands, rows) for threshold, num_perm")
+    rows: int = setting(0, "signature values per band")
+    seed: int = setting(1, "seeds the permutations (datasketch's default seed)")
+    min_tokens: int = setting(10, "files with fewer tokens get no signature: never near duplicates")
+    verify: bool = setting(True, "a candidate pair must reach the threshold by its signatures' estimate")
+    max_bucket_size: int = setting(64, "buckets up to this size pair every member; larger: star + chain")
+    batch_files: int = setting(500, "files per signature task")
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"near_dedup.threshold = {self.threshold!r}: expected a number in (0, 1]")
+        if self.num_perm < 1 or self.shingle_size < 1 or self.batch_files < 1 or self.max_bucket_size < 2:
+            raise ConfigError("near_dedup: num_perm, shingle_size and batch_files must be >= 1, "
+                              "max_bucket_size >= 2")
+        if (self.bands == 0) != (self.rows == 0):
+            raise ConfigError(f"near_dedup.bands = {self.bands}, rows = {self.rows}: give both, or neither")
+        if self.bands * self.rows > self.num_perm:
+            raise ConfigError(f"near_dedup: {self.bands} bands x {self.rows} rows exceed num_perm = {self.num_perm}")
+
+    def resolved(self) -> NearDedupConfig:
+        """The same settings with bands and rows filled in."""
+        if self.bands:
+            return self
+        bands, rows = minhash.optimal_bands(self.threshold, self.num_perm)
+        return dataclasses.replace(self, bands=bands, rows=rows)
+
+    @property
+    def name(self) -> str:
+        """Names the settings, datatrove style: 5ng_256p_25b10r_t0.7."""
+        return f"{self.shingle_size}ng_{self.num_perm}p_{self.bands}b{self.rows}r_t{self.threshold:g}"
 
 
 class DuplicatePaths(CorpusStage):
@@ -57,7 +116,8 @@ class DuplicatePaths(CorpusStage):
 
     def drops(self, db: Any, context: CorpusContext) -> str:
         return f"""
-            SELECT unit, ordinal, '{reasons.DUPLICATE_PATH}' AS reason, NULL AS dup_of FROM files
+            SELECT unit, ordinal, '{DUPLICATE_PATH}' AS reason, NULL AS detail, NULL AS dup_of
+            FROM files
             WHERE decision = 'kept'
             QUALIFY row_number() OVER (PARTITION BY repo, path ORDER BY unit, ordinal) > 1
         """
@@ -65,6 +125,7 @@ class DuplicatePaths(CorpusStage):
 
 class ExactDedup(CorpusStage):
     name = "exact_dedup"
+    settings_class = DedupConfig
 
     config: DedupConfig
 
@@ -72,7 +133,7 @@ class ExactDedup(CorpusStage):
         if not self.config.exact:
             return NO_DROPS
         return f"""
-            SELECT unit, ordinal, '{reasons.EXACT_DUPLICATE}' AS reason,
+            SELECT unit, ordinal, '{EXACT_DUPLICATE}' AS reason, NULL AS detail,
                    first_value(id) OVER same_content AS dup_of
             FROM files
             WHERE decision = 'kept'
@@ -108,6 +169,7 @@ def sign_batch(batch: tuple[int, list[int], list[str]], config: NearDedupConfig,
 
 class NearDedup(CorpusStage):
     name = "near_dedup"
+    settings_class = NearDedupConfig
 
     config: NearDedupConfig
 
@@ -153,7 +215,8 @@ class NearDedup(CorpusStage):
             "SELECT count(*), coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM near_label GROUP BY label)"
         ).fetchall()[0]
         return f"""
-            SELECT d.unit, d.ordinal, '{reasons.NEAR_DUPLICATE}' AS reason, first_value(d.id) OVER cluster AS dup_of
+            SELECT d.unit, d.ordinal, '{NEAR_DUPLICATE}' AS reason, NULL AS detail,
+                   first_value(d.id) OVER cluster AS dup_of
             FROM near_label c JOIN near_docs d USING (doc)
             WINDOW cluster AS (PARTITION BY c.label ORDER BY {", ".join("d." + k for k in KEEP_ORDER.split(", "))})
             QUALIFY row_number() OVER cluster > 1

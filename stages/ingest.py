@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import charset_normalizer
@@ -16,10 +17,11 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.json as pajson
 
-from manifests import reasons
-from pipeline.config import BuildConfig, IngestConfig
-from pipeline.records import FileRecord, RepoRecord
-from pipeline.stage import Stage
+from corpus_core import reasons
+from corpus_core.errors import ConfigError
+from corpus_core.records import FileRecord, RepoRecord
+from corpus_core.settings import Settings, setting
+from corpus_core.stage import Stage, StageContext
 from stages import readers
 from stages.readers import Entry, SourceError
 from stages.sources import Unit, fetch_git, fetch_npm, fetch_pypi, verify_sha256
@@ -61,8 +63,24 @@ def decode_text(data: bytes, max_chaos: float) -> tuple[str, str] | tuple[None, 
     return str(best), best.encoding
 
 
+@dataclass(frozen=True)
+class IngestConfig(Settings):
+    section = "ingest"
+
+    max_file_bytes: int = setting(10 * 1024 * 1024, "BigCode: files of this size or more are `too_large`, not read")
+    max_archive_members: int = setting(200_000, "members past this count: `archive_limit`")
+    max_archive_bytes: int = setting(2 * 1024**3, "uncompressed bytes read from one archive")
+    max_compression_ratio: int = setting(200, "zip members over 1 MiB beyond this ratio are bombs: `archive_limit`")
+    max_decode_chaos: float = setting(0.2, "non-UTF-8 text whose best charset guess is messier: `not_text`")
+
+    def __post_init__(self) -> None:
+        if self.max_file_bytes == 0:
+            raise ConfigError("ingest.max_file_bytes = 0: every file would be too large")
+
+
 class Ingest(Stage):
     name = "ingest"
+    settings_class = IngestConfig
 
     def __init__(self, config: IngestConfig, cache_dir: str | Path):
         super().__init__(config)
@@ -70,8 +88,8 @@ class Ingest(Stage):
         self.repos: dict[str, RepoRecord] = {}  # filled while `run` is consumed
 
     @classmethod
-    def from_config(cls, build_config: BuildConfig, section: str | None) -> Ingest:
-        return cls(getattr(build_config, section), build_config.cache_dir)
+    def from_settings(cls, settings: IngestConfig, context: StageContext) -> Ingest:
+        return cls(settings, context.cache_dir)
 
     def run(self, unit: Unit) -> Iterator[FileRecord]:
         for record in self._records(unit):

@@ -5,11 +5,13 @@ drop: the quality filters decide what to do with the flags.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import enry
 
-from pipeline.config import LanguageConfig
-from pipeline.records import FileRecord
-from pipeline.stage import FileStage
+from corpus_core.records import FileRecord
+from corpus_core.settings import Settings, setting
+from corpus_core.stage import FileStage
 
 
 def detect_language(path: str, sample: bytes) -> tuple[str | None, str | None]:
@@ -20,8 +22,16 @@ def detect_language(path: str, sample: bytes) -> tuple[str | None, str | None]:
     return language, enry.get_language_type(language) or None
 
 
+@dataclass(frozen=True)
+class LanguageConfig(Settings):
+    section = "language"
+
+    max_sniff_bytes: int = setting(64 * 1024, "content bytes go-enry's classifier sees (ambiguous extensions)")
+
+
 class LanguageDetector(FileStage):
     name = "language"
+    settings_class = LanguageConfig
 
     config: LanguageConfig
 

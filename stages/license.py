@@ -25,17 +25,16 @@ import re
 import tempfile
 import tomllib
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from license_expression import ExpressionError, get_spdx_licensing
 
-from manifests import reasons
-from pipeline.config import BuildConfig, LicenseConfig
-from pipeline.records import FileRecord, RepoRecord
-from pipeline.stage import CorpusContext, CorpusStage, FileStage
+from corpus_core import reasons
+from corpus_core.records import FileRecord, RepoRecord
+from corpus_core.settings import Settings, setting
+from corpus_core.spdx import PERMISSIVE, is_allowed, normalize, symbols
+from corpus_core.stage import CorpusContext, CorpusStage, FileStage, StageContext
 
 LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|unlicen[cs]e|copyright|mit-license)([-._].*)?$", re.IGNORECASE)
 NOTICE_FILE = re.compile(r"^notice([-._].*)?$", re.IGNORECASE)
@@ -46,6 +45,13 @@ SPDX_LINE = re.compile(r"SPDX-License-Identifier:\s*([^\n*]+?)\s*(?:\*/|-->|#}|$
 MENTIONS_LICENSE = re.compile(r"licen[cs]|general public|permission is hereby granted|redistribution and use",
                               re.IGNORECASE)
 UNKNOWN = "LicenseRef-scancode-unknown"  # prefix of ScanCode's "a license is mentioned" keys
+
+NO_LICENSE = reasons.register("no_license", "license_decision", "no license evidence for the file: no header, no "
+                              "license file or metadata above it")
+LICENSE_NOT_ALLOWED = reasons.register("license_not_allowed", "license_decision", "the file's expression fails the "
+                                       "allowlist (OR: one side must pass; AND: all; `A WITH e`: as A)")
+LICENSE_CONFLICT = reasons.register("license_conflict", "license_decision", "the repository's metadata declare "
+                                    "licenses that disagree and no license file settles it")
 
 # the priority of evidence kinds when a directory's license is resolved
 KINDS = ("license_file", "metadata", "dataset", "notice", "readme")
@@ -59,47 +65,24 @@ LICENSE_TABLE = pa.schema([
 ])
 
 
-@cache
-def licensing():
-    return get_spdx_licensing()
+@dataclass(frozen=True)
+class LicenseConfig(Settings):
+    section = "license"
 
-
-def normalize(expression: str) -> str | None:
-    """The SPDX rendering of an expression, or None when it does not parse as SPDX."""
-    try:
-        return licensing().parse(expression, validate=True, strict=False).render()
-    except ExpressionError:
-        return None
-
-
-def symbols(expression: str) -> set[str]:
-    return set(licensing().license_keys(expression))
-
-
-def is_allowed(expression: str, allowed: frozenset[str]) -> bool:
-    """OR passes if one side passes, AND if all do, `A WITH exception` as A does."""
-    parsed = licensing().parse(expression)
-
-    def passes(node: Any) -> bool:
-        name = type(node).__name__
-        if name == "OR":
-            return any(passes(arg) for arg in node.args)
-        if name == "AND":
-            return all(passes(arg) for arg in node.args)
-        if name == "LicenseWithExceptionSymbol":
-            return node.license_symbol.key in allowed
-        return getattr(node, "key", None) in allowed
-
-    return passes(parsed)
+    allowed: tuple[str, ...] = setting(PERMISSIVE, "SPDX ids a kept file's expression must satisfy "
+                                       "(the default: see Licenses below)")
+    header_lines: int = setting(40, "lines of each file read for its own license")
+    max_header_bytes: int = setting(8192, "and at most these bytes (also a README's license section)")
+    scan_headers: bool = setting(True, "ScanCode on headers that mention a license (SPDX lines always)")
 
 
 def verdict(expression: str | None, conflict: str | None, allowed: frozenset[str]) -> str | None:
     """The drop reason for a file under `expression`, or None when it may be kept."""
     if expression is None:
-        return reasons.NO_LICENSE
+        return NO_LICENSE
     if conflict == "unresolved":
-        return reasons.LICENSE_CONFLICT
-    return None if is_allowed(expression, allowed) else reasons.LICENSE_NOT_ALLOWED
+        return LICENSE_CONFLICT
+    return None if is_allowed(expression, allowed) else LICENSE_NOT_ALLOWED
 
 
 @dataclass
@@ -298,8 +281,9 @@ def most_specific(path: str, scopes: dict[str, Resolution]) -> Resolution | None
 
 class LicenseDetector(FileStage):
     name = "license"
+    settings_class = LicenseConfig
+    writes = ("licenses",)  # per unit: one resolved expression per directory with evidence
     config: LicenseConfig
-    unit_tables = ("licenses",)
 
     def __init__(self, config: LicenseConfig, cache_dir: str | Path):
         super().__init__(config)
@@ -307,8 +291,8 @@ class LicenseDetector(FileStage):
         self.evidence: dict[str, dict[str, list[Evidence]]] = {}  # repo -> dir -> evidence
 
     @classmethod
-    def from_config(cls, build_config: BuildConfig, section: str | None) -> LicenseDetector:
-        return cls(getattr(build_config, section), build_config.cache_dir)
+    def from_settings(cls, settings: LicenseConfig, context: StageContext) -> LicenseDetector:
+        return cls(settings, context.cache_dir)
 
     def process(self, record: FileRecord) -> None:
         directory, name = posixpath.split(record.path)
@@ -399,6 +383,9 @@ class LicenseDetector(FileStage):
 
 class LicenseDecision(CorpusStage):
     name = "license_decision"
+    settings_class = LicenseConfig
+    reads = ("files", "licenses")
+    writes = ("annotations",)  # the license each kept file ends up with
     config: LicenseConfig
 
     def drops(self, db: Any, context: CorpusContext) -> str:
@@ -424,7 +411,8 @@ class LicenseDecision(CorpusStage):
             ("license_source", pa.string()), ("reason", pa.string()),
         ])))
         db.execute("INSERT INTO annotations SELECT unit, ordinal, license, license_source FROM license_rows")
-        db.execute("CREATE OR REPLACE TEMP TABLE license_drops AS "
-                   "SELECT unit, ordinal, reason, NULL AS dup_of FROM license_rows WHERE reason IS NOT NULL")
+        db.execute("""CREATE OR REPLACE TEMP TABLE license_drops AS
+                      SELECT unit, ordinal, reason, NULL AS detail, NULL AS dup_of
+                      FROM license_rows WHERE reason IS NOT NULL""")
         db.unregister("license_rows")
         return "SELECT * FROM license_drops"

@@ -23,9 +23,12 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from manifests import reasons
-from pipeline.config import IngestConfig
+from corpus_core import reasons
+
+if TYPE_CHECKING:
+    from stages.ingest import IngestConfig
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 DATASET_SUFFIXES = (".parquet", ".jsonl", ".ndjson")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manifests import schema
-from pipeline.config import ShardConfig
-from pipeline.stage import Stage
-from stages.sources import sha256_file
+from corpus_core import schema
+from corpus_core.errors import ConfigError
+from corpus_core.settings import Settings, setting
+from corpus_core.stage import Stage
+from corpus_core.storage import sha256_file
 from stages.tokenize import ids_type
 
 INDEX_FORMAT = 2  # 2: token counts and the tokenizer
@@ -33,8 +35,27 @@ def shard_name(number: int) -> str:
     return f"part-{number:05d}.parquet"
 
 
+@dataclass(frozen=True)
+class ShardConfig(Settings):
+    section = "shards"
+
+    target_bytes: int = setting(256 * 1024**2, "content bytes per shard before a new one starts")
+    target_tokens: int = setting(64 * 1024**2, "with tokens: a shard closes past this many")
+    max_rows: int = setting(100_000, "rows per shard at most")
+    row_group_rows: int = setting(1024, "Parquet row group size inside a shard")
+    shuffle_seed: int = setting(0, "seeds the deterministic spread of files over shards")
+    compression: str = setting("zstd", "zstd, snappy, gzip, none")
+
+    def __post_init__(self) -> None:
+        if self.compression not in ("zstd", "snappy", "gzip", "none"):
+            raise ConfigError(f"shards.compression = {self.compression!r}: unsupported")
+
+
 class ShardWriter(Stage):
     name = "shards"
+    settings_class = ShardConfig
+    reads = ("files", "tokens")  # tokens only when the build tokenizes
+    writes = ("placement",)  # shard and row of every kept file, for the manifests
 
     config: ShardConfig
 

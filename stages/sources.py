@@ -18,7 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import ConfigError, SourceSpec
+from corpus_core.errors import ConfigError
+from corpus_core.records import SourceSpec
 from stages.readers import SourceError, archive_stem, git_head, is_archive, is_dataset
 
 REMOTE_KINDS = ("pypi", "npm", "git_url")

@@ -28,23 +28,42 @@ import math
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from pipeline.config import ConfigError, TokenizeConfig
-from pipeline.stage import NO_DROPS, CorpusContext, CorpusStage
-from pipeline.work import sql_path, write_atomic
-from stages.sources import sha256_file
+from corpus_core.errors import ConfigError
+from corpus_core.settings import Settings, setting
+from corpus_core.stage import NO_DROPS, CorpusContext, CorpusStage
+from corpus_core.storage import sha256_file, sql_path, write_atomic
+from corpus_core.tokens import EOS, FILENAME, GH_STARS, REPONAME, SPECIAL_TOKENS
 
-SPECIAL_TOKENS = (
-    "<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>", "<filename>", "<gh_stars>",
-    "<issue_start>", "<issue_comment>", "<issue_closed>", "<jupyter_start>", "<jupyter_text>", "<jupyter_code>",
-    "<jupyter_output>", "<empty_output>", "<commit_before>", "<commit_msg>", "<commit_after>", "<reponame>",
-)
-EOS, FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD, FILENAME, GH_STARS = range(7)
-REPONAME = 18
+
+@dataclass(frozen=True)
+class TokenizeConfig(Settings):
+    """The tokenizer and the encoding of kept files."""
+
+    section = "tokenize"
+
+    enabled: bool = setting(True, "false: shards carry content only, no input_ids")
+    tokenizer: str | None = setting(None, "a tokenizer.json to use (special tokens checked; relative to the "
+                                    "config) instead of training one", example='"starcoder/tokenizer.json"', path=True)
+    vocab_size: int = setting(49_152, "of a trained tokenizer (StarCoder's), special tokens and bytes included")
+    train_bytes: int = setting(256 * 1024**2, "kept content a trained tokenizer sees, spread over languages")
+    min_frequency: int = setting(2, "BPE: a merge must occur this often in the sample")
+    metadata_probability: float = setting(0.2, "each of <reponame>, <filename>, <gh_stars> prefixed with this "
+                                          "chance (StarCoder)")
+    seed: int = setting(0, "seeds the training sample and the metadata draws")
+    batch_files: int = setting(1000, "files per encoding task")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.metadata_probability <= 1:
+            raise ConfigError(f"tokenize.metadata_probability = {self.metadata_probability!r}: expected 0..1")
+        if self.vocab_size < 256 + 19 or self.batch_files < 1:
+            raise ConfigError(f"tokenize.vocab_size = {self.vocab_size}: at least 275 (19 special tokens, 256 "
+                              f"bytes); batch_files >= 1")
 
 
 def ids_type(vocab_size: int) -> pa.DataType:
@@ -171,6 +190,8 @@ class Tokenize(CorpusStage):
     DuckDB view `tokens` (unit, ordinal, input_ids, num_tokens) for the writer."""
 
     name = "tokenize"
+    settings_class = TokenizeConfig
+    writes = ("tokens",)
 
     config: TokenizeConfig
 

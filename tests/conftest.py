@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import CommentsConfig, QualityConfig
+from filters.comments import CommentsConfig
+from filters.quality import QualityConfig
 
 
 def write_tree(root: Path, files: dict[str, bytes | str]) -> Path:
@@ -158,10 +159,8 @@ def replace_lines(text: str, fraction: float, seed: int) -> str:
 
 # quality and comment-ratio rules off: for tests about other stages, whose tiny files would
 # fail StarCoder's thresholds (tests/filters/ test the rules themselves)
-LENIENT = {
-    "quality": QualityConfig(**{f: None for f in (
-        "max_line_length", "max_mean_line_length", "min_alphanum_fraction", "max_lines", "min_html_visible_fraction",
-        "min_html_visible_chars", "min_data_chars", "max_data_chars", "max_data_lines", "max_encoded_run",
-        "max_encoded_fraction")}, generated_markers=False, enry_generated=False, xml_header=False),
+LENIENT = {  # every quality rule off: thresholds None, switches False
+    "quality": QualityConfig(**{name: False if s.kind is bool else None
+                                for name, s in QualityConfig.thresholds().items()}),
     "comments": CommentsConfig(min_comment_ratio=None, max_comment_ratio=None),
 }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages.tokenize import EOS, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX
+from corpus_core.tokens import EOS, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX
 
 
 @dataclass(frozen=True)

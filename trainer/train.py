@@ -77,7 +77,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(data) - known
     if unknown:
-        from pipeline.config import ConfigError
+        from corpus_core.errors import ConfigError
 
         raise ConfigError(f"unknown keys in [train]: {sorted(unknown)}")
     base = Path(path).resolve().parent
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m trainer.train CONFIG.toml", file=sys.stderr)
         return 2
-    from pipeline.config import ConfigError
+    from corpus_core.errors import ConfigError
 
     try:
         train(load_train_config(args[0]))

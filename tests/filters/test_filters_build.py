@@ -7,10 +7,12 @@ import json
 
 import pyarrow.parquet as pq
 
-from manifests import reasons
-from pipeline.config import BuildConfig, ExecutionConfig, NearDedupConfig, SourceSpec, TokenizeConfig
+from corpus_core.records import SourceSpec
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress, summary
 from pipeline.run import build
+from stages.dedup import NearDedupConfig
+from stages.tokenize import TokenizeConfig
 from tests.conftest import program
 from tests.pipeline.test_build import output_bytes
 
@@ -39,8 +41,8 @@ def test_filters_in_a_build_on_ray_and_in_process(tmp_path, ray_local):
     assert output_bytes(tmp_path / "ray") == output_bytes(tmp_path / "local")
     rows = {r["path"]: r for r in pq.read_table(tmp_path / "ray" / "manifest" / "files.parquet").to_pylist()}
     assert {p: r["reason"] for p, r in rows.items()} == {
-        "good.py": None, "nocomment.py": reasons.COMMENT_RATIO, "long.js": reasons.MAX_LINE_LENGTH,
-        "gen.py": reasons.AUTO_GENERATED, "keys.py": None, "data.json": reasons.DATA_FILE_SIZE,
+        "good.py": None, "nocomment.py": "comment_ratio", "long.js": "max_line_length",
+        "gen.py": "auto_generated", "keys.py": None, "data.json": "data_file_size",
     }
     assert all(r["max_line_length"] is not None and r["alphanum_fraction"] is not None for r in rows.values())
     assert rows["good.py"]["comment_lexer"] == "Python" and 0.01 <= rows["good.py"]["comment_ratio"] <= 0.8

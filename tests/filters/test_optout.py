@@ -9,12 +9,16 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from corpus_core.errors import ConfigError
+from corpus_core.records import SourceSpec
+from filters.optout import OptOutConfig
 from manifests import optout, reasons
 from manifests.audit import audit
 from pipeline.cli import main
-from pipeline.config import BuildConfig, ConfigError, ExecutionConfig, OptOutConfig, SourceSpec, TokenizeConfig
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
+from stages.tokenize import TokenizeConfig
 from tests.conftest import LENIENT, program
 
 FILES = {  # repo -> {path: content}

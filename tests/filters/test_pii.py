@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from filters.pii import IPV4_REPLACEMENTS, IPV6_REPLACEMENTS, PiiRedactor
-from pipeline.config import PiiConfig
-from pipeline.records import FileRecord
+from corpus_core.records import FileRecord
+from filters.pii import IPV4_REPLACEMENTS, IPV6_REPLACEMENTS, PiiConfig, PiiRedactor
 
 # random-looking values of the real formats, made up for these tests: none is a live secret
 AWS_ID = "AKIA" + "QX7ZLMB2RT4KW9PD"

@@ -9,9 +9,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from corpus_core.records import SourceSpec
 from manifests.audit import audit
 from pipeline.cli import main
-from pipeline.config import BuildConfig, ExecutionConfig, SourceSpec
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
 from tests.conftest import GPL3_HEADER, LENIENT, PYTHON_FILE, mit_license, write_tree

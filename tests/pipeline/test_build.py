@@ -15,11 +15,14 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from manifests import reasons
-from pipeline.config import BuildConfig, ExecutionConfig, IngestConfig, ShardConfig, SourceSpec
+from corpus_core import reasons
+from corpus_core.records import SourceSpec
+from corpus_core.storage import sha256_file
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
-from stages.sources import sha256_file
+from stages.ingest import IngestConfig
+from stages.shards import ShardConfig
 from tests.conftest import (
     C_FILE,
     JS_FILE,
@@ -98,14 +101,14 @@ def test_every_input_file_is_accounted_for(built):
     assert dropped == {
         ("alpha", "data.bin"): reasons.BINARY, ("alpha", "big.txt"): reasons.TOO_LARGE,
         ("alpha", "escape"): reasons.LINK_ESCAPE, ("gamma-1.0", "gamma-1.0/../../slip.py"): reasons.PATH_ESCAPE,
-        ("alpha", "dup.py"): reasons.EXACT_DUPLICATE, ("ds/one", "x.rs"): reasons.DUPLICATE_PATH,
-        ("gamma-1.0", "nolicense/none.py"): reasons.LICENSE_NOT_ALLOWED, ("ds/two", "y.py"): reasons.NO_LICENSE,
+        ("alpha", "dup.py"): "exact_duplicate", ("ds/one", "x.rs"): "duplicate_path",
+        ("gamma-1.0", "nolicense/none.py"): "license_not_allowed", ("ds/two", "y.py"): "no_license",
         # the MIT license texts differ only in their holder: near duplicates of the starred beta's
-        ("alpha", "LICENSE"): reasons.NEAR_DUPLICATE, ("gamma-1.0", "COPYING"): reasons.NEAR_DUPLICATE,
-        ("delta", "LICENSE"): reasons.NEAR_DUPLICATE, ("delta", "near_copy.py"): reasons.NEAR_DUPLICATE,
+        ("alpha", "LICENSE"): "near_duplicate", ("gamma-1.0", "COPYING"): "near_duplicate",
+        ("delta", "LICENSE"): "near_duplicate", ("delta", "near_copy.py"): "near_duplicate",
     }
     assert run["counts"]["files"] == 22 and run["counts"]["kept"] == 10
-    assert run["counts"]["dropped"] == {**{r: 1 for r in dropped.values()}, reasons.NEAR_DUPLICATE: 4}
+    assert run["counts"]["dropped"] == {**{r: 1 for r in dropped.values()}, "near_duplicate": 4}
     assert all(f["reason"] is None for f in files if f["decision"] == "kept")
 
 
@@ -163,9 +166,9 @@ def test_run_json_records_config_versions_and_stages(built):
     assert stages["ingest"]["dropped"] == {
         reasons.BINARY: 1, reasons.TOO_LARGE: 1, reasons.LINK_ESCAPE: 1, reasons.PATH_ESCAPE: 1,
     }
-    assert stages["exact_dedup"]["dropped"] == {reasons.EXACT_DUPLICATE: 1}
-    assert stages["license_decision"]["dropped"] == {reasons.LICENSE_NOT_ALLOWED: 1, reasons.NO_LICENSE: 1}
-    assert stages["near_dedup"]["dropped"] == {reasons.NEAR_DUPLICATE: 4}
+    assert stages["exact_dedup"]["dropped"] == {"exact_duplicate": 1}
+    assert stages["license_decision"]["dropped"] == {"license_not_allowed": 1, "no_license": 1}
+    assert stages["near_dedup"]["dropped"] == {"near_duplicate": 4}
     assert stages["near_dedup"]["notes"]["clusters"] == 2
     assert stages["language"]["files_in"] == 18 and stages["shards"]["kept"] == 10
     assert not (root / "out/_work").exists()

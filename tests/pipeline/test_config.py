@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, load_config
+from corpus_core.errors import ConfigError
+from pipeline.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

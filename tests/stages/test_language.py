@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import LanguageConfig
-from pipeline.records import FileRecord
-from stages.language import LanguageDetector
+from corpus_core.records import FileRecord
+from stages.language import LanguageConfig, LanguageDetector
 
 
 def labelled(path: str, content: str) -> FileRecord:

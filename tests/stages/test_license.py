@@ -7,8 +7,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from manifests import reasons
-from pipeline.config import BuildConfig, ExecutionConfig, SourceSpec
+from corpus_core.records import SourceSpec
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
 from stages.license import Evidence, LicenseScanner, is_allowed, normalize, resolve
@@ -63,7 +63,7 @@ def test_apache_root_with_a_gpl_header_file(licensed):
     assert files[("apache_gpl_header", "ok.py")]["license"] == "Apache-2.0"
     assert files[("apache_gpl_header", "ok.py")]["decision"] == "kept"
     gpl = files[("apache_gpl_header", "gpl.py")]
-    assert (gpl["decision"], gpl["reason"]) == ("dropped", reasons.LICENSE_NOT_ALLOWED)
+    assert (gpl["decision"], gpl["reason"]) == ("dropped", "license_not_allowed")
     assert gpl["license"] == "GPL-3.0-or-later" and gpl["license_source"] == "header:gpl.py"
 
 
@@ -76,14 +76,14 @@ def test_dual_or_is_kept(licensed):
 def test_and_with_gpl_is_dropped(licensed):
     _, _, files, _ = licensed
     row = files[("gpl_and_mit", "both.c")]
-    assert (row["reason"], row["license"]) == (reasons.LICENSE_NOT_ALLOWED, "GPL-2.0-only AND MIT")
+    assert (row["reason"], row["license"]) == ("license_not_allowed", "GPL-2.0-only AND MIT")
 
 
 def test_spdx_header_only(licensed):
     _, _, files, _ = licensed
     assert files[("spdx_only", "tagged.py")]["license"] == "BSD-3-Clause"
     assert files[("spdx_only", "tagged.py")]["decision"] == "kept"
-    assert files[("spdx_only", "untagged.py")]["reason"] == reasons.NO_LICENSE
+    assert files[("spdx_only", "untagged.py")]["reason"] == "no_license"
 
 
 def test_license_only_in_package_json(licensed):
@@ -95,15 +95,15 @@ def test_license_only_in_package_json(licensed):
 
 def test_no_license_and_a_license_file_that_is_not_one(licensed):
     _, _, files, repos = licensed
-    assert files[("no_license", "main.py")]["reason"] == reasons.NO_LICENSE
-    assert files[("license_not_a_license", "m.py")]["reason"] == reasons.NO_LICENSE
-    assert (repos["no_license"]["decision"], repos["no_license"]["reason"]) == ("dropped", reasons.NO_LICENSE)
+    assert files[("no_license", "main.py")]["reason"] == "no_license"
+    assert files[("license_not_a_license", "m.py")]["reason"] == "no_license"
+    assert (repos["no_license"]["decision"], repos["no_license"]["reason"]) == ("dropped", "no_license")
     assert repos["license_not_a_license"]["license"] is None
 
 
 def test_metadata_that_disagrees_is_a_conflict(licensed):
     _, _, files, repos = licensed
-    assert files[("metadata_conflict", "c.py")]["reason"] == reasons.LICENSE_CONFLICT
+    assert files[("metadata_conflict", "c.py")]["reason"] == "license_conflict"
     assert repos["metadata_conflict"]["license_conflict"] == "unresolved"
 
 
@@ -111,7 +111,7 @@ def test_the_nearest_license_file_wins(licensed):
     _, _, files, _ = licensed
     assert files[("nested", "src/m.py")]["license"] == "MIT"
     vendored = files[("nested", "vendor/gnu/g.c")]
-    assert vendored["reason"] == reasons.LICENSE_NOT_ALLOWED and vendored["license_source"] == "file:vendor/gnu/COPYING"
+    assert vendored["reason"] == "license_not_allowed" and vendored["license_source"] == "file:vendor/gnu/COPYING"
 
 
 def test_every_kept_file_has_evidence_and_the_notice_names_it(licensed):

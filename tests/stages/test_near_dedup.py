@@ -10,11 +10,13 @@ import re
 import duckdb
 import pytest
 
-from manifests import reasons
-from pipeline.config import BuildConfig, ConfigError, DedupConfig, ExecutionConfig, NearDedupConfig, SourceSpec
+from corpus_core.errors import ConfigError
+from corpus_core.records import SourceSpec
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
 from stages import minhash
+from stages.dedup import DedupConfig, NearDedupConfig
 from tests.conftest import LENIENT, program, replace_lines
 
 HEADER = """# Copyright 2024 The Authors.
@@ -88,7 +90,7 @@ def test_exact_copies_keep_the_most_starred(near):
     kept = manifest[("copies/r4", "same.py")]
     assert kept["decision"] == "kept"
     for i in range(4):
-        assert verdict(manifest, f"copies/r{i}", "same.py") == ("dropped", reasons.NEAR_DUPLICATE, kept["id"])
+        assert verdict(manifest, f"copies/r{i}", "same.py") == ("dropped", "near_duplicate", kept["id"])
 
 
 def test_renamed_identifier_and_edited_comments_are_caught(near):
@@ -96,7 +98,7 @@ def test_renamed_identifier_and_edited_comments_are_caught(near):
     assert 0.75 < jaccard(ORIGINAL, RENAMED) < 0.9  # the premise: a near copy, not an exact one
     fork = manifest[("rename/fork", "lib.py")]
     assert fork["decision"] == "kept"  # 50 stars against 5
-    assert verdict(manifest, "rename/original", "lib.py") == ("dropped", reasons.NEAR_DUPLICATE, fork["id"])
+    assert verdict(manifest, "rename/original", "lib.py") == ("dropped", "near_duplicate", fork["id"])
 
 
 def test_a_shared_license_header_and_imports_do_not_merge(near):
@@ -114,8 +116,8 @@ def test_a_chain_is_one_cluster_even_where_its_ends_differ(near):
     assert jaccard(CHAIN_A, CHAIN_C) < 0.67
     a = manifest[("chain/a", "a.py")]
     assert a["decision"] == "kept"
-    assert verdict(manifest, "chain/b", "b.py") == ("dropped", reasons.NEAR_DUPLICATE, a["id"])
-    assert verdict(manifest, "chain/c", "c.py") == ("dropped", reasons.NEAR_DUPLICATE, a["id"])
+    assert verdict(manifest, "chain/b", "b.py") == ("dropped", "near_duplicate", a["id"])
+    assert verdict(manifest, "chain/c", "c.py") == ("dropped", "near_duplicate", a["id"])
 
 
 def test_files_under_min_tokens_are_never_near_duplicates(near):
@@ -127,7 +129,7 @@ def test_files_under_min_tokens_are_never_near_duplicates(near):
 def test_run_json_records_settings_and_figures(near):
     run, _ = near
     (stage,) = [s for s in run["stages"] if s["name"] == "near_dedup"]
-    assert stage["dropped"] == {reasons.NEAR_DUPLICATE: 7}
+    assert stage["dropped"] == {"near_duplicate": 7}
     notes = stage["notes"]
     assert notes["settings"] == "5ng_256p_25b10r_t0.7" and (notes["bands"], notes["rows"]) == (25, 10)
     assert notes["files"] == 14 and notes["signed"] == 12 and notes["too_few_tokens"] == 2
@@ -148,7 +150,7 @@ def test_without_verification_weak_pairs_would_count_too(tmp_path):
                              near_dedup=NearDedupConfig(bands=256, rows=1, verify=verify),
                              execution=ExecutionConfig(executor="local"))
         run = build(config, tmp_path / f"out-{verify}", Progress(quiet=True))
-        return run["counts"]["dropped"].get(reasons.NEAR_DUPLICATE, 0)
+        return run["counts"]["dropped"].get("near_duplicate", 0)
 
     assert dropped(verify=False) == 1
     assert dropped(verify=True) == 0

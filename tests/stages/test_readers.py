@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from manifests import reasons
-from pipeline.config import IngestConfig, SourceSpec
-from stages.ingest import Ingest, decode_text
+from corpus_core import reasons
+from corpus_core.records import SourceSpec
+from stages.ingest import Ingest, IngestConfig, decode_text
 from stages.readers import git_head, read_archive, read_directory, read_git
 from stages.sources import Unit
 from tests.conftest import PYTHON_FILE, git, make_git_repo, make_tar, make_zip, write_tree

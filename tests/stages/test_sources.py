@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifests import reasons
-from pipeline.config import ConfigError, IngestConfig, SourceSpec
-from stages.ingest import Ingest
+from corpus_core import reasons
+from corpus_core.errors import ConfigError
+from corpus_core.records import SourceSpec
+from stages.ingest import Ingest, IngestConfig
 from stages.sources import parse_git_url, repo_name_from_url, resolve_units
 from tests.conftest import C_FILE, JS_FILE, PYTHON_FILE, make_git_repo, make_tar, make_zip, write_tree
 

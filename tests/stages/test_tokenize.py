@@ -9,24 +9,21 @@ import pyarrow.parquet as pq
 import pytest
 from tokenizers import Tokenizer
 
-from pipeline.config import (
-    BuildConfig,
-    ConfigError,
-    ExecutionConfig,
-    NearDedupConfig,
-    ShardConfig,
-    SourceSpec,
-    TokenizeConfig,
-)
+from corpus_core.errors import ConfigError
+from corpus_core.records import SourceSpec
+from corpus_core.storage import sha256_file
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
-from stages.sources import sha256_file
+from stages.dedup import NearDedupConfig
+from stages.shards import ShardConfig
 from stages.tokenize import (
     EOS,
     FILENAME,
     GH_STARS,
     REPONAME,
     SPECIAL_TOKENS,
+    TokenizeConfig,
     encode_files,
     load_tokenizer,
     train_tokenizer,

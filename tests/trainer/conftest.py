@@ -7,9 +7,12 @@ import json
 
 import pytest
 
-from pipeline.config import BuildConfig, ExecutionConfig, NearDedupConfig, SourceSpec, TokenizeConfig
+from corpus_core.records import SourceSpec
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
+from stages.dedup import NearDedupConfig
+from stages.tokenize import TokenizeConfig
 from tests.conftest import LENIENT, program
 
 

@@ -10,9 +10,13 @@ from itertools import islice
 import numpy as np
 import pytest
 
-from pipeline.config import BuildConfig, ExecutionConfig, NearDedupConfig, ShardConfig, SourceSpec, TokenizeConfig
+from corpus_core.records import SourceSpec
+from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
+from stages.dedup import NearDedupConfig
+from stages.shards import ShardConfig
+from stages.tokenize import TokenizeConfig
 from tests.conftest import LENIENT, program
 from trainer.data import LoaderState, ShardError, ShardLoader
 

@@ -17,7 +17,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stages.tokenize import EOS, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX  # noqa: E402
+from corpus_core.tokens import EOS, FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX  # noqa: E402
 from tests.trainer.conftest import small  # noqa: E402
 from trainer.data import LoaderState, ShardLoader  # noqa: E402
 from trainer.fim import FimConfig, fim_sample, permute  # noqa: E402

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.records import FileRecord
-from pipeline.stage import Filter
+from corpus_core.records import FileRecord
+from corpus_core.stage import Filter
 
 
 class NoTodo(Filter):
@@ -21,3 +21,16 @@ def test_filter_counts_and_routes_drops():
     assert [r.reason for r in out] == [None, "has_todo", None, "binary"]
     assert out[1].content is None  # a dropped record carries no content onward
     assert (stage.stats.files_in, stage.stats.kept, dict(stage.stats.dropped)) == (3, 2, {"has_todo": 1})
+
+
+class NoTabs(Filter):
+    name = "no_tabs"
+
+    def keep(self, record):
+        count = record.content.count("\t")
+        return True if not count else (False, "has_tabs", f"{count} tabs")
+
+
+def test_a_filter_may_give_a_detail_with_its_reason():
+    (record,) = NoTabs().run([FileRecord("r", "t.py", 4, content="\t\ta\t")])
+    assert (record.decision, record.reason, record.detail) == ("dropped", "has_tabs", "3 tabs")

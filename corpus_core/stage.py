@@ -2,8 +2,13 @@
 went in, what was kept and dropped (by reason), the bytes seen and the time spent.
 
 - `FileStage.process(record)` looks at one kept record and may change or drop it.
-- `Filter.keep(record)` is a pure predicate: `True` or `(False, reason)`.
-- Corpus stages (exact and near dedup) see every file at once; see stages/dedup.py.
+- `Filter.keep(record)` is a pure predicate: `True` or `(False, reason)` (or
+  `(False, reason, detail)`).
+- `CorpusStage.drops(db, context)` sees every file at once and returns the SQL of its drops.
+
+Every stage declares its settings class (its TOML section) and the DuckDB tables it reads
+and writes; pipeline/flow.py checks at import time that each table a stage reads is
+written by the runner or by a stage before it.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from pipeline.records import FileRecord, RepoRecord
+from corpus_core.records import FileRecord, RepoRecord
+from corpus_core.settings import Settings
 
 
 @dataclass
@@ -80,19 +86,34 @@ def _merge_notes(mine: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# what the runner itself provides to corpus stages: the current decision of every file
+# (`files`, with its repository's stars) and the repository rows (`repos`)
+RUNNER_TABLES = ("files", "repos")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage may need of the build besides its own settings."""
+
+    cache_dir: str  # fetched packages, clones, the license cache; shared between builds
+
+
 class Stage:
-    """A named step with its settings (one dataclass of pipeline.config) and its stats."""
+    """A named step with its settings (its own `Settings` section) and its stats."""
 
     name = "stage"
+    settings_class: ClassVar[type[Settings] | None] = None  # None: the stage has no settings
+    reads: ClassVar[tuple[str, ...]] = ()  # DuckDB tables it reads (corpus and output stages)
+    writes: ClassVar[tuple[str, ...]] = ()  # tables it leaves for the stages after it
 
     def __init__(self, config: Any = None):
         self.config = config
         self.stats = StageStats()
 
     @classmethod
-    def from_config(cls, build_config: Any, section: str | None) -> Stage:
+    def from_settings(cls, settings: Settings | None, context: StageContext) -> Stage:
         """The stage as the flow builds it: its own section of the build config."""
-        return cls(getattr(build_config, section)) if section else cls()
+        return cls(settings) if cls.settings_class is not None else cls()
 
 
 class FileStage(Stage):
@@ -113,23 +134,27 @@ class FileStage(Stage):
 
     def finish_unit(self, repos: dict[str, RepoRecord]) -> dict[str, Any]:
         """Called once a unit's records are all through: may fill repository fields and
-        return tables (name -> pyarrow Table) kept per unit, read back as DuckDB views."""
+        return the tables it `writes` (name -> pyarrow Table), kept per unit and read back
+        as DuckDB tables of that name."""
         return {}
 
 
 class Filter(FileStage):
     """A per-file predicate; the base class routes a `(False, reason)` to the manifest."""
 
-    def keep(self, record: FileRecord) -> bool | tuple[bool, str]:
+    def keep(self, record: FileRecord) -> bool | tuple[bool, str] | tuple[bool, str, str]:
         raise NotImplementedError
 
     def process(self, record: FileRecord) -> None:
         verdict = self.keep(record)
         if verdict is not True:
-            record.drop(verdict[1])
+            record.drop(*verdict[1:])
 
 
-NO_DROPS = "SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL AS reason, NULL AS dup_of LIMIT 0"
+# the columns of every corpus stage's drops, in this order
+DROP_COLUMNS = ("unit", "ordinal", "reason", "detail", "dup_of")
+NO_DROPS = ("SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL::VARCHAR AS reason, "
+            "NULL::VARCHAR AS detail, NULL::VARCHAR AS dup_of LIMIT 0")
 
 
 @dataclass
@@ -138,14 +163,17 @@ class CorpusContext:
 
     scratch: Path  # the build's work directory; a stage keeps its files in a folder named after it
     executor: Any  # maps a function over items, in-process or as Ray tasks (pipeline/executor.py)
-    progress: Any  # pipeline.progress.Progress
+    progress: Any  # reports phases (pipeline/progress.py)
 
 
 class CorpusStage(Stage):
-    """A step that needs every file at once (exact and near dedup). It reads the DuckDB view
-    `files` (the current decision of every file, with its repository's stars) and returns
-    a SQL query of the files it drops: columns unit, ordinal, reason, dup_of. Heavy work
-    may go to `context.executor`; what it hands between passes goes under `context.scratch`."""
+    """A step that needs every file at once (license decision, exact and near dedup,
+    tokenization). It reads the DuckDB view `files` (the current decision of every file,
+    with its repository's stars) and the tables it declares, and returns a SQL query of the
+    files it drops: DROP_COLUMNS. Heavy work may go to `context.executor`; what it hands
+    between passes goes under `context.scratch`."""
+
+    reads = ("files",)
 
     def drops(self, db: Any, context: CorpusContext) -> str:
         raise NotImplementedError

@@ -1,12 +1,23 @@
 """The records that flow between stages: one `FileRecord` per input file, one `RepoRecord`
-per repository. Dropped files stay in the stream (decision='dropped', reason set) so that
-the manifest accounts for every input file.
+per repository, and the `SourceSpec` they come from. Dropped files stay in the stream
+(decision='dropped', reason set) so that the manifest accounts for every input file.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One entry of the source list: a SOURCE string plus what is known about it."""
+
+    source: str  # archive path, directory, git+URL[@REV], pypi:NAME==VER, npm:NAME@VER, dataset
+    sha256: str | None = None  # expected sha256 of a fetched or local archive
+    stars: int | None = None  # repository popularity, used by dedup tie-breaks
+    name: str | None = None  # repository name override
+
 
 KEPT = "kept"
 DROPPED = "dropped"
