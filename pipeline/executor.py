@@ -7,16 +7,22 @@ marker makes resume possible; docs/ARCHITECTURE.md argues the choice.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import manifests
-import pipeline
-import stages
-
 INFRASTRUCTURE_RETRIES = 2  # a worker that died is retried; an exception in our code is not
 _END = object()
+
+
+def worker_packages() -> list[str]:
+    """The project's packages a worker imports: those of the unit task (pipeline.run) and of
+    every stage in the flow, with all they import, derived from the code."""
+    from pipeline.flow import STAGES
+    from pipeline.layers import travelling_packages
+
+    return travelling_packages(["pipeline.run", *(spec.cls.__module__ for spec in STAGES)])
 
 
 class LocalExecutor:
@@ -44,8 +50,8 @@ class RayExecutor:
         if self._started:
             if address:
                 # the workers of a cluster import this project's code from the driver
-                ray.init(address=address, runtime_env={"py_modules": [pipeline, stages, manifests]},
-                         logging_level="WARNING")
+                modules = [importlib.import_module(name) for name in worker_packages()]
+                ray.init(address=address, runtime_env={"py_modules": modules}, logging_level="WARNING")
             else:
                 # "local": a new instance even where `ray start` left a cluster address behind;
                 # a local instance needs no cluster token in ~/.ray (see Ray's token auth)
