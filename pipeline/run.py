@@ -5,8 +5,10 @@ manifests. The order of stages is pipeline/flow.py's; this module only drives it
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -53,6 +55,13 @@ def process_unit(unit: Unit, config: BuildConfig, out_dir: str) -> dict[str, Any
     marker = {"unit": unit.key, "stages": {s.name: s.stats.to_dict() for s in [ingest, *file_stages]}}
     mark_done(work, unit.key, marker)
     return marker
+
+
+def kill_point(name: str) -> None:
+    """A named point where a test can kill the build (CORPUS_KILL_AT=NAME, e.g.
+    `units_done:3`): resume is tested at a chosen point, not after a sleep."""
+    if os.environ.get("CORPUS_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _versions() -> dict[str, str]:
@@ -158,9 +167,18 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
 
     stats: dict[str, StageStats] = {spec.name: StageStats() for spec in STAGES}
 
+    finished = 0
+
     def take(marker: dict[str, Any]) -> None:
         for name, values in marker["stages"].items():
             stats[name].merge(StageStats.from_dict(values))
+
+    def unit_done(unit: Unit, marker: dict[str, Any]) -> None:
+        nonlocal finished
+        take(marker)
+        progress.unit_done(unit.key, marker)
+        finished += 1
+        kill_point(f"units_done:{finished}")
 
     done = [u for u in units if work.is_done(u.key)]
     todo = [u for u in units if not work.is_done(u.key)]
@@ -171,8 +189,7 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
     progress.start_units(len(units), resumed=len(done), workers=executor.num_workers, executor=executor.name)
     db = _connect(work, execution.duckdb_memory_limit)
     try:
-        executor.map(process_unit, todo, (config, str(out_dir)),
-                     lambda unit, marker: (take(marker), progress.unit_done(unit.key, marker)))
+        executor.map(process_unit, todo, (config, str(out_dir)), unit_done)
         progress.end_units()
         _load_parts(db, work, units)
         # corpus stages may hand work to the executor too (near dedup's signatures)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import duckdb
@@ -206,18 +206,16 @@ def test_killed_build_resumes_to_the_same_bytes(tmp_path):
     command = [sys.executable, "-m", "pipeline.cli", "build", "--config", str(config)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    killed = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], env=env, start_new_session=True,
+    # the driver kills itself (SIGKILL) once the third unit is recorded; with one worker no
+    # other unit is in flight then, so exactly three are done
+    killed = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], start_new_session=True,
+                              env={**env, "CORPUS_KILL_AT": "units_done:3"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    parts = tmp_path / "killed" / "_work"
-    deadline = time.monotonic() + 120
-    while len(list(parts.glob("*/parts/*.done.json"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.killpg(killed.pid, signal.SIGSTOP)  # freeze the driver so no new unit starts, then kill it
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
-    time.sleep(2)  # a Ray worker may still finish the unit it held when its driver died
-    finished = len(list(parts.glob("*/parts/*.done.json")))
-    assert 3 <= finished < 24, "the kill must land part-way through"
+    assert killed.wait(timeout=300) == -signal.SIGKILL
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(killed.pid, signal.SIGKILL)  # what the driver left of its local Ray
+    finished = len(list((tmp_path / "killed" / "_work").glob("*/parts/*.done.json")))
+    assert finished == 3
     assert not (tmp_path / "killed" / "manifest").exists()
 
     resumed = subprocess.run([*command, "--out", str(tmp_path / "killed")], env=env, capture_output=True, text=True)
