@@ -76,6 +76,15 @@ class LicenseConfig(Settings):
     scan_headers: bool = setting(True, "ScanCode on headers that mention a license (SPDX lines always)")
 
 
+def verdict_detail(reason: str | None, expression: str | None, allowed: frozenset[str]) -> str | None:
+    """Words for the manifest's `detail`: which licenses failed the allowlist."""
+    if reason == LICENSE_NOT_ALLOWED:
+        return "not allowed: " + ", ".join(sorted(symbols(expression) - allowed))
+    if reason == LICENSE_CONFLICT:
+        return f"repository metadata disagree: {expression}"
+    return None
+
+
 def verdict(expression: str | None, conflict: str | None, allowed: frozenset[str]) -> str | None:
     """The drop reason for a file under `expression`, or None when it may be kept."""
     if expression is None:
@@ -392,7 +401,8 @@ class LicenseDecision(CorpusStage):
         """Give kept files their most specific license (table `annotations`), drop the rest."""
         scopes = scopes_of(db.sql("SELECT * FROM licenses").to_arrow_table().to_pylist())
         allowed = frozenset(self.config.allowed)
-        rows: dict[str, list] = {"unit": [], "ordinal": [], "license": [], "license_source": [], "reason": []}
+        rows: dict[str, list] = {"unit": [], "ordinal": [], "license": [], "license_source": [], "reason": [],
+                                 "detail": []}
         reader = db.sql(
             "SELECT unit, ordinal, repo, path, license, license_source FROM files WHERE decision = 'kept'"
         ).to_arrow_reader(batch_size=65536)
@@ -405,14 +415,16 @@ class LicenseDecision(CorpusStage):
                 rows["ordinal"].append(ordinal)
                 rows["license"].append(found.license)
                 rows["license_source"].append(found.source)
-                rows["reason"].append(verdict(found.license, found.conflict, allowed))
+                reason = verdict(found.license, found.conflict, allowed)
+                rows["reason"].append(reason)
+                rows["detail"].append(verdict_detail(reason, found.license, allowed))
         db.register("license_rows", pa.table(rows, schema=pa.schema([
             ("unit", pa.string()), ("ordinal", pa.int64()), ("license", pa.string()),
-            ("license_source", pa.string()), ("reason", pa.string()),
+            ("license_source", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
         ])))
         db.execute("INSERT INTO annotations SELECT unit, ordinal, license, license_source FROM license_rows")
         db.execute("""CREATE OR REPLACE TEMP TABLE license_drops AS
-                      SELECT unit, ordinal, reason, NULL AS detail, NULL AS dup_of
+                      SELECT unit, ordinal, reason, detail, NULL AS dup_of
                       FROM license_rows WHERE reason IS NOT NULL""")
         db.unregister("license_rows")
         return "SELECT * FROM license_drops"

@@ -77,6 +77,7 @@ def test_and_with_gpl_is_dropped(licensed):
     _, _, files, _ = licensed
     row = files[("gpl_and_mit", "both.c")]
     assert (row["reason"], row["license"]) == ("license_not_allowed", "GPL-2.0-only AND MIT")
+    assert row["detail"] == "not allowed: GPL-2.0-only"  # a corpus-scope drop says why too
 
 
 def test_spdx_header_only(licensed):
@@ -104,6 +105,7 @@ def test_no_license_and_a_license_file_that_is_not_one(licensed):
 def test_metadata_that_disagrees_is_a_conflict(licensed):
     _, _, files, repos = licensed
     assert files[("metadata_conflict", "c.py")]["reason"] == "license_conflict"
+    assert files[("metadata_conflict", "c.py")]["detail"].startswith("repository metadata disagree: ")
     assert repos["metadata_conflict"]["license_conflict"] == "unresolved"
 
 
