@@ -9,12 +9,14 @@ Resolving is cheap and runs on the driver; fetching runs inside the unit's task.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from corpus_core.records import SourceSpec
 from stages.readers import SourceError, archive_stem, git_head, is_archive, is_dataset
 
 REMOTE_KINDS = ("pypi", "npm", "git_url")
+PYPI_INDEX = "https://pypi.org/simple"
+SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2")  # in order of preference
+FETCH_TIMEOUT = 120  # seconds without a byte before a fetch fails
 
 
 @dataclass(frozen=True)
@@ -171,13 +176,67 @@ def _single_archive(directory: Path, what: str) -> Path:
     return found[0]
 
 
+def package_index() -> str:
+    """The package index sdists are fetched from: pip's PIP_INDEX_URL, else PyPI."""
+    return os.environ.get("PIP_INDEX_URL", PYPI_INDEX).rstrip("/")
+
+
+def _sdist_name(filename: str) -> tuple[str, str] | None:
+    """(normalized project name, version) of an sdist file name, None for anything else."""
+    for suffix in SDIST_SUFFIXES:
+        if filename.endswith(suffix):
+            name, _, version = filename[: -len(suffix)].rpartition("-")
+            return (normalize_project(name), version) if name else None
+    return None
+
+
+def normalize_project(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
+
+
 def fetch_pypi(source: str, cache_dir: Path) -> Path:
-    """The sdist of pypi:NAME==VERSION, downloaded with pip (no wheels: we want the source)."""
+    """The sdist of pypi:NAME==VERSION, fetched as a file from the package index's JSON API
+    (PEP 691) and checked against the sha256 the index lists. Nothing is built: pip would
+    run the package's build backend (meson, Cython) just to read its metadata."""
     match = _PYPI.match(source)
+    project = normalize_project(match["name"])
     target = cache_dir / "pypi" / f"{match['name'].lower()}-{match['version']}"
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet"]
-    _fetch_once(target, lambda tmp: _run([*command, "-d", str(tmp), f"{match['name']}=={match['version']}"], source))
+
+    def download(tmp: Path) -> None:
+        listing = _index_listing(f"{package_index()}/{project}/", source)
+        found = [f for f in listing.get("files", [])
+                 if _sdist_name(f.get("filename", "")) == (project, match["version"]) and not f.get("yanked")]
+        if not found:
+            raise SourceError(f"{source}: the index has no source distribution of version {match['version']}")
+        chosen = min(found, key=lambda f: SDIST_SUFFIXES.index(next(s for s in SDIST_SUFFIXES
+                                                                    if f["filename"].endswith(s))))
+        _download(urllib.parse.urljoin(f"{package_index()}/{project}/", chosen["url"]),
+                  tmp / chosen["filename"], chosen.get("hashes", {}).get("sha256"), source)
+
+    _fetch_once(target, download)
     return _single_archive(target, source)
+
+
+def _index_listing(url: str, source: str) -> dict:
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:
+            return json.load(response)
+    except (OSError, ValueError) as err:  # URLError, HTTPError and timeouts are OSErrors
+        raise SourceError(f"{source}: cannot read the index at {url}: {err}") from err
+
+
+def _download(url: str, path: Path, sha256: str | None, source: str) -> None:
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as response, open(path, "wb") as out:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+    except OSError as err:
+        raise SourceError(f"{source}: download of {url} failed: {err}") from err
+    if sha256 and digest.hexdigest() != sha256:
+        raise SourceError(f"{source}: the index lists sha256 {sha256}, the download has {digest.hexdigest()}")
 
 
 def fetch_npm(source: str, cache_dir: Path) -> Path:

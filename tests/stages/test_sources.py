@@ -13,8 +13,10 @@ import pytest
 from corpus_core import reasons
 from corpus_core.errors import ConfigError
 from corpus_core.records import SourceSpec
+from corpus_core.storage import sha256_file
 from stages.ingest import Ingest, IngestConfig
-from stages.sources import parse_git_url, repo_name_from_url, resolve_units
+from stages.readers import SourceError
+from stages.sources import fetch_pypi, parse_git_url, repo_name_from_url, resolve_units
 from tests.conftest import C_FILE, JS_FILE, PYTHON_FILE, make_git_repo, make_tar, make_zip, write_tree
 
 
@@ -135,3 +137,23 @@ def test_registry_packages_are_fetched_and_checked(tmp_path, source, sha256, exp
     # a second ingest is served from the cache
     again, _ = ingest_all(resolve_units([SourceSpec(source, sha256=sha256)]), tmp_path / "cache")
     assert [r.sha256 for r in again] == [r.sha256 for r in records]
+
+
+def test_pypi_sources_are_fetched_as_files_without_building(tmp_path, monkeypatch):
+    """PyYAML's sdist builds with Cython: pip would build the backend just to read metadata.
+    The fetcher runs no process at all and checks the index's sha256."""
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"a process was started: {args[0]!r}")
+
+    monkeypatch.setattr(subprocess, "run", no_process)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    try:
+        archive = fetch_pypi("pypi:PyYAML==6.0.2", tmp_path / "cache")
+    except SourceError as err:
+        if "cannot read the index" in str(err):
+            pytest.skip(f"registry unreachable here: {err}")
+        raise
+    assert archive.name == "pyyaml-6.0.2.tar.gz"
+    assert sha256_file(archive) == "d584d9ec91ad65861cc08d42e834324ef890a082e591037abe114850ff7bbc3e"
+    with pytest.raises(SourceError, match="no source distribution of version 0.0.0.404"):
+        fetch_pypi("pypi:PyYAML==0.0.0.404", tmp_path / "cache")
