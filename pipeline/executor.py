@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import resource
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 INFRASTRUCTURE_RETRIES = 2  # a worker that died is retried; an exception in our code is not
@@ -25,15 +28,53 @@ def worker_packages() -> list[str]:
     return travelling_packages(["pipeline.run", *(spec.cls.__module__ for spec in STAGES)])
 
 
+@dataclass
+class TaskUsage:
+    """What the tasks cost, summed over every map: the build reports it in run.json, and the
+    end-to-end benchmark derives the idle share of the workers from it."""
+
+    tasks: int = 0
+    seconds: float = 0.0  # wall time inside the tasks
+    cpu_seconds: float = 0.0  # CPU time of the task's process while it ran (its threads too)
+    peak_rss_bytes: int = 0  # the largest resident set of a worker process seen at a task's end
+
+    def add(self, measured: tuple[float, float, int]) -> None:
+        self.tasks += 1
+        self.seconds += measured[0]
+        self.cpu_seconds += measured[1]
+        self.peak_rss_bytes = max(self.peak_rss_bytes, measured[2])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tasks": self.tasks, "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
+                "peak_rss_mb": round(self.peak_rss_bytes / 2**20, 1)}
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measured(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, tuple[float, float, int]]:
+    """Run one task and measure it where it runs."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(item, *args)
+    return result, (time.perf_counter() - wall, time.process_time() - cpu, peak_rss_bytes())
+
+
 class LocalExecutor:
     name = "local"
 
     num_workers = 1
 
+    def __init__(self) -> None:
+        self.usage = TaskUsage()
+
     def map(self, fn: Callable[..., Any], items: Iterable[Any], args: tuple,
             on_result: Callable[[Any, Any], None]) -> None:
         for item in items:
-            on_result(item, fn(item, *args))
+            result, usage = measured(fn, item, *args)
+            self.usage.add(usage)
+            on_result(item, result)
 
     def shutdown(self) -> None:
         pass
@@ -61,14 +102,15 @@ class RayExecutor:
         self._ray = ray
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.num_workers = num_workers or cpus
+        self.usage = TaskUsage()
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any], args: tuple,
             on_result: Callable[[Any, Any], None]) -> None:
         """At most `num_workers` tasks in flight; results handed back as each one finishes.
         `items` is read lazily, so a generator of large items holds only those in flight."""
         ray = self._ray
-        remote = ray.remote(max_retries=INFRASTRUCTURE_RETRIES, num_cpus=1)(fn)
-        shared = [ray.put(arg) for arg in args]
+        remote = ray.remote(max_retries=INFRASTRUCTURE_RETRIES, num_cpus=1)(measured)
+        shared = [ray.put(arg) for arg in (fn, *args)]
         pending: dict[Any, Any] = {}
         queue = iter(items)
         more = True
@@ -78,12 +120,14 @@ class RayExecutor:
                 if item is _END:
                     more = False
                 else:
-                    pending[remote.remote(item, *shared)] = item
+                    pending[remote.remote(shared[0], item, *shared[1:])] = item
             if not pending:
                 break
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                on_result(pending.pop(ref), ray.get(ref))
+                result, usage = ray.get(ref)
+                self.usage.add(usage)
+                on_result(pending.pop(ref), result)
 
     def shutdown(self) -> None:
         if self._started:

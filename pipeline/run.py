@@ -24,7 +24,7 @@ from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
 from manifests.attribution import write_attribution, write_notice
 from manifests.writer import input_fingerprint, write_files_manifest, write_repos_manifest, write_run_json
 from pipeline.config import BuildConfig
-from pipeline.executor import make_executor
+from pipeline.executor import make_executor, peak_rss_bytes
 from pipeline.flow import STAGES, stages_of
 from pipeline.progress import Progress
 from pipeline.work import WorkDir, mark_done, write_files_part, write_repos_part
@@ -234,7 +234,8 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
         "config_fingerprint": config.fingerprint(),
         "input_fingerprint": input_fingerprint(db),
         "versions": _versions(),
-        "executor": {"kind": executor.name, "workers": executor.num_workers},
+        "executor": {"kind": executor.name, "workers": executor.num_workers, "tasks": executor.usage.to_dict(),
+                     "driver_peak_rss_mb": round(peak_rss_bytes() / 2**20, 1)},
         "units": {"total": len(units), "resumed": len(done)},
         "counts": {
             "files": totals[0], "kept": totals[1], "dropped": dropped,

@@ -172,6 +172,10 @@ def test_run_json_records_config_versions_and_stages(built):
     assert stages["near_dedup"]["notes"]["clusters"] == 2
     assert stages["language"]["files_in"] == 18 and stages["shards"]["kept"] == 10
     assert not (root / "out/_work").exists()
+    # every unit, signature batch and encoding batch is one measured task
+    tasks = saved["executor"]["tasks"]
+    assert tasks["tasks"] == saved["units"]["total"] + 2 and tasks["cpu_seconds"] > 0
+    assert tasks["peak_rss_mb"] > 50 and saved["executor"]["driver_peak_rss_mb"] > 50
 
 
 def test_same_bytes_with_one_and_two_workers_and_in_process(built, tmp_path):
