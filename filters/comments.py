@@ -1,22 +1,28 @@
-"""Comment-to-code ratio from a real lexer: Pygments, chosen by go-enry's language name.
+"""Comment-to-code ratio from a real parser: a tree-sitter grammar where one is installed
+for go-enry's language, else Pygments' lexer of that name.
 
-ratio = non-whitespace characters in comment tokens / non-whitespace characters in the file
+ratio = non-whitespace characters in comments / non-whitespace characters in the file
 
-Comment tokens are Pygments' `Comment` and its subtypes, and `String.Doc` (docstrings),
-except `Comment.Preproc`/`Comment.PreprocFile` (C's `#include`, `#define`: code) and
-`Comment.Hashbang` (`#!/bin/sh`: an interpreter line). Files of programming languages are
-kept when the ratio lies in [min_comment_ratio, max_comment_ratio] (SantaCoder's
-[0.01, 0.8]); the reason otherwise is `comment_ratio`.
+Pygments' regex lexers run at a few MB/s; tree-sitter parses in C at tens of MB/s. Both
+count the same things: Pygments' `Comment` tokens and `String.Doc` (docstrings), except
+`Comment.Preproc`/`Comment.PreprocFile` (C's `#include`, `#define`: code) and
+`Comment.Hashbang` (`#!/bin/sh`: an interpreter line); in a tree-sitter tree, the comment
+nodes but a first-line `#!`, and in Python the triple-quoted strings that begin a line
+(where Pygments' lexer says `String.Doc`). Per language the mean ratio of the two agrees
+within 0.02 on real files (tests/data/comments). Files of programming languages are kept
+when the ratio lies in [min_comment_ratio, max_comment_ratio] (SantaCoder's [0.01, 0.8]);
+the reason otherwise is `comment_ratio`.
 
-The lexer comes from the language, never from guessing on content: `find_lexer_class`
-by name, then the lowercased name (or with spaces as dashes) as an alias. A programming
-language Pygments does not know, a file over max_bytes, and every non-programming file
+The parser comes from the language, never from guessing on content. For Pygments:
+`find_lexer_class` by name, then the lowercased name (or with spaces as dashes) as an alias.
+A programming language neither knows, a file over max_bytes, and every non-programming file
 (data, markup, prose have no "code" to compare with) pass with comment_ratio null; for the
 first kind comment_lexer is null too and the stage's notes count them per language.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +34,89 @@ from corpus_core.settings import Settings, setting
 from corpus_core.stage import Filter
 
 PROGRAMMING = "programming"
+# go-enry language -> (the grammar's package, its function): the per-language wheels ship
+# compiled grammars (tree-sitter-language-pack 1.x downloads them at run time instead)
+GRAMMARS = {
+    "Python": ("tree_sitter_python", "language"),
+    "JavaScript": ("tree_sitter_javascript", "language"),
+    "TypeScript": ("tree_sitter_typescript", "language_typescript"),
+    "TSX": ("tree_sitter_typescript", "language_tsx"),
+    "C": ("tree_sitter_c", "language"),
+    "C++": ("tree_sitter_cpp", "language"),
+    "Java": ("tree_sitter_java", "language"),
+    "Go": ("tree_sitter_go", "language"),
+    "Rust": ("tree_sitter_rust", "language"),
+    "Ruby": ("tree_sitter_ruby", "language"),
+    "Shell": ("tree_sitter_bash", "language"),
+    "C#": ("tree_sitter_c_sharp", "language"),
+}
+COMMENT_NODES = ("comment", "line_comment", "block_comment")
+TRIPLE_QUOTED = re.compile(rb'[rRuUbBfF]{0,2}(?:"""|\'\'\')')
+
+
+@dataclass(frozen=True)
+class Grammar:
+    name: str  # what comment_lexer records, e.g. tree-sitter-python
+    parser: Any
+    comments: Any  # a query capturing comment nodes (and Python's strings, as `string`)
+
+
+@cache
+def grammar_for(language: str | None) -> Grammar | None:
+    """A tree-sitter parser and comment query for a go-enry language name, or None."""
+    if language not in GRAMMARS:
+        return None
+    import importlib
+
+    from tree_sitter import Language, Parser, Query
+
+    module, function = GRAMMARS[language]
+    try:
+        grammar = Language(getattr(importlib.import_module(module), function)())
+    except (ImportError, AttributeError, ValueError):  # not installed, or built for another tree-sitter
+        return None
+    kinds = [kind for kind in COMMENT_NODES if grammar.id_for_node_kind(kind, True)]
+    pattern = "[" + " ".join(f"({kind})" for kind in kinds) + "] @comment"
+    if language == "Python":
+        pattern += " (string) @string"
+    return Grammar(module.replace("_", "-"), Parser(grammar), Query(grammar, pattern))
+
+
+ASCII_SPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"  # what str.isspace says of ASCII
+
+
+def _visible(text: str) -> int:
+    """Non-whitespace characters, as Pygments' counting does (str.isspace)."""
+    return sum(map(len, text.split()))
+
+
+def _visible_span(data: bytes, start: int, end: int, ascii_only: bool) -> int:
+    if ascii_only:  # bytes are characters: count without decoding
+        return len(data[start:end].translate(None, ASCII_SPACE))
+    return _visible(data[start:end].decode("utf-8", "replace"))
+
+
+def tree_sitter_ratio(content: str, grammar: Grammar) -> float:
+    from tree_sitter import QueryCursor
+
+    data = content.encode("utf-8", "surrogatepass")
+    ascii_only = len(data) == len(content)
+    tree = grammar.parser.parse(data)
+    captures = QueryCursor(grammar.comments).captures(tree.root_node)
+    comment = 0
+    for node in captures.get("comment", ()):
+        if node.start_byte == 0 and data.startswith(b"#!"):
+            continue  # the interpreter line
+        comment += _visible_span(data, node.start_byte, node.end_byte, ascii_only)
+    for node in captures.get("string", ()):
+        start = node.start_byte
+        line_start = data.rfind(b"\n", 0, start) + 1
+        if data[line_start:start].strip() or not TRIPLE_QUOTED.match(data, start):
+            continue  # Pygments' String.Doc: a triple-quoted string that begins a line
+        opening = TRIPLE_QUOTED.match(data, start).end() - 3  # the prefix (r, b, f) is not the doc
+        comment += _visible_span(data, opening, node.end_byte, ascii_only)
+    total = _visible(content)
+    return comment / total if total else 0.0
 
 
 @cache
@@ -97,13 +186,17 @@ class CommentRatioFilter(Filter):
     def keep(self, record: FileRecord) -> bool | tuple[bool, str]:
         if record.language_type != PROGRAMMING or len(record.content or "") > self.config.max_bytes:
             return True
-        lexer = lexer_for(record.language)
-        if lexer is None:
-            self.no_lexer[record.language or "(unknown)"] += 1
-            self.stats.notes["no_lexer"] = dict(sorted(self.no_lexer.items()))
-            return True
-        ratio = comment_ratio(record.content or "", lexer)
-        record.comment_ratio, record.comment_lexer = round(ratio, 4), lexer.name
+        grammar = grammar_for(record.language)
+        if grammar is not None:
+            ratio, record.comment_lexer = tree_sitter_ratio(record.content or "", grammar), grammar.name
+        else:
+            lexer = lexer_for(record.language)
+            if lexer is None:
+                self.no_lexer[record.language or "(unknown)"] += 1
+                self.stats.notes["no_lexer"] = dict(sorted(self.no_lexer.items()))
+                return True
+            ratio, record.comment_lexer = comment_ratio(record.content or "", lexer), lexer.name
+        record.comment_ratio = round(ratio, 4)
         low, high = self.config.min_comment_ratio, self.config.max_comment_ratio
         if (low is not None and ratio < low) or (high is not None and ratio > high):
             return False, COMMENT_RATIO

@@ -1,4 +1,5 @@
-"""Comment-to-code ratio by Pygments, checked against files counted by hand.
+"""Comment-to-code ratio by tree-sitter and by Pygments, checked against files counted by
+hand and against each other on real files.
 
 Each case: (comment characters, all characters), both without whitespace. Not comments:
 C's #include (a preprocessor line) and shebangs; comments: line, block and doc comments
@@ -7,10 +8,20 @@ and Python docstrings (a string at a statement's start), not other triple-quoted
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from corpus_core.records import FileRecord
-from filters.comments import CommentRatioFilter, CommentsConfig, comment_ratio, lexer_for
+from filters.comments import (
+    CommentRatioFilter,
+    CommentsConfig,
+    comment_ratio,
+    grammar_for,
+    lexer_for,
+    tree_sitter_ratio,
+)
 
 HAND_COUNTED = {
     # shebang 21 (code), docstring 10, "# one" 4, "x=1" 3 + "#two" 4, 's="""notdoc"""' 14
@@ -34,6 +45,7 @@ HAND_COUNTED = {
 def test_ratio_matches_the_hand_count(language):
     content, comment, total = HAND_COUNTED[language]
     assert comment_ratio(content, lexer_for(language)) == pytest.approx(comment / total)
+    assert tree_sitter_ratio(content, grammar_for(language)) == pytest.approx(comment / total)
 
 
 def run(content: str, language: str = "Python", language_type: str = "programming",
@@ -54,10 +66,12 @@ def test_bounds_from_both_sides():
     assert run("x = 1\n", config=CommentsConfig(min_comment_ratio=None)).kept  # None: no lower bound
 
 
-def test_the_lexer_comes_from_the_language_and_is_recorded():
+def test_the_parser_comes_from_the_language_and_is_recorded():
     record = run("// c\nint x = 1;\n", language="C++")
-    assert record.kept and record.comment_lexer == "C++" and record.comment_ratio == round(3 / 10, 4)
-    assert lexer_for("Shell").name == "Bash" and lexer_for("TypeScript") is not None
+    assert record.kept and record.comment_lexer == "tree-sitter-cpp" and record.comment_ratio == round(3 / 10, 4)
+    pygments_only = run("-- c\nx = 1\n", language="Lua")  # no grammar installed: Pygments measures
+    assert pygments_only.comment_lexer == "Lua" and pygments_only.comment_ratio == 0.5
+    assert lexer_for("Shell").name == "Bash" and grammar_for("Shell").name == "tree-sitter-bash"
 
 
 def test_no_lexer_and_non_programming_files_pass_unmeasured():
@@ -68,3 +82,36 @@ def test_no_lexer_and_non_programming_files_pass_unmeasured():
     assert stage.stats.notes == {"no_lexer": {"Zzlang": 1}}
     prose = run("Just words, no comments at all.\n", language="Markdown", language_type="prose")
     assert prose.kept and prose.comment_ratio is None
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "comments"
+
+
+def test_tree_sitter_agrees_with_pygments_per_language_on_real_files():
+    """Real files of 9 languages (tests/data/comments/index.json says where each is from)."""
+    by_language: dict[str, list[tuple[float, float]]] = {}
+    for case in json.loads((FIXTURES / "index.json").read_text()):
+        text = (FIXTURES / case["file"]).read_text()
+        grammar, lexer = grammar_for(case["language"]), lexer_for(case["language"])
+        assert grammar is not None and lexer is not None, case["language"]
+        by_language.setdefault(case["language"], []).append(
+            (tree_sitter_ratio(text, grammar), comment_ratio(text, lexer)))
+    assert len(by_language) >= 8
+    for language, pairs in by_language.items():
+        ours, theirs = (sum(p[i] for p in pairs) / len(pairs) for i in (0, 1))
+        assert abs(ours - theirs) <= 0.02, (language, ours, theirs)
+
+
+def test_docstrings_count_and_the_interpreter_line_does_not():
+    text = '#!/usr/bin/env python\n"""A module docstring."""\n\n\ndef f():\n    """Its doc."""\n    return 1  # one\n'
+    grammar = grammar_for("Python")
+    assert tree_sitter_ratio(text, grammar) == pytest.approx(comment_ratio(text, lexer_for("Python")))
+    assert tree_sitter_ratio(text, grammar) == pytest.approx((len('"""Amoduledocstring."""') + len('"""Itsdoc."""')
+                                                              + len("#one")) / len("".join(text.split())))
+
+
+def test_the_filter_names_the_parser_that_measured():
+    record = FileRecord("r", "a.c", 30, content="// hi\nint main() { return 0; }\n", language="C",
+                        language_type="programming")
+    CommentRatioFilter(CommentsConfig()).process(record)
+    assert record.comment_lexer == "tree-sitter-c" and record.comment_ratio == round(4 / 23, 4)
