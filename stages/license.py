@@ -45,6 +45,19 @@ SPDX_LINE = re.compile(r"SPDX-License-Identifier:\s*([^\n*]+?)\s*(?:\*/|-->|#}|$
 MENTIONS_LICENSE = re.compile(r"licen[cs]|general public|permission is hereby granted|redistribution and use",
                               re.IGNORECASE)
 UNKNOWN = "LicenseRef-scancode-unknown"  # prefix of ScanCode's "a license is mentioned" keys
+# a header paragraph that says anything legal starts the notice; lines naming a license in words
+# (not `license_key`) must be covered by ScanCode's exact matches, or its approximate matching runs
+LEGAL = re.compile(MENTIONS_LICENSE.pattern + r"|\b(?:bsd|mit|gpl|lgpl|agpl|apache|mozilla|mpl|eclipse|epl|"
+                   r"public domain|copyleft|warrant\w*|redistribut\w*)\b", re.IGNORECASE)
+LICENSE_WORDS = re.compile(r"\blicen[cs](?:e[ds]?|ing|or|ee)?\b|general public|permission is hereby granted|"
+                           r"redistribution and use", re.IGNORECASE)
+# copyright and attribution lines: they differ from file to file while the notice is the same
+ATTRIBUTION = re.compile(r"^[\W_]*(?::copyright:\s*)?(?:copyright\b|\(c\)|©)|^[\W_]*all rights reserved|"
+                         r"^[\W_]*@?(?:(?:authors?|maintainers?|contributors?|translators?)\s*:|"
+                         r"(?:written|created) by\b)|[\w.+-]+@[\w-]+\.[\w.]+|\b(?:19|20)\d\d\b", re.IGNORECASE)
+ATTRIBUTION_LINE = "Copyright (c) holder"
+LINE_COMMENT = re.compile(r"^\s*(?:#|//|--|;|%|\*|!|'|\.\.|rem\b|dnl\b)", re.IGNORECASE)
+BLOCK_COMMENTS = (("/*", "*/"), ("<!--", "-->"), ('"""', '"""'), ("'''", "'''"), ("{-", "-}"), ("(*", "*)"))
 
 NO_LICENSE = reasons.register("no_license", "license_decision", "no license evidence for the file: no header, no "
                               "license file or metadata above it")
@@ -143,21 +156,28 @@ class LicenseScanner:
         def compute(body: str) -> dict[str, Any]:
             from scancode.api import get_licenses
 
-            found = self._on_file(body, get_licenses)
-            matches = [m for d in found.get("license_detections", []) for m in d["matches"]]
-            known = [m for m in matches if not m["license_expression_spdx"].startswith(UNKNOWN)]
-            expression = found.get("detected_license_expression_spdx") if known else None
-            if expression and any(s.startswith(UNKNOWN) for s in symbols(expression)):
-                parts = {m["license_expression_spdx"] for m in known}
-                expression = " AND ".join(sorted(f"({p})" if " " in p else p for p in parts))
-            best = max(known, key=lambda m: (m["score"], m["matched_length"]), default=None)
-            return {
-                "expression": expression,
-                "score": best["score"] if best else None,
-                "rule": best["rule_identifier"] if best else None,
-            }
+            return _summary(self._on_file(body, get_licenses))
 
         return self._cached("licenses", text, compute)
+
+    def header_licenses(self, text: str, is_notice: bool) -> dict[str, Any]:
+        """As `licenses`, for a file's notice (or header), exact matchers first: ScanCode's
+        hash and Aho-Corasick matching take milliseconds, its approximate matching most of a
+        second. The exact result stands when its matches name one license expression and cover
+        every line of the notice and every line that names a license in words; otherwise
+        ScanCode runs whole, as on any text. `matcher` says which."""
+        def compute(body: str) -> dict[str, Any]:
+            from scancode.api import get_licenses
+
+            exact = self._on_file(body, lambda location: get_licenses(location, approximate=False))
+            matches = [m for d in exact.get("license_detections", []) for m in d["matches"]]
+            covered = {line for m in matches for line in range(m["start_line"], m["end_line"] + 1)}
+            # several licenses found apart may be one longer notice to the approximate matcher
+            if lines_to_cover(body, is_notice) <= covered and len({m["license_expression_spdx"] for m in matches}) <= 1:
+                return {**_summary(exact), "matcher": "exact"}
+            return {**_summary(self._on_file(body, get_licenses)), "matcher": "approximate"}
+
+        return self._cached("notice" if is_notice else "header", text, compute)
 
     def holders(self, text: str) -> list[str]:
         def compute(body: str) -> list[str]:
@@ -167,6 +187,105 @@ class LicenseScanner:
             return sorted({h["holder"] for h in found.get("holders", [])})
 
         return self._cached("holders", text, compute)
+
+
+# --- file headers ---------------------------------------------------------------------
+
+
+def leading_comments(lines: list[str]) -> tuple[list[list[int]], int]:
+    """The comments before a header's first line of code, each a list of line indexes (a run
+    of line comments, a block comment, a module docstring), and the index of that line."""
+    comments: list[list[int]] = []
+    closing: str | None = None
+    in_line_comment = False
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if closing is not None:
+            comments[-1].append(number)
+            if closing in stripped:
+                closing = None
+            continue
+        if not stripped or (number == 0 and stripped.startswith("#!")):
+            in_line_comment = False
+            continue
+        if LINE_COMMENT.match(line):
+            if not in_line_comment:
+                comments.append([])
+            comments[-1].append(number)
+            in_line_comment = True
+            continue
+        opened = next((pair for pair in BLOCK_COMMENTS if stripped.lstrip("rRbBuU").startswith(pair[0])), None)
+        if opened is None:
+            return comments, number
+        comments.append([number])
+        in_line_comment = False
+        closing = None if opened[1] in stripped.lstrip("rRbBuU")[len(opened[0]):] else opened[1]
+    return comments, len(lines)
+
+
+def notice_lines(lines: list[str]) -> list[int]:
+    """Indexes of the lines of a header's notice: in each leading comment that says anything
+    legal, the paragraphs from the first legal one on (a paragraph break is a line without a
+    word character, kept too)."""
+    comments, _ = leading_comments(lines)
+    found: list[int] = []
+    for comment in comments:
+        paragraphs: list[list[int]] = [[]]
+        for number in comment:
+            paragraphs[-1].append(number)
+            if not re.sub(r"[\W_]", "", lines[number]):
+                paragraphs.append([])
+        legal = next((i for i, p in enumerate(paragraphs) if any(LEGAL.search(lines[n]) for n in p)), None)
+        if legal is not None:
+            found += [n for p in paragraphs[legal:] for n in p]
+    return found
+
+
+def is_attribution(line: str) -> bool:
+    """A copyright statement or an author, maintainer or contact line that says nothing legal."""
+    return bool(ATTRIBUTION.search(line)) and not LEGAL.search(line)
+
+
+def license_notice(header: str) -> str | None:
+    """The license notice of a header: its `notice_lines`, each run of copyright or attribution
+    lines (holders, years, e-mails, authors) made one constant line, so that ScanCode still sees a
+    line there but the files of one project share the notice while their headers all differ.
+    None when the code after the comments names a license too, or there is no notice: then
+    the whole header is what ScanCode reads."""
+    lines = header.split("\n")
+    _, code = leading_comments(lines)
+    if any(LICENSE_WORDS.search(line) for line in lines[code:]):
+        return None
+    kept: list[str] = []
+    for n in notice_lines(lines):
+        line = ATTRIBUTION_LINE if is_attribution(lines[n]) else lines[n].rstrip()
+        if not (line == ATTRIBUTION_LINE and kept and kept[-1] == ATTRIBUTION_LINE):  # a list of holders: one line
+            kept.append(line)
+    return "\n".join(kept).strip("\n") or None
+
+
+def lines_to_cover(text: str, is_notice: bool) -> set[int]:
+    """Line numbers (1-based) ScanCode's exact matches must cover for their result to stand:
+    every line of a notice that has words (attribution lines aside); in a whole header, the
+    lines of its notice, and every line that names a license in words."""
+    lines = text.split("\n")
+    candidates = range(len(lines)) if is_notice else notice_lines(lines)
+    needed = {n + 1 for n in candidates if re.sub(r"[\W_]", "", lines[n]) and not is_attribution(lines[n])}
+    return needed | {n for n, line in enumerate(lines, 1) if LICENSE_WORDS.search(line)}
+
+
+def _summary(found: dict[str, Any]) -> dict[str, Any]:
+    """The expression of ScanCode's detections (mentions of unknown licenses left out when a
+    known one is there) and the score and rule of the best-supported match."""
+    matches = [m for d in found.get("license_detections", []) for m in d["matches"]]
+    known = [m for m in matches if not m["license_expression_spdx"].startswith(UNKNOWN)]
+    expression = found.get("detected_license_expression_spdx") if known else None
+    if expression and any(s.startswith(UNKNOWN) for s in symbols(expression)):
+        parts = {m["license_expression_spdx"] for m in known}
+        expression = " AND ".join(sorted(f"({p})" if " " in p else p for p in parts))
+    best = max(known, key=lambda m: (m["score"], m["matched_length"]), default=None)
+    return {"expression": expression, "score": best["score"] if best else None,
+            "rule": best["rule_identifier"] if best else None}
 
 
 # --- metadata ---------------------------------------------------------------------------
@@ -360,7 +479,8 @@ class LicenseDetector(FileStage):
                 return Evidence("", "header", expression, 100.0, "SPDX-License-Identifier")
         if not self.config.scan_headers or not MENTIONS_LICENSE.search(header):
             return None
-        detected = self.scanner.licenses(header)
+        notice = license_notice(header)
+        detected = self.scanner.header_licenses(notice or header, is_notice=notice is not None)
         if detected["expression"] is None:
             return None
         return Evidence("", "header", detected["expression"], detected["score"], detected["rule"])

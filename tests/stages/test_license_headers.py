@@ -1,0 +1,85 @@
+"""File headers at scan speed: ScanCode sees each distinct notice once, exact matchers first,
+and gives the verdicts it gives on the whole header (real headers in tests/data/license_headers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stages.license import LicenseScanner, license_notice
+
+HEADERS = Path(__file__).resolve().parents[1] / "data" / "license_headers"
+
+APACHE = """# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""
+
+
+def test_files_of_one_project_share_their_notice():
+    first = (f"# coding=utf-8\n# Copyright 2018 Google AI and The HuggingFace Team.\n#\n{APACHE}"
+             '"""BERT."""\nimport os\n')
+    second = f"#!/usr/bin/env python\n# Copyright (c) 2023 Jane Roe <jane@example.org>\n#\n{APACHE}\nfrom x import y\n"
+    assert license_notice(first) == license_notice(second)
+    notice = license_notice(first)
+    assert notice.startswith("# Licensed under the Apache License") and "BERT" not in notice
+
+
+def test_a_docstring_notice_without_its_description():
+    header = '"""\n    pygments.lexers.python\n    ~~~~~~\n\n    Lexers for Python.\n\n' \
+             '    :copyright: Copyright 2006-2024 by the Pygments team, see AUTHORS.\n' \
+             '    :license: BSD, see LICENSE for details.\n"""\nimport re\n'
+    assert license_notice(header) == 'Copyright (c) holder\n    :license: BSD, see LICENSE for details.\n"""'
+
+
+def test_license_text_naming_the_copyright_holder_is_kept():
+    header = ("# Copyright (c) 2020 Foo Inc. All rights reserved.\n"
+              "# Redistribution and use in source and binary forms are permitted provided that:\n"
+              "# 3. Neither the name of the copyright holder nor the names of its\n"
+              "# contributors may be used to endorse or promote products derived from\n"
+              "# this software without specific prior written permission.\n\nimport os\n")
+    notice = license_notice(header).split("\n")
+    assert notice[0] == "Copyright (c) holder"
+    assert notice[2:] == header.split("\n")[2:5]
+
+
+def test_a_license_named_in_code_makes_the_whole_header_the_query():
+    assert license_notice(f"{APACHE}\nLICENSE = 'GPL-3.0'\n") is None
+    assert license_notice(f"{APACHE}\nlicense_key = compute()\n") is not None  # an identifier names nothing
+    assert license_notice("import os\nprint('no notice')\n") is None
+
+
+@pytest.fixture(scope="module")
+def scanners(tmp_path_factory):
+    return LicenseScanner(tmp_path_factory.mktemp("whole")), LicenseScanner(tmp_path_factory.mktemp("notice"))
+
+
+CASES = json.loads((HEADERS / "index.json").read_text())  # where each header is from, and ScanCode's verdict
+
+
+def test_the_real_headers_cover_many_licenses_and_both_paths():
+    assert len(CASES) >= 30
+    assert len({case["scancode_on_whole_header"] for case in CASES}) >= 20
+    assert any("GPL" in case["scancode_on_whole_header"] for case in CASES)
+    assert sum(license_notice((HEADERS / case["file"]).read_text()) is None for case in CASES) >= 3
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["file"] for case in CASES])
+def test_verdicts_equal_scancode_on_the_whole_header(case, scanners):
+    whole, fast = scanners
+    header = (HEADERS / case["file"]).read_text()
+    notice = license_notice(header)
+    found = fast.header_licenses(notice or header, is_notice=notice is not None)
+    expected = whole.licenses(header)["expression"]
+    assert expected == case["scancode_on_whole_header"]  # the ScanCode this was recorded with
+    assert found["expression"] == expected
