@@ -45,7 +45,7 @@ def test_filters_in_a_build_on_ray_and_in_process(tmp_path, ray_local):
         "gen.py": "auto_generated", "keys.py": None, "data.json": "data_file_size",
     }
     assert all(r["max_line_length"] is not None and r["alphanum_fraction"] is not None for r in rows.values())
-    assert rows["good.py"]["comment_lexer"] == "Python" and 0.01 <= rows["good.py"]["comment_ratio"] <= 0.8
+    assert rows["good.py"]["comment_lexer"] == "tree-sitter-python" and 0.01 <= rows["good.py"]["comment_ratio"] <= 0.8
     assert (rows["keys.py"]["pii_ip_address"], rows["keys.py"]["pii_email"], rows["keys.py"]["pii_redactions"]) == (
         1, 1, 2)
     (shard,) = (tmp_path / "ray" / "shards").glob("part-*.parquet")

@@ -9,10 +9,11 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from corpus_core import reasons
 from corpus_core.errors import ConfigError
 from corpus_core.records import SourceSpec
 from filters.optout import OptOutConfig
-from manifests import optout, reasons
+from manifests import optout
 from manifests.audit import audit
 from pipeline.cli import main
 from pipeline.config import BuildConfig, ExecutionConfig

@@ -23,7 +23,7 @@ def test_inspect_json_lines(tmp_path, capsys):
     assert rows[1]["stages"]["ingest"] == "binary" and set(rows[1]["stages"].values()) == {"binary", "not run"}
     assert rows[2]["license_source"] == "file:LICENSE"
     # the measures and the PII findings (offsets only, never the value)
-    assert rows[0]["quality"]["comment_lexer"] == "Python" and rows[0]["quality"]["max_line_length"] == 33
+    assert rows[0]["quality"]["comment_lexer"] == "tree-sitter-python" and rows[0]["quality"]["max_line_length"] == 33
     start = js.index("jane")
     assert rows[2]["pii"] == [{"type": "EMAIL", "start": start, "end": start + len("jane.roe@corp-mail.io")}]
     assert "jane.roe" not in json.dumps(rows)
