@@ -59,6 +59,7 @@ class FileRecord:
     detail: str | None = None  # human words on the reason (an error message, a link target)
     dup_of: str | None = None  # id of the kept file this one duplicates
     pii_findings: list | None = None  # (type, start, end) in the original content; for `inspect`, never written
+    ordinal: int | None = None  # position in its unit's stream of records (ingest); written as a part column
 
     @property
     def id(self) -> str:
@@ -75,7 +76,7 @@ class FileRecord:
         self.content = None
 
 
-FILE_FIELDS = tuple(f.name for f in fields(FileRecord) if f.name != "pii_findings")
+FILE_FIELDS = tuple(f.name for f in fields(FileRecord) if f.name not in ("pii_findings", "ordinal"))
 
 
 @dataclass(slots=True)

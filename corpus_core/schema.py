@@ -77,7 +77,8 @@ REPOS = pa.schema(
 )
 
 # the repository rows a unit writes next to its files part
-REPO_PART = pa.schema([f for f in REPOS if f.name not in ("files", "files_kept", "bytes_kept", "decision", "reason")])
+REPO_PART = pa.schema([f for f in REPOS if f.name not in ("files", "files_kept", "bytes_kept", "decision", "reason")]
+                      + [pa.field("declared_license", pa.string())])
 
 # shards/part-NNNNN.parquet: one row per kept file, ordered by the shard's seeded shuffle
 SHARD = pa.schema(

@@ -36,6 +36,8 @@ class ExecutionConfig(Settings):
     ray_address: str | None = setting(None, "a cluster; RAY_ADDRESS works too; none: a local Ray",
                                       example='"ray://head:10001"')
     keep_work_dir: bool = setting(False, "keep _work/ (per-repository parts) after success")
+    chunk_files: int = setting(2000, "records per task: a bigger repository runs as several tasks, so that "
+                                     "none runs alone at the end; 0: one task per repository")
     duckdb_memory_limit: str | None = setting(None, "DuckDB (corpus stages, near dedup's buckets) spills to _work/ "
                                               "past it; none: DuckDB's default", example='"4GB"')
 

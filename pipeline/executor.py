@@ -11,6 +11,7 @@ import importlib
 import os
 import resource
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,20 @@ def measured(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, tuple[
     return result, (time.perf_counter() - wall, time.process_time() - cpu, peak_rss_bytes())
 
 
+class _Queue:
+    """The items of a map: first what results asked for, then the lazily read input."""
+
+    def __init__(self, items: Iterable[Any]):
+        self._input = iter(items)
+        self._added: deque[Any] = deque()
+
+    def add(self, more: Iterable[Any] | None) -> None:
+        self._added.extend(more or ())
+
+    def next(self) -> Any:
+        return self._added.popleft() if self._added else next(self._input, _END)
+
+
 class LocalExecutor:
     name = "local"
 
@@ -70,11 +85,12 @@ class LocalExecutor:
         self.usage = TaskUsage()
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any], args: tuple,
-            on_result: Callable[[Any, Any], None]) -> None:
-        for item in items:
+            on_result: Callable[[Any, Any], Iterable[Any] | None]) -> None:
+        queue = _Queue(items)
+        while (item := queue.next()) is not _END:
             result, usage = measured(fn, item, *args)
             self.usage.add(usage)
-            on_result(item, result)
+            queue.add(on_result(item, result))
 
     def shutdown(self) -> None:
         pass
@@ -105,29 +121,25 @@ class RayExecutor:
         self.usage = TaskUsage()
 
     def map(self, fn: Callable[..., Any], items: Iterable[Any], args: tuple,
-            on_result: Callable[[Any, Any], None]) -> None:
+            on_result: Callable[[Any, Any], Iterable[Any] | None]) -> None:
         """At most `num_workers` tasks in flight; results handed back as each one finishes.
-        `items` is read lazily, so a generator of large items holds only those in flight."""
+        `items` is read lazily, so a generator of large items holds only those in flight.
+        What `on_result` returns is more work (the other chunks of a big unit), run first."""
         ray = self._ray
         remote = ray.remote(max_retries=INFRASTRUCTURE_RETRIES, num_cpus=1)(measured)
         shared = [ray.put(arg) for arg in (fn, *args)]
         pending: dict[Any, Any] = {}
-        queue = iter(items)
-        more = True
-        while more or pending:
-            while more and len(pending) < self.num_workers:
-                item = next(queue, _END)
-                if item is _END:
-                    more = False
-                else:
-                    pending[remote.remote(shared[0], item, *shared[1:])] = item
+        queue = _Queue(items)
+        while True:
+            while len(pending) < self.num_workers and (item := queue.next()) is not _END:
+                pending[remote.remote(shared[0], item, *shared[1:])] = item
             if not pending:
                 break
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 result, usage = ray.get(ref)
                 self.usage.add(usage)
-                on_result(pending.pop(ref), result)
+                queue.add(on_result(pending.pop(ref), result))
 
     def shutdown(self) -> None:
         if self._started:

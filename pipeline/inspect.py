@@ -15,7 +15,7 @@ from corpus_core.records import FileRecord, SourceSpec
 from pipeline.config import BuildConfig
 from pipeline.flow import stages_of
 from stages.ingest import Ingest
-from stages.license import effective_license, scopes_of, verdict
+from stages.license import effective_license, resolve_repositories, scopes_of, verdict
 from stages.readers import is_archive, is_dataset, read_path_entry
 from stages.sources import resolve_units
 
@@ -52,7 +52,9 @@ def inspect_paths(paths: list[str], config: BuildConfig) -> Iterator[dict[str, A
         tables = {}
         for stage in file_stages:
             tables.update(stage.finish_unit(ingest.repos))
-        scopes = scopes_of(tables["licenses"].to_pylist())
+        declared = {name: repo.declared_license for name, repo in ingest.repos.items() if repo.declared_license}
+        licenses, _ = resolve_repositories(tables["license_evidence"].to_pylist(), declared, list(ingest.repos))
+        scopes = scopes_of(licenses)
         for record, verdicts in seen:
             if record.kept:
                 found = effective_license(record.path, record.license, record.license_source,

@@ -27,8 +27,8 @@ from pipeline.config import BuildConfig
 from pipeline.executor import make_executor, peak_rss_bytes
 from pipeline.flow import STAGES, stages_of
 from pipeline.progress import Progress
-from pipeline.work import WorkDir, mark_done, write_files_part, write_repos_part
-from stages.sources import Unit, resolve_units
+from pipeline.work import Chunk, WorkDir, mark_done, write_files_part, write_repos_part
+from stages.sources import resolve_units
 
 RUN_FORMAT = 1
 OUTPUTS = ("shards", "manifest", "NOTICE", "tokenizer.json")
@@ -36,24 +36,26 @@ VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "char
              "tokenizers")
 
 
-def process_unit(unit: Unit, config: BuildConfig, out_dir: str) -> dict[str, Any]:
-    """The body of one task: ingest a unit, run the file stages, write its parts and marker."""
+def process_unit(chunk: Chunk, config: BuildConfig, out_dir: str) -> dict[str, Any]:
+    """The body of one task: ingest a chunk of a unit, run the file stages, write its parts
+    and marker."""
     started = time.perf_counter()
     work = WorkDir(Path(out_dir), config.fingerprint())
     (ingest,) = (spec.build(config) for spec in stages_of("repository"))
     file_stages = [spec.build(config) for spec in stages_of("file")]
-    records = ingest.run(unit)
+    records = ingest.run(chunk.unit, chunk.start, chunk.stop)
     for stage in file_stages:
         records = stage.run(records)
-    write_files_part(work, unit.key, records)
+    write_files_part(work, chunk.key, records)
     tables = {}
     for stage in file_stages:  # after the stream: ingest knows every repository, stages all evidence
         tables.update(stage.finish_unit(ingest.repos))
-    write_repos_part(work, unit.key, ingest.repos.values(), tables)
-    # ingest's time is the unit's wall time less the file stages': reading, decoding, writing
+    write_repos_part(work, chunk.key, ingest.repos.values(), tables)
+    # ingest's time is the task's wall time less the file stages': reading, decoding, writing
     ingest.stats.seconds = time.perf_counter() - started - sum(s.stats.seconds for s in file_stages)
-    marker = {"unit": unit.key, "stages": {s.name: s.stats.to_dict() for s in [ingest, *file_stages]}}
-    mark_done(work, unit.key, marker)
+    marker = {"unit": chunk.unit.key, "chunk": chunk.number, "records": ingest.records,
+              "stages": {s.name: s.stats.to_dict() for s in [ingest, *file_stages]}}
+    mark_done(work, chunk.key, marker)
     return marker
 
 
@@ -92,9 +94,9 @@ def _sql_list(paths: list[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
-def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, units: list[Unit]) -> None:
-    files = [str(work.files_part(u.key)) for u in units]
-    repos = [str(work.repos_part(u.key)) for u in units]
+def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, chunks: list[Chunk]) -> None:
+    files = [str(work.files_part(c.key)) for c in chunks]
+    repos = [str(work.repos_part(c.key)) for c in chunks]
     db.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet({_sql_list(files)})")
     # a repository named by two dataset units keeps the row of the first unit (by key)
     db.execute(
@@ -103,7 +105,7 @@ def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, units: list[Unit])
     )
     for spec in stages_of("file"):
         for table in spec.cls.writes:
-            paths = [str(work.table_part(u.key, table)) for u in units]
+            paths = [str(work.table_part(c.key, table)) for c in chunks]
             db.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({_sql_list(paths)})")
     # what corpus stages decide: drops, and the license each kept file ends up with
     db.execute("CREATE TABLE decisions (unit VARCHAR, ordinal BIGINT, reason VARCHAR, detail VARCHAR, dup_of VARCHAR)")
@@ -167,31 +169,56 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
 
     stats: dict[str, StageStats] = {spec.name: StageStats() for spec in STAGES}
 
+    execution = config.execution
+    chunks: dict[str, list[Chunk]] = {}  # unit key -> all its chunks, once its first one is done
+    waiting: dict[str, int] = {}  # unit key -> chunks not done yet
     finished = 0
 
     def take(marker: dict[str, Any]) -> None:
         for name, values in marker["stages"].items():
             stats[name].merge(StageStats.from_dict(values))
 
-    def unit_done(unit: Unit, marker: dict[str, Any]) -> None:
+    def plan(first: Chunk, marker: dict[str, Any]) -> list[Chunk]:
+        """A unit's chunks from its first one's marker; returns those still to run."""
+        chunks[first.unit.key] = first.all_of_unit(marker["records"])
+        rest = []
+        for chunk in chunks[first.unit.key][1:]:
+            if work.is_done(chunk.key):
+                take(work.read_marker(chunk.key))
+            else:
+                rest.append(chunk)
+        waiting[first.unit.key] = len(rest)
+        return rest
+
+    def chunk_done(chunk: Chunk, marker: dict[str, Any]) -> list[Chunk]:
         nonlocal finished
         take(marker)
-        progress.unit_done(unit.key, marker)
-        finished += 1
-        kill_point(f"units_done:{finished}")
+        rest = plan(chunk, marker) if chunk.number == 0 else []
+        waiting[chunk.unit.key] -= 0 if chunk.number == 0 else 1
+        if waiting[chunk.unit.key] == 0:
+            progress.unit_done(chunk.unit.key, marker)
+            finished += 1
+            kill_point(f"units_done:{finished}")
+        return rest
 
-    done = [u for u in units if work.is_done(u.key)]
-    todo = [u for u in units if not work.is_done(u.key)]
-    for unit in done:
-        take(work.read_marker(unit.key))
-    execution = config.execution
+    todo: list[Chunk] = []
+    done = 0
+    for unit in units:
+        first = Chunk(unit, 0, execution.chunk_files)
+        if work.is_done(first.key):
+            marker = work.read_marker(first.key)
+            take(marker)
+            todo += plan(first, marker)
+            done += waiting[unit.key] == 0
+        else:
+            todo.append(first)
     executor = make_executor(execution.executor, execution.num_workers, execution.ray_address)
-    progress.start_units(len(units), resumed=len(done), workers=executor.num_workers, executor=executor.name)
+    progress.start_units(len(units), resumed=done, workers=executor.num_workers, executor=executor.name)
     db = _connect(work, execution.duckdb_memory_limit)
     try:
-        executor.map(process_unit, todo, (config, str(out_dir)), unit_done)
+        executor.map(process_unit, todo, (config, str(out_dir)), chunk_done)
         progress.end_units()
-        _load_parts(db, work, units)
+        _load_parts(db, work, [chunk for unit in units for chunk in chunks[unit.key]])
         # corpus stages may hand work to the executor too (near dedup's signatures)
         _run_corpus_stages(db, config, CorpusContext(work.path, executor, progress), stats)
     finally:
@@ -236,7 +263,7 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
         "versions": _versions(),
         "executor": {"kind": executor.name, "workers": executor.num_workers, "tasks": executor.usage.to_dict(),
                      "driver_peak_rss_mb": round(peak_rss_bytes() / 2**20, 1)},
-        "units": {"total": len(units), "resumed": len(done)},
+        "units": {"total": len(units), "resumed": done, "chunks": sum(map(len, chunks.values()))},
         "counts": {
             "files": totals[0], "kept": totals[1], "dropped": dropped,
             "bytes_in": totals[2], "bytes_kept": totals[3],

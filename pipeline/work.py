@@ -1,13 +1,17 @@
 """The work directory: where passes hand off to each other, and what makes resume work.
 
     OUT/_work/<config fingerprint>/
-        parts/<unit>.files.parquet   every file of the unit after the per-file stages
-        parts/<unit>.repos.parquet   the unit's repository rows
-        parts/<unit>.done.json       completion marker with the unit's stage stats
-        staging/                     the writer's output before it is moved into OUT
+        parts/<chunk>.files.parquet   every file of the chunk after the per-file stages
+        parts/<chunk>.repos.parquet   the repository rows it saw
+        parts/<chunk>.<table>.parquet a table a file stage keeps (license evidence)
+        parts/<chunk>.done.json       completion marker with the chunk's stage stats
+        staging/                      the writer's output before it is moved into OUT
 
-A unit counts as done only once its marker exists; the marker is written last, after an
-atomic rename of both parts, so a killed task leaves nothing that a rerun would trust.
+A chunk is a window of a unit's records (the whole unit when `execution.chunk_files` is 0);
+its key is the unit's key plus the chunk size and number. A chunk counts as done only once
+its marker exists; the marker is written last, after an atomic rename of its parts, so a
+killed task leaves nothing that a rerun would trust. A unit's first chunk records how many
+records the unit has, so a rerun knows its other chunks without reading it again.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +30,39 @@ import pyarrow.parquet as pq
 from corpus_core import schema
 from corpus_core.records import FILE_FIELDS, FileRecord, RepoRecord
 from corpus_core.storage import write_atomic
+from stages.sources import Unit
 
 BATCH_ROWS = 512
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window of a unit's records: what one task ingests and runs the file stages on. A
+    big repository is several chunks so that it keeps every worker busy; the records keep
+    their ordinals in the unit, so the output is the same however the unit was cut."""
+
+    unit: Unit
+    number: int
+    size: int  # records per chunk (execution.chunk_files); 0: the whole unit in one task
+
+    @property
+    def key(self) -> str:
+        """Names the chunk's parts and marker; the chunk size is in it, so parts cut another
+        way are never mixed in."""
+        return self.unit.key if not self.size else f"{self.unit.key}.{self.size}-{self.number:05d}"
+
+    @property
+    def start(self) -> int:
+        return self.number * self.size
+
+    @property
+    def stop(self) -> int | None:
+        return self.start + self.size if self.size else None
+
+    def all_of_unit(self, records: int) -> list[Chunk]:
+        """Every chunk of this one's unit, once the unit is known to hold `records` records."""
+        count = max(1, -(-records // self.size)) if self.size else 1
+        return [Chunk(self.unit, number, self.size) for number in range(count)]
 
 
 class WorkDir:
@@ -69,22 +105,20 @@ class WorkDir:
 
 def _file_rows(records: Iterable[FileRecord], unit_key: str) -> Iterable[pa.RecordBatch]:
     batch: list[FileRecord] = []
-    ordinal = 0
     for record in records:
         batch.append(record)
         if len(batch) == BATCH_ROWS:
-            yield _file_batch(batch, unit_key, ordinal)
-            ordinal += len(batch)
+            yield _file_batch(batch, unit_key)
             batch = []
     if batch:
-        yield _file_batch(batch, unit_key, ordinal)
+        yield _file_batch(batch, unit_key)
 
 
-def _file_batch(records: list[FileRecord], unit_key: str, first_ordinal: int) -> pa.RecordBatch:
+def _file_batch(records: list[FileRecord], unit_key: str) -> pa.RecordBatch:
     columns: dict[str, list] = {name: [getattr(r, name) for r in records] for name in FILE_FIELDS}
     columns["id"] = [r.id for r in records]
     columns["unit"] = [unit_key] * len(records)
-    columns["ordinal"] = list(range(first_ordinal, first_ordinal + len(records)))
+    columns["ordinal"] = [r.ordinal for r in records]  # given by ingest: the same in every chunking
     return pa.RecordBatch.from_pydict(columns, schema=schema.PART)
 
 

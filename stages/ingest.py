@@ -91,28 +91,43 @@ class Ingest(Stage):
     def from_settings(cls, settings: IngestConfig, context: StageContext) -> Ingest:
         return cls(settings, context.cache_dir)
 
-    def run(self, unit: Unit) -> Iterator[FileRecord]:
-        for record in self._records(unit):
+    def run(self, unit: Unit, start: int = 0, stop: int | None = None) -> Iterator[FileRecord]:
+        """The unit's records numbered `start` to `stop` (exclusive; None: to the end), each
+        with its ordinal; `self.records` counts all the unit has. Records outside the window
+        are read past, not decoded: a big unit runs as several tasks, one window each."""
+        self.records = 0
+        for ordinal, record in enumerate(self._records(unit, start, stop)):
+            self.records = ordinal + 1
+            if record is None:
+                continue
+            record.ordinal = ordinal
             self.stats.count(record)
             yield record
 
-    def _records(self, unit: Unit) -> Iterator[FileRecord]:
+    def _records(self, unit: Unit, start: int = 0, stop: int | None = None) -> Iterator[FileRecord | None]:
+        """Every record of the unit in order, None in place of those outside [start, stop)."""
+        def inside(ordinal: int) -> bool:
+            return start <= ordinal and (stop is None or ordinal < stop)
+
         repo = None
         if unit.repo is not None:
             repo = self.repos[unit.repo] = RepoRecord(
                 repo=unit.repo, source=unit.spec.source, kind=unit.kind, stars=unit.spec.stars
             )
+        ordinal = -1
         try:
             if unit.kind == "dataset":
-                yield from self._dataset_records(unit)
+                for ordinal, (repo_name, entry) in enumerate(self._dataset_entries(unit)):
+                    yield (self.to_record(repo_name, entry) if entry.data is not None else self._null_content(
+                        repo_name, entry)) if inside(ordinal) else None
             else:
-                for entry in self._entries(unit, repo):
-                    yield self.to_record(repo.repo, entry)
+                for ordinal, entry in enumerate(self._entries(unit, repo)):
+                    yield self.to_record(repo.repo, entry) if inside(ordinal) else None
         except SourceError as err:
             name = unit.repo or Path(unit.location).name
             repo = self.repos.setdefault(name, RepoRecord(name, unit.spec.source, unit.kind))
             repo.error = str(err)
-            yield self.unreadable_source(name, str(err))
+            yield self.unreadable_source(name, str(err)) if inside(ordinal + 1) else None
 
     @staticmethod
     def unreadable_source(repo: str, error: str) -> FileRecord:
@@ -157,8 +172,15 @@ class Ingest(Stage):
             record.content, record.encoding = text, encoding
         return record
 
-    def _dataset_records(self, unit: Unit) -> Iterator[FileRecord]:
-        """Rows of a file-level dataset: repo, path, content (+ url, commit, stars, license if present)."""
+    @staticmethod
+    def _null_content(repo: str, entry: Entry) -> FileRecord:
+        record = FileRecord(repo=repo, path=entry.path, size=0)
+        record.drop(reasons.UNREADABLE, "content is null")
+        return record
+
+    def _dataset_entries(self, unit: Unit) -> Iterator[tuple[str, Entry]]:
+        """Rows of a file-level dataset as (repo, entry): repo, path, content (+ url, commit,
+        stars, license if present); an entry without data is a row whose content is null."""
         for batch in _dataset_batches(Path(unit.location)):
             columns = batch.to_pydict()
             rows = zip(columns["repo"], columns["path"], columns["content"], strict=True)
@@ -175,12 +197,10 @@ class Ingest(Stage):
                         declared_license=_optional(columns, "license", index),
                     )
                 if content is None:
-                    record = FileRecord(repo=repo, path=str(path), size=0)
-                    record.drop(reasons.UNREADABLE, "content is null")
-                    yield record
+                    yield repo, Entry(str(path), 0)
                     continue
                 data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
-                yield self.to_record(repo, Entry(str(path), len(data), data=data))
+                yield repo, Entry(str(path), len(data), data=data)
 
 
 def _optional(columns: dict, name: str, index: int) -> str | None:

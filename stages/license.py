@@ -69,6 +69,21 @@ LICENSE_CONFLICT = reasons.register("license_conflict", "license_decision", "the
 # the priority of evidence kinds when a directory's license is resolved
 KINDS = ("license_file", "metadata", "dataset", "notice", "readme")
 
+# what the file stage keeps per chunk: the license candidates' evidence, in stream order
+EVIDENCE_TABLE = pa.schema([
+    pa.field("repo", pa.string(), nullable=False),
+    pa.field("dir", pa.string(), nullable=False),  # "" is the repository root
+    pa.field("ordinal", pa.int64(), nullable=False),  # of the file in its unit
+    pa.field("seq", pa.int32(), nullable=False),  # of the evidence in its file
+    pa.field("file", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("expression", pa.string(), nullable=False),
+    pa.field("score", pa.float64()),
+    pa.field("rule", pa.string()),
+    pa.field("holders", pa.list_(pa.string())),
+])
+
+# what the corpus stage resolves: one expression per directory that has evidence
 LICENSE_TABLE = pa.schema([
     pa.field("repo", pa.string(), nullable=False),
     pa.field("dir", pa.string(), nullable=False),  # "" is the repository root
@@ -410,13 +425,13 @@ def most_specific(path: str, scopes: dict[str, Resolution]) -> Resolution | None
 class LicenseDetector(FileStage):
     name = "license"
     settings_class = LicenseConfig
-    writes = ("licenses",)  # per unit: one resolved expression per directory with evidence
+    writes = ("license_evidence",)  # per chunk: what its license files, notices, READMEs and metadata say
     config: LicenseConfig
 
     def __init__(self, config: LicenseConfig, cache_dir: str | Path):
         super().__init__(config)
         self.scanner = LicenseScanner(cache_dir)
-        self.evidence: dict[str, dict[str, list[Evidence]]] = {}  # repo -> dir -> evidence
+        self.evidence: list[dict[str, Any]] = []  # rows of EVIDENCE_TABLE
 
     @classmethod
     def from_settings(cls, settings: LicenseConfig, context: StageContext) -> LicenseDetector:
@@ -426,8 +441,9 @@ class LicenseDetector(FileStage):
         directory, name = posixpath.split(record.path)
         kind = self._candidate_kind(name)
         if kind is not None:
-            for evidence in self._candidate_evidence(record, kind):
-                self.evidence.setdefault(record.repo, {}).setdefault(directory, []).append(evidence)
+            for seq, evidence in enumerate(self._candidate_evidence(record, kind)):
+                self.evidence.append({"repo": record.repo, "dir": directory, "ordinal": record.ordinal or 0,
+                                      "seq": seq, **asdict(evidence)})
             if kind != "metadata":
                 return  # a license file is licensed as its directory; its header is the license itself
         header = self.header_license(record.content)
@@ -486,40 +502,78 @@ class LicenseDetector(FileStage):
         return Evidence("", "header", detected["expression"], detected["score"], detected["rule"])
 
     def finish_unit(self, repos: dict[str, RepoRecord]) -> dict[str, pa.Table]:
-        """Resolve each directory's license; the root's becomes the repository's."""
-        rows = []
-        for name, repo in repos.items():
-            directories = self.evidence.get(name, {})
-            if repo.declared_license:
-                declared = normalize(repo.declared_license)
-                if declared:
-                    directories.setdefault("", []).append(Evidence("(dataset)", "dataset", declared))
-            for directory, evidence in sorted(directories.items()):
-                resolution = resolve(evidence)
-                if resolution.license is None:
-                    continue
-                rows.append({"repo": name, "dir": directory, "license": resolution.license,
+        """The evidence of this chunk's license candidates; directories are resolved at the
+        corpus scope, where every chunk of a repository has been seen."""
+        return {"license_evidence": pa.Table.from_pylist(self.evidence, schema=EVIDENCE_TABLE)}
+
+
+def resolve_repositories(evidence: list[dict[str, Any]], declared: dict[str, str],
+                         repos: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows of LICENSE_TABLE, each repository's license fields) from the evidence rows in
+    stream order and the licenses datasets declare. A directory's license is resolved from
+    all its evidence; the root's is the repository's."""
+    by_repo: dict[str, dict[str, list[Evidence]]] = {}
+    for row in sorted(evidence, key=lambda r: (r["repo"], r["dir"], r["ordinal"], r["seq"])):
+        fields = {name: row[name] for name in ("file", "kind", "expression", "score", "rule")}
+        item = Evidence(**fields, holders=list(row["holders"] or []))
+        by_repo.setdefault(row["repo"], {}).setdefault(row["dir"], []).append(item)
+    licenses, repositories = [], []
+    for name in sorted(repos):
+        directories = by_repo.get(name, {})
+        if declared.get(name):
+            expression = normalize(declared[name])
+            if expression:
+                directories.setdefault("", []).append(Evidence("(dataset)", "dataset", expression))
+        fields: dict[str, Any] = {"repo": name, "license": None, "license_source": None, "license_conflict": None}
+        for directory, found in sorted(directories.items()):
+            resolution = resolve(found)
+            if resolution.license is None:
+                continue
+            licenses.append({"repo": name, "dir": directory, "license": resolution.license,
                              "license_source": resolution.source, "conflict": resolution.conflict})
-                if directory == "":
-                    repo.license, repo.license_source = resolution.license, resolution.source
-                    repo.license_conflict = resolution.conflict
-            repo.license_evidence = json.dumps([asdict(e) for d in sorted(directories) for e in directories[d]],
-                                               sort_keys=True)
-            root_files = [e for e in directories.get("", []) if e.kind in ("license_file", "notice")]
-            repo.copyright_holders = sorted({h for e in root_files for h in e.holders})
-        return {"licenses": pa.Table.from_pylist(rows, schema=LICENSE_TABLE)}
+            if directory == "":
+                fields.update(license=resolution.license, license_source=resolution.source,
+                              license_conflict=resolution.conflict)
+        fields["license_evidence"] = json.dumps([asdict(e) for d in sorted(directories) for e in directories[d]],
+                                                sort_keys=True)
+        root_files = [e for e in directories.get("", []) if e.kind in ("license_file", "notice")]
+        fields["copyright_holders"] = sorted({h for e in root_files for h in e.holders})
+        repositories.append(fields)
+    return licenses, repositories
+
+
+REPO_LICENSE = pa.schema([
+    ("repo", pa.string()), ("license", pa.string()), ("license_source", pa.string()),
+    ("license_conflict", pa.string()), ("license_evidence", pa.string()), ("copyright_holders", pa.list_(pa.string())),
+])
 
 
 class LicenseDecision(CorpusStage):
     name = "license_decision"
     settings_class = LicenseConfig
-    reads = ("files", "licenses")
-    writes = ("annotations",)  # the license each kept file ends up with
+    reads = ("files", "repos", "license_evidence")
+    writes = ("licenses", "annotations")  # per directory; the license each kept file ends up with
     config: LicenseConfig
 
     def drops(self, db: Any, context: CorpusContext) -> str:
-        """Give kept files their most specific license (table `annotations`), drop the rest."""
-        scopes = scopes_of(db.sql("SELECT * FROM licenses").to_arrow_table().to_pylist())
+        """Resolve every directory's license from its repository's evidence (filling the
+        repositories' license fields), give kept files their most specific license (table
+        `annotations`), drop the rest."""
+        evidence = db.sql("SELECT * FROM license_evidence").to_arrow_table().to_pylist()
+        declared = dict(db.sql("SELECT repo, declared_license FROM repos WHERE declared_license IS NOT NULL"
+                               ).fetchall())
+        repos = [row[0] for row in db.sql("SELECT repo FROM repos").fetchall()]
+        licenses, repositories = resolve_repositories(evidence, declared, repos)
+        db.register("licenses_arrow", pa.Table.from_pylist(licenses, schema=LICENSE_TABLE))
+        db.execute("CREATE OR REPLACE TABLE licenses AS SELECT * FROM licenses_arrow")
+        db.unregister("licenses_arrow")
+        db.register("repo_licenses", pa.Table.from_pylist(repositories, schema=REPO_LICENSE))
+        db.execute("""UPDATE repos SET license = r.license, license_source = r.license_source,
+                          license_conflict = r.license_conflict, license_evidence = r.license_evidence,
+                          copyright_holders = r.copyright_holders
+                      FROM repo_licenses r WHERE repos.repo = r.repo""")
+        db.unregister("repo_licenses")
+        scopes = scopes_of(licenses)
         allowed = frozenset(self.config.allowed)
         rows: dict[str, list] = {"unit": [], "ordinal": [], "license": [], "license_source": [], "reason": [],
                                  "detail": []}

@@ -69,13 +69,13 @@ def make_sources(root: Path) -> list[SourceSpec]:
             SourceSpec(str(delta)), SourceSpec(str(dataset))]
 
 
-def config_for(sources, workers: int, executor: str = "ray") -> BuildConfig:
+def config_for(sources, workers: int, executor: str = "ray", chunk_files: int = 2000) -> BuildConfig:
     return BuildConfig(
         **LENIENT,
         sources=tuple(sources),
         ingest=IngestConfig(max_file_bytes=5000),
         shards=ShardConfig(target_bytes=200),
-        execution=ExecutionConfig(executor=executor, num_workers=workers),
+        execution=ExecutionConfig(executor=executor, num_workers=workers, chunk_files=chunk_files),
     )
 
 
@@ -188,6 +188,18 @@ def test_same_bytes_with_one_and_two_workers_and_in_process(built, tmp_path):
     assert one["input_fingerprint"] == local["input_fingerprint"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_repositories_cut_into_chunks_give_the_same_bytes(built, tmp_path, workers):
+    """Chunks of 2 records: every repository runs as several tasks, license files in one
+    chunk scoping files in another; nothing in the output may tell."""
+    root, sources, reference_run = built
+    run = build(config_for(sources, workers=workers, chunk_files=2), tmp_path / "chunked", Progress(quiet=True))
+    assert output_bytes(tmp_path / "chunked") == output_bytes(root / "out")
+    assert (tmp_path / "chunked" / "NOTICE").read_bytes() == (root / "out" / "NOTICE").read_bytes()
+    assert run["units"]["chunks"] > 2 * reference_run["units"]["chunks"]
+    assert run["counts"] == reference_run["counts"]
+
+
 def test_bad_config_value_fails_before_work(tmp_path):
     from pipeline.cli import main
 
@@ -229,7 +241,7 @@ def test_killed_build_resumes_to_the_same_bytes(tmp_path):
     assert whole.returncode == 0, whole.stderr
     assert output_bytes(tmp_path / "killed") == output_bytes(tmp_path / "whole")
     run = json.loads((tmp_path / "killed" / "manifest" / "run.json").read_text())
-    assert run["units"] == {"total": 24, "resumed": finished} and run["counts"]["files"] == 24 * 41
+    assert run["units"] == {"total": 24, "resumed": finished, "chunks": 24} and run["counts"]["files"] == 24 * 41
     assert run["counts"]["kept"] > 24 * 40 // 2
 
 
