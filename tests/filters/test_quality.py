@@ -139,3 +139,9 @@ def test_every_threshold_is_a_switch_or_named_min_or_max():
     assert badly_named == []
     switches = {name for name, s in thresholds.items() if s.kind is bool}
     assert switches == {"generated_markers", "enry_generated", "xml_header"}
+
+
+def test_the_alphanumeric_count_is_str_isalnum():
+    """measure() counts in C (a regex) what `str.isalnum` says, for every script and digit kind."""
+    text = "ab_12 éß Ω 中文 ٣ ² ½ ⅷ \t\n__--!!"
+    assert measure(text)[3] == sum(c.isalnum() for c in text) / len(text)
