@@ -40,11 +40,14 @@ class Progress:
         note = f", {resumed} already done (resuming)" if resumed else ""
         self._say(f"ingest: {total} units on {executor} with {workers} workers{note}")
 
-    def unit_done(self, unit_key: str, marker: dict[str, Any]) -> None:
-        self.finished += 1
+    def chunk_done(self, marker: dict[str, Any]) -> None:
+        """Files and bytes of one task (a unit, or a chunk of one)."""
         ingest = marker["stages"]["ingest"]
         self.files += ingest["files_in"]
         self.bytes += ingest["bytes_in"]
+
+    def unit_done(self, unit_key: str) -> None:
+        self.finished += 1
         now = time.perf_counter()
         if self.tty or now - self.last >= self.every or self.finished == self.total:
             self.last = now

@@ -193,10 +193,11 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
     def chunk_done(chunk: Chunk, marker: dict[str, Any]) -> list[Chunk]:
         nonlocal finished
         take(marker)
+        progress.chunk_done(marker)
         rest = plan(chunk, marker) if chunk.number == 0 else []
         waiting[chunk.unit.key] -= 0 if chunk.number == 0 else 1
         if waiting[chunk.unit.key] == 0:
-            progress.unit_done(chunk.unit.key, marker)
+            progress.unit_done(chunk.unit.key)
             finished += 1
             kill_point(f"units_done:{finished}")
         return rest

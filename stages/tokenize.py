@@ -27,6 +27,7 @@ import hashlib
 import math
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,8 +217,10 @@ class Tokenize(CorpusStage):
             total = sum(shares.values())
             context.progress.phase(f"{self.name}: training a {self.config.vocab_size}-token BPE on "
                                    f"{total / 1e6:.1f} MB of {len(available)} languages")
+            started = time.perf_counter()
             tokenizer = train_tokenizer(self._sample(db, shares), self.config.vocab_size, self.config.min_frequency)
             notes["tokenizer"] = "trained"
+            notes["train_seconds"] = round(time.perf_counter() - started, 3)
         tokenizer.save(str(tokenizer_path))
         notes["vocab_size"] = tokenizer.get_vocab_size()
         notes["tokenizer_sha256"] = sha256_file(tokenizer_path)
@@ -234,7 +237,9 @@ class Tokenize(CorpusStage):
             tokens += result["tokens"]
 
         if files:
+            started = time.perf_counter()
             executor.map(encode_batch_task, self._batches(db), (self.config, str(folder), threads), on_result)
+            notes["encode_seconds"] = round(time.perf_counter() - started, 3)
             parts = sql_path(folder / "tokens-*.parquet")
             db.execute(f"CREATE OR REPLACE VIEW tokens AS SELECT * FROM read_parquet({parts})")
         else:
