@@ -240,8 +240,8 @@ def leading_comments(lines: list[str]) -> tuple[list[list[int]], int]:
 
 def notice_lines(lines: list[str]) -> list[int]:
     """Indexes of the lines of a header's notice: in each leading comment that says anything
-    legal, the paragraphs from the first legal one on (a paragraph break is a line without a
-    word character, kept too)."""
+    legal, the paragraphs from the first legal one to the last (a paragraph break is a line
+    without a word character, kept too). A description before or after is not the notice."""
     comments, _ = leading_comments(lines)
     found: list[int] = []
     for comment in comments:
@@ -250,9 +250,9 @@ def notice_lines(lines: list[str]) -> list[int]:
             paragraphs[-1].append(number)
             if not re.sub(r"[\W_]", "", lines[number]):
                 paragraphs.append([])
-        legal = next((i for i, p in enumerate(paragraphs) if any(LEGAL.search(lines[n]) for n in p)), None)
-        if legal is not None:
-            found += [n for p in paragraphs[legal:] for n in p]
+        legal = [i for i, p in enumerate(paragraphs) if any(LEGAL.search(lines[n]) for n in p)]
+        if legal:
+            found += [n for p in paragraphs[legal[0]:legal[-1] + 1] for n in p]
     return found
 
 
