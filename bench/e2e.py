@@ -71,6 +71,7 @@ def figures(run: dict, process_seconds: float) -> dict:
     workers = run["executor"]["workers"]
     wall = run["wall_seconds"]
     tasks = run["executor"]["tasks"]
+    tokenize_notes = next(s for s in run["stages"] if s["name"] == "tokenize").get("notes", {})
     stages = {}
     for stage in run["stages"]:
         inside_workers = stage["name"] not in ("duplicate_paths", "license_decision", "exact_dedup", "near_dedup",
@@ -88,6 +89,9 @@ def figures(run: dict, process_seconds: float) -> dict:
         "idle_share": round(1 - tasks["cpu_seconds"] / (wall * workers), 3),
         "straggler_ratio": round(wall / (tasks["seconds"] / workers), 3) if tasks["seconds"] else None,
         "driver_peak_rss_mb": run["executor"]["driver_peak_rss_mb"], "worker_peak_rss_mb": tasks["peak_rss_mb"],
+        "chunks": run["units"].get("chunks"), "dropped": run["counts"]["dropped"],
+        "tokenize_train_seconds": tokenize_notes.get("train_seconds"),
+        "tokenize_encode_seconds": tokenize_notes.get("encode_seconds"),
         "stages": stages,
     }
 
@@ -103,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--workers", type=int, default=0, help="Ray workers; 0: every CPU")
+    parser.add_argument("--keep", type=Path, help="copy the last run's manifest/ here (to compare decisions)")
     args = parser.parse_args()
     entries = fetch_all()
     runs = []
@@ -114,6 +119,9 @@ def main() -> None:
                            check=True, cwd=ROOT)
             elapsed = time.perf_counter() - started
             run = json.loads((Path(tmp) / "manifest" / "run.json").read_text())
+            if args.keep:
+                shutil.rmtree(args.keep, ignore_errors=True)
+                shutil.copytree(Path(tmp) / "manifest", args.keep)
         runs.append(figures(run, elapsed))
         print(f"run {number + 1}: {runs[-1]['mb_per_s_per_core']} MB/s per core, wall {runs[-1]['wall_seconds']} s",
               file=sys.stderr)

@@ -48,7 +48,8 @@ UNKNOWN = "LicenseRef-scancode-unknown"  # prefix of ScanCode's "a license is me
 # a header paragraph that says anything legal starts the notice; lines naming a license in words
 # (not `license_key`) must be covered by ScanCode's exact matches, or its approximate matching runs
 LEGAL = re.compile(MENTIONS_LICENSE.pattern + r"|\b(?:bsd|mit|gpl|lgpl|agpl|apache|mozilla|mpl|eclipse|epl|"
-                   r"public domain|copyleft|warrant\w*|redistribut\w*)\b", re.IGNORECASE)
+                   r"public domain|copyleft|warrant\w*|redistribut\w*|neither the names?|endorse|disclaim\w*|"
+                   r"liabilit\w*|merchantab\w*|the above copyright notice)\b", re.IGNORECASE)
 LICENSE_WORDS = re.compile(r"\blicen[cs](?:e[ds]?|ing|or|ee)?\b|general public|permission is hereby granted|"
                            r"redistribution and use", re.IGNORECASE)
 # copyright and attribution lines: they differ from file to file while the notice is the same
