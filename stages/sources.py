@@ -22,6 +22,7 @@ from pathlib import Path
 
 from corpus_core.errors import ConfigError
 from corpus_core.records import SourceSpec
+from corpus_core.storage import sha256_file
 from stages.readers import SourceError, archive_stem, git_head, is_archive, is_dataset
 
 REMOTE_KINDS = ("pypi", "npm", "git_url")
@@ -134,14 +135,6 @@ def _collection_units(root: Path, spec: SourceSpec) -> list[Unit]:
 
 
 # --- fetchers (run on the worker, cached) ------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _run(command: list[str], what: str, cwd: Path | None = None) -> str:
