@@ -194,8 +194,11 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
         nonlocal finished
         take(marker)
         progress.chunk_done(marker)
-        rest = plan(chunk, marker) if chunk.number == 0 else []
-        waiting[chunk.unit.key] -= 0 if chunk.number == 0 else 1
+        if chunk.number == 0:
+            rest = plan(chunk, marker)  # the unit's other chunks are known now
+        else:
+            rest = []
+            waiting[chunk.unit.key] -= 1
         if waiting[chunk.unit.key] == 0:
             progress.unit_done(chunk.unit.key)
             finished += 1
