@@ -126,3 +126,20 @@ def test_settings_turn_kinds_off():
     record = redact(PiiRedactor(PiiConfig(ip_addresses=False)), content)
     assert [f["type"] for f in record.pii_findings] == ["EMAIL"]
     assert redact(PiiRedactor(PiiConfig(enabled=False)), content).content == content
+
+
+def test_the_gates_find_what_their_look_behind_first_forms_find():
+    """The gates put a literal first for speed; they must match exactly where the plain
+    look-behind-first patterns match, on text dense in @ . : and hex digits."""
+    import random
+    import re
+
+    from filters.pii import GATES
+
+    plain = [r"(?<=\w)@[\w-]+\.[A-Za-z]", r"(?<=\d)\.\d{1,3}\.\d{1,3}\.\d",
+             r"(?<=[0-9A-Fa-f]):[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"]
+    rng = random.Random(7)
+    text = "".join(rng.choice("ab9F0_-@.: \n") for _ in range(200_000)) + " jane@corp.io 10.1.2.3 fe80::1:2: "
+    for gate, reference in zip(GATES, plain, strict=False):
+        assert [m.span() for m in gate.finditer(text)] == [m.span() for m in re.finditer(reference, text)]
+        assert gate.search(text)
