@@ -31,6 +31,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/ingest_language.py --config $(CONFIG)
 	$(BIN)/python bench/dedup.py --config $(CONFIG)
 	$(BIN)/python bench/tokenization.py --config $(CONFIG)
