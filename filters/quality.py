@@ -27,7 +27,7 @@ from typing import Any
 from corpus_core import reasons
 from corpus_core.errors import ConfigError
 from corpus_core.records import FileRecord
-from corpus_core.settings import OpenSettings, Setting
+from corpus_core.settings import OpenSettings, Setting, validate
 from corpus_core.stage import Filter
 
 GENERATED_MARKERS = re.compile(
@@ -116,8 +116,6 @@ class QualityConfig(OpenSettings):
         return {name: s for name, s in cls.declared().items() if name not in _GENERAL}
 
     def __post_init__(self) -> None:
-        from corpus_core.settings import validate
-
         if not isinstance(self.extensions, dict):
             raise ConfigError(f"quality.extensions = {self.extensions!r}: expected a table of tables")
         known = self.thresholds()

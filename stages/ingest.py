@@ -116,13 +116,10 @@ class Ingest(Stage):
             )
         ordinal = -1
         try:
-            if unit.kind == "dataset":
-                for ordinal, (repo_name, entry) in enumerate(self._dataset_entries(unit)):
-                    yield (self.to_record(repo_name, entry) if entry.data is not None else self._null_content(
-                        repo_name, entry)) if inside(ordinal) else None
-            else:
-                for ordinal, entry in enumerate(self._entries(unit, repo)):
-                    yield self.to_record(repo.repo, entry) if inside(ordinal) else None
+            entries = self._dataset_entries(unit) if unit.kind == "dataset" else (
+                (repo.repo, entry) for entry in self._entries(unit, repo))
+            for ordinal, (repo_name, entry) in enumerate(entries):
+                yield self.to_record(repo_name, entry) if inside(ordinal) else None
         except SourceError as err:
             name = unit.repo or Path(unit.location).name
             repo = self.repos.setdefault(name, RepoRecord(name, unit.spec.source, unit.kind))
@@ -172,15 +169,9 @@ class Ingest(Stage):
             record.content, record.encoding = text, encoding
         return record
 
-    @staticmethod
-    def _null_content(repo: str, entry: Entry) -> FileRecord:
-        record = FileRecord(repo=repo, path=entry.path, size=0)
-        record.drop(reasons.UNREADABLE, "content is null")
-        return record
-
     def _dataset_entries(self, unit: Unit) -> Iterator[tuple[str, Entry]]:
         """Rows of a file-level dataset as (repo, entry): repo, path, content (+ url, commit,
-        stars, license if present); an entry without data is a row whose content is null."""
+        stars, license if present); a row whose content is null is an unreadable entry."""
         for batch in _dataset_batches(Path(unit.location)):
             columns = batch.to_pydict()
             rows = zip(columns["repo"], columns["path"], columns["content"], strict=True)
@@ -197,7 +188,7 @@ class Ingest(Stage):
                         declared_license=_optional(columns, "license", index),
                     )
                 if content is None:
-                    yield repo, Entry(str(path), 0)
+                    yield repo, Entry(str(path), 0, reason=reasons.UNREADABLE, detail="content is null")
                     continue
                 data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
                 yield repo, Entry(str(path), len(data), data=data)

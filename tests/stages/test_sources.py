@@ -109,6 +109,7 @@ def test_parquet_and_jsonl_datasets(tmp_path):
             ("o/two" + suffix, "null.txt", "dropped", reasons.UNREADABLE),
         }
         assert stage.repos["o/one" + suffix].stars == 5
+        assert [r.detail for r in records if r.path == "null.txt"] == ["content is null"]
 
 
 def test_dataset_without_the_required_columns(tmp_path):
