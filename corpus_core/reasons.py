@@ -50,6 +50,10 @@ ARCHIVE_LIMIT = register("archive_limit", "ingest", "past `max_archive_members` 
 SUBMODULE = register("submodule", "ingest", "a git submodule entry")
 SOURCE_UNREADABLE = register("source_unreadable", "ingest", "the whole source could not be read: corrupt archive, "
                              "broken git, failed fetch, sha256 mismatch")
+# any per-file stage (corpus_core/stage.py): the stage raised on this one file
+STAGE_ERROR = register("stage_error", "any", "a per-file stage raised on this file; `detail` holds the stage and the "
+                       "exception's class. The build fails when a stage drops more than "
+                       "`execution.max_stage_error_share` of its files so")
 # opt-out: given by filters/optout.py, read again by `corpus optout apply` (manifests/republish.py)
 OPTED_OUT = register("opted_out", "optout", "the opt-out registry names its repository, owner, path or content; "
                      "`detail` holds the entry id")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from corpus_core import reasons
 from corpus_core.records import FileRecord, RepoRecord
 from corpus_core.settings import Settings
 
@@ -117,7 +118,11 @@ class Stage:
 
 
 class FileStage(Stage):
-    """A per-file step. Records dropped upstream pass through untouched and uncounted."""
+    """A per-file step. Records dropped upstream pass through untouched and uncounted.
+
+    One file's failure is that file's drop, never a lost unit: an exception from `process`
+    drops the record as `stage_error` (the stage and the exception's class in `detail`). A bug stays loud: the build fails when a stage's share of such drops
+    passes `execution.max_stage_error_share` (pipeline/run.py)."""
 
     def process(self, record: FileRecord) -> None:
         raise NotImplementedError
@@ -126,7 +131,10 @@ class FileStage(Stage):
         for record in records:
             if record.kept:
                 started = time.perf_counter()
-                self.process(record)
+                try:
+                    self.process(record)
+                except Exception as err:  # noqa: BLE001 - any failure on one file is that file's drop
+                    record.drop(reasons.STAGE_ERROR, stage_error_detail(self.name, err))
                 self.stats.seconds += time.perf_counter() - started
                 self.stats.count(record)
             yield record
@@ -137,6 +145,12 @@ class FileStage(Stage):
         return the tables it `writes` (name -> pyarrow Table), kept per unit and read back
         as DuckDB tables of that name."""
         return {}
+
+
+def stage_error_detail(stage: str, err: BaseException) -> str:
+    """`stage: ExceptionClass: message`, the message cut to one line of at most 200 characters."""
+    message = " ".join(str(err).split())[:200]
+    return f"{stage}: {type(err).__name__}" + (f": {message}" if message else "")
 
 
 class Filter(FileStage):

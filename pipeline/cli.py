@@ -10,7 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from corpus_core.errors import ConfigError
+from corpus_core.errors import BuildFailed, ConfigError
 from pipeline.config import load_config, resolve_source_path
 
 EXIT_CONFIG = 2
@@ -43,7 +43,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         config = replace(config, sources=tuple(
             SourceSpec(source=resolve_source_path(s, Path.cwd())) for s in args.sources
         ))
-    run = build(config, args.out, Progress(stream=sys.stderr, quiet=args.quiet))
+    run = build(config, args.out, Progress(stream=sys.stderr, quiet=args.quiet), force=args.force)
     print(summary(run))
     return 0
 
@@ -58,7 +58,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from manifests.audit import AuditError, audit, connect, format_report
+    from pipeline.audit import AuditError, Policy, audit, connect, format_report, load_policy
 
     try:
         if args.sql:
@@ -68,7 +68,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             else:
                 rows.show(max_rows=10_000)
             return 0
-        report = audit(args.out)
+        # the policy first: a broken one is a config error before any of OUT is read
+        policy = load_policy(args.policy) if args.policy else Policy()
+        report = audit(args.out, policy, pii_sample=args.pii_sample)
     except AuditError as err:
         print(f"corpus audit: {err}", file=sys.stderr)
         return EXIT_CONFIG
@@ -76,8 +78,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(f"corpus audit: the query failed: {err}", file=sys.stderr)
         return EXIT_CONFIG
     if args.json:
-        print(json.dumps({"passed": report.passed, "failures": report.failures, "licenses": report.licenses,
-                          "conflicts": report.conflicts}, indent=2, default=str))
+        print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         print(format_report(report))
     return 0 if report.passed else EXIT_FAILED
@@ -206,6 +207,9 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--executor", choices=("ray", "local"), help="where units run (default: ray)")
     build.add_argument("--ray-address", help="Ray cluster to run on (or set RAY_ADDRESS)")
     build.add_argument("--keep-work", action="store_true", help="keep OUT/_work after success")
+    build.add_argument("--force", action="store_true",
+                       help="write into an --out that holds files no build made (they are left alone; outputs of the "
+                            "same names are replaced)")
     build.add_argument("--quiet", action="store_true", help="no progress lines")
     build.set_defaults(run=cmd_build)
 
@@ -215,8 +219,13 @@ def parser() -> argparse.ArgumentParser:
     inspect.add_argument("--config", help="TOML config whose thresholds to apply")
     inspect.set_defaults(run=cmd_inspect)
 
-    audit = commands.add_parser("audit", help="check a build's licenses, evidence and shard checksums")
+    audit = commands.add_parser("audit", help="check a build's shards and manifests against a compliance policy")
     audit.add_argument("out", metavar="OUT", help="the output directory of a build")
+    audit.add_argument("--policy", metavar="FILE",
+                       help="TOML with the [license] (allowed), [optout] (registry) and [pii] tables of a build "
+                            "config (default: the project's shipped defaults, never the build's own run.json)")
+    audit.add_argument("--pii-sample", type=int, metavar="N",
+                       help="shard rows, chosen by md5 of id, to re-run the PII detectors on (default 300; 0: none)")
     audit.add_argument("--json", action="store_true", help="the report (or the query's rows) as JSON")
     audit.add_argument("--sql", help="run a DuckDB query over the views files, repos, attribution")
     audit.set_defaults(run=cmd_audit)
@@ -267,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"corpus: error: {err}", file=sys.stderr)
         return EXIT_CONFIG
+    except BuildFailed as err:
+        print(f"corpus: build failed: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("corpus: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED

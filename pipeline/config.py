@@ -20,6 +20,7 @@ from typing import Any
 from corpus_core.errors import ConfigError
 from corpus_core.records import SourceSpec
 from corpus_core.settings import Settings, setting
+from corpus_core.urls import scrub_credentials
 from pipeline.flow import SECTIONS
 
 __all__ = ["BuildConfig", "ConfigError", "ExecutionConfig", "SourceSpec", "load_config", "resolve_source_path"]
@@ -38,12 +39,16 @@ class ExecutionConfig(Settings):
     keep_work_dir: bool = setting(False, "keep _work/ (per-repository parts) after success")
     chunk_files: int = setting(2000, "records per task: a bigger repository runs as several tasks, so that "
                                      "none runs alone at the end; 0: one task per repository")
+    max_stage_error_share: float = setting(0.01, "a per-file stage that raises on more than this share of its files "
+                                                 "fails the build (each such file is a `stage_error` row)")
     duckdb_memory_limit: str | None = setting(None, "DuckDB (corpus stages, near dedup's buckets) spills to _work/ "
                                               "past it; none: DuckDB's default", example='"4GB"')
 
     def __post_init__(self) -> None:
         if self.executor not in ("ray", "local"):
             raise ConfigError(f"execution.executor = {self.executor!r}: expected 'ray' or 'local'")
+        if not 0 <= self.max_stage_error_share <= 1:
+            raise ConfigError(f"execution.max_stage_error_share = {self.max_stage_error_share}: a share from 0 to 1")
 
 
 class _BuildConfig:
@@ -54,10 +59,12 @@ class _BuildConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "sources": [dataclasses.asdict(spec) for spec in self.sources],
+            # credentials in a source URL are never recorded (nor part of the fingerprint)
+            "sources": [{**dataclasses.asdict(spec), "source": scrub_credentials(spec.source)} for spec in self.sources],
             "cache_dir": self.cache_dir,
             **{name: self.section(name).to_dict() for name in SECTIONS},
-            "execution": self.execution.to_dict(),
+            "execution": {**self.execution.to_dict(),
+                          "ray_address": scrub_credentials(self.execution.ray_address)},
         }
 
     def fingerprint(self) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 import resource
+import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -18,6 +20,48 @@ from typing import Any
 
 INFRASTRUCTURE_RETRIES = 2  # a worker that died is retried; an exception in our code is not
 _END = object()
+# The local Ray a driver starts outlives a driver killed with SIGKILL (OOM killer, `kill -9`):
+# this watchdog holds a pipe from the driver and, when it closes without "done", ends them.
+# It learns the processes below Ray's (agents, workers) every second while the driver
+# lives: once the driver is gone, the raylet exits and its agents are orphans no tree shows.
+_WATCHDOG = """
+import os, select, signal, sys, time
+
+def table():
+    found = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            found[int(entry)] = (int(fields[1]), fields[19])  # parent, start time
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+known = {}  # pid -> start time: a pid reused by another process is never killed
+roots = [int(p) for p in sys.argv[1:]]
+while True:
+    now = table()
+    todo = [pid for pid in roots if pid in now] + [pid for pid in known if pid in now]
+    while todo:
+        pid = todo.pop()
+        if pid not in known:
+            known[pid] = now[pid][1]
+            todo += [child for child, (parent, _) in now.items() if parent == pid]
+    if select.select([sys.stdin], [], [], 1.0)[0]:
+        break
+if sys.stdin.read() == "done":
+    sys.exit(0)
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    now = table()
+    for pid, started in known.items():
+        if pid in now and now[pid][1] == started:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+    time.sleep(1)
+"""
 
 
 def worker_packages() -> list[str]:
@@ -115,6 +159,7 @@ class RayExecutor:
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
                 ray.init(address="local", num_cpus=num_workers or None, include_dashboard=False,
                          logging_level="WARNING")
+                self._watchdog = _watch_local_ray(ray)
         self._ray = ray
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.num_workers = num_workers or cpus
@@ -141,9 +186,25 @@ class RayExecutor:
                 self.usage.add(usage)
                 queue.add(on_result(pending.pop(ref), result))
 
+    _watchdog: subprocess.Popen | None = None
+
     def shutdown(self) -> None:
         if self._started:
             self._ray.shutdown()
+        if self._watchdog is not None:
+            self._watchdog.communicate(b"done")
+            self._watchdog = None
+
+
+def _watch_local_ray(ray: Any) -> subprocess.Popen | None:
+    """Start the watchdog over the processes of the local Ray instance this driver started."""
+    node = getattr(ray._private.worker, "_global_node", None)
+    pids = [str(info.process.pid) for infos in getattr(node, "all_processes", {}).values() for info in infos
+            if getattr(info, "process", None) is not None]
+    if not pids:
+        return None
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, *pids], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def make_executor(kind: str, num_workers: int, address: str | None) -> LocalExecutor | RayExecutor:

@@ -65,6 +65,9 @@ class Progress:
     def phase(self, name: str) -> None:
         self._say(f"{name}…")
 
+    def note(self, text: str) -> None:
+        self._say(text)
+
 
 def summary(run: dict[str, Any]) -> str:
     counts = run["counts"]

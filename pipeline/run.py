@@ -19,19 +19,19 @@ from typing import Any
 import duckdb
 
 from corpus_core import reasons
-from corpus_core.errors import ConfigError
+from corpus_core.errors import BuildFailed, ConfigError
 from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
 from manifests.attribution import write_attribution, write_notice
 from manifests.writer import input_fingerprint, write_files_manifest, write_repos_manifest, write_run_json
 from pipeline.config import BuildConfig
 from pipeline.executor import make_executor, peak_rss_bytes
 from pipeline.flow import STAGES, stages_of
+from pipeline.outdir import OutDir
 from pipeline.progress import Progress
 from pipeline.work import Chunk, WorkDir, mark_done, write_files_part, write_repos_part
-from stages.sources import resolve_units
+from stages.sources import Unit, resolve_units, source_fingerprint
 
 RUN_FORMAT = 1
-OUTPUTS = ("shards", "manifest", "NOTICE", "tokenizer.json")
 VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "charset-normalizer", "datasketch",
              "tokenizers")
 
@@ -41,6 +41,8 @@ def process_unit(chunk: Chunk, config: BuildConfig, out_dir: str) -> dict[str, A
     and marker."""
     started = time.perf_counter()
     work = WorkDir(Path(out_dir), config.fingerprint())
+    # what the unit's input was when its first chunk read it: a resume compares it
+    fingerprint = source_fingerprint(chunk.unit) if chunk.number == 0 else None
     (ingest,) = (spec.build(config) for spec in stages_of("repository"))
     file_stages = [spec.build(config) for spec in stages_of("file")]
     records = ingest.run(chunk.unit, chunk.start, chunk.stop)
@@ -54,6 +56,7 @@ def process_unit(chunk: Chunk, config: BuildConfig, out_dir: str) -> dict[str, A
     # ingest's time is the task's wall time less the file stages': reading, decoding, writing
     ingest.stats.seconds = time.perf_counter() - started - sum(s.stats.seconds for s in file_stages)
     marker = {"unit": chunk.unit.key, "chunk": chunk.number, "records": ingest.records,
+              "source_fingerprint": fingerprint,
               "stages": {s.name: s.stats.to_dict() for s in [ingest, *file_stages]}}
     mark_done(work, chunk.key, marker)
     return marker
@@ -142,28 +145,62 @@ def _run_corpus_stages(db: duckdb.DuckDBPyConnection, config: BuildConfig, conte
                                       time.perf_counter() - started, stage.stats.notes)
 
 
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Move the finished outputs into place; what a previous build left there is replaced
-    (or removed, like the tokenizer.json of a tokenized build rebuilt without tokens)."""
-    for name in OUTPUTS:
-        target = out_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        if (staging / name).exists():
-            (staging / name).replace(target)
-        elif target.exists():
-            target.unlink()
+def _check_inputs(config: BuildConfig) -> None:
+    """What would make a build silently wrong, refused before any work."""
+    registry = config.optout.registry
+    if registry:
+        if not os.path.isfile(registry):
+            raise ConfigError(f"optout.registry = {registry!r} does not exist; create it (`corpus optout add`) or "
+                              "remove the setting")
+        from manifests.optout import load
+
+        load(registry)  # a malformed entry is a ConfigError now, not on every worker
 
 
-def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = None) -> dict[str, Any]:
-    """Build the corpus into `out_dir`; returns what run.json records."""
+def _changed_since(work: WorkDir, unit: Unit, marker: dict[str, Any]) -> bool:
+    """True when the unit's source is not what its done parts were made from."""
+    recorded = marker.get("source_fingerprint")
+    return recorded is not None and source_fingerprint(unit) != recorded
+
+
+def _check_failures(stats: dict[str, StageStats], config: BuildConfig, failed_sources: list[str],
+                    units: int) -> None:
+    """Fail loudly where the build's result cannot be trusted; the reasons in the message."""
+    problems = []
+    if failed_sources and len(failed_sources) == units:
+        shown = "; ".join(failed_sources[:5]) + (" ..." if len(failed_sources) > 5 else "")
+        problems.append(f"every source failed: {shown}")
+    ingest = stats["ingest"]
+    if not problems and ingest.files_in and not ingest.kept:
+        reasons_seen = ", ".join(f"{n} {r}" for r, n in sorted(ingest.dropped.items()))
+        problems.append(f"no file could be read as text ({reasons_seen})")
+    share = config.execution.max_stage_error_share
+    for name, stage in stats.items():
+        errors = stage.dropped.get(reasons.STAGE_ERROR, 0)
+        if errors and errors > share * stage.files_in:
+            problems.append(f"stage {name} raised on {errors} of {stage.files_in} files (more than "
+                            f"execution.max_stage_error_share = {share}); see reason stage_error in the parts")
+    if problems:
+        raise BuildFailed("; ".join(problems) + " (the parts are kept in _work/ for a look; a rerun resumes)")
+
+
+def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = None,
+          force: bool = False) -> dict[str, Any]:
+    """Build the corpus into `out_dir`; returns what run.json records. `out_dir` must be
+    empty, new or a previous build's (pipeline/outdir.py) unless `force`."""
     started = time.perf_counter()
     progress = progress or Progress(stream=sys.stderr)
-    out_dir = Path(out_dir).resolve()
     units = resolve_units(config.sources)
     if not units:
         raise ConfigError("no sources: name some in the config or on the command line")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_inputs(config)
+    with OutDir(Path(out_dir), config.sources, force=force) as out:
+        return _build(config, out, units, progress, started)
+
+
+def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progress,
+           started: float) -> dict[str, Any]:
+    out_dir = out.path
     work = WorkDir(out_dir, config.fingerprint())
     work.prepare()
 
@@ -207,8 +244,13 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
 
     todo: list[Chunk] = []
     done = 0
+    redone: list[str] = []
     for unit in units:
         first = Chunk(unit, 0, execution.chunk_files)
+        if work.is_done(first.key) and _changed_since(work, unit, work.read_marker(first.key)):
+            for part in work.unit_files(unit.key):  # never mix parts of the old input with the new
+                part.unlink()
+            redone.append(unit.repo or unit.location)
         if work.is_done(first.key):
             marker = work.read_marker(first.key)
             take(marker)
@@ -218,11 +260,17 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
             todo.append(first)
     executor = make_executor(execution.executor, execution.num_workers, execution.ray_address)
     progress.start_units(len(units), resumed=done, workers=executor.num_workers, executor=executor.name)
+    if redone:
+        progress.note(f"{len(redone)} source(s) changed since the interrupted build, read again: "
+                      + ", ".join(redone[:5]) + (" ..." if len(redone) > 5 else ""))
     db = _connect(work, execution.duckdb_memory_limit)
     try:
         executor.map(process_unit, todo, (config, str(out_dir)), chunk_done)
         progress.end_units()
         _load_parts(db, work, [chunk for unit in units for chunk in chunks[unit.key]])
+        failed = [f"{repo}: {error}" for repo, error in db.execute(
+            "SELECT repo, detail FROM repos WHERE detail IS NOT NULL ORDER BY repo").fetchall()]
+        _check_failures(stats, config, failed, len(units))
         # corpus stages may hand work to the executor too (near dedup's signatures)
         _run_corpus_stages(db, config, CorpusContext(work.path, executor, progress), stats)
     finally:
@@ -267,7 +315,8 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
         "versions": _versions(),
         "executor": {"kind": executor.name, "workers": executor.num_workers, "tasks": executor.usage.to_dict(),
                      "driver_peak_rss_mb": round(peak_rss_bytes() / 2**20, 1)},
-        "units": {"total": len(units), "resumed": done, "chunks": sum(map(len, chunks.values()))},
+        "units": {"total": len(units), "resumed": done, "redone": len(redone),
+                  "chunks": sum(map(len, chunks.values()))},
         "counts": {
             "files": totals[0], "kept": totals[1], "dropped": dropped,
             "bytes_in": totals[2], "bytes_kept": totals[3],
@@ -280,7 +329,7 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
     }
     db.close()
     write_run_json(work.staging / "manifest" / "run.json", run)
-    _publish(work.staging, out_dir)
+    out.publish(work.staging)
     if not execution.keep_work_dir:
         work.remove()
     return run

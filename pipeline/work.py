@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,8 @@ import pyarrow.parquet as pq
 from corpus_core import schema
 from corpus_core.records import FILE_FIELDS, FileRecord, RepoRecord
 from corpus_core.storage import write_atomic
+from corpus_core.urls import scrub_credentials
+from pipeline.outdir import WORK, remove_work
 from stages.sources import Unit
 
 BATCH_ROWS = 512
@@ -67,17 +68,15 @@ class Chunk:
 
 class WorkDir:
     def __init__(self, out_dir: Path, fingerprint: str):
-        self.root = out_dir / "_work"
+        self.out_dir = out_dir
+        self.root = out_dir / WORK
         self.path = self.root / fingerprint
         self.parts = self.path / "parts"
         self.staging = self.path / "staging"
 
     def prepare(self) -> None:
         """Create this build's work dir; drop work left by builds with another config."""
-        if self.root.exists():
-            for other in self.root.iterdir():
-                if other != self.path:
-                    shutil.rmtree(other, ignore_errors=True)
+        remove_work(self.out_dir, keep=self.path.name)
         self.parts.mkdir(parents=True, exist_ok=True)
 
     def done_marker(self, unit_key: str) -> Path:
@@ -99,8 +98,12 @@ class WorkDir:
         """A table a stage keeps per unit (e.g. `licenses`), read back as a DuckDB view."""
         return self.parts / f"{unit_key}.{table}.parquet"
 
+    def unit_files(self, unit_key: str) -> list[Path]:
+        """Every part and marker of a unit's chunks (to redo a unit whose source changed)."""
+        return [p for p in self.parts.iterdir() if p.name.startswith(f"{unit_key}.")]
+
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_work(self.out_dir)
 
 
 def _file_rows(records: Iterable[FileRecord], unit_key: str) -> Iterable[pa.RecordBatch]:
@@ -116,6 +119,7 @@ def _file_rows(records: Iterable[FileRecord], unit_key: str) -> Iterable[pa.Reco
 
 def _file_batch(records: list[FileRecord], unit_key: str) -> pa.RecordBatch:
     columns: dict[str, list] = {name: [getattr(r, name) for r in records] for name in FILE_FIELDS}
+    columns["detail"] = [scrub_credentials(detail) for detail in columns["detail"]]  # a fetch's error names its URL
     columns["id"] = [r.id for r in records]
     columns["unit"] = [unit_key] * len(records)
     columns["ordinal"] = [r.ordinal for r in records]  # given by ingest: the same in every chunking
@@ -135,6 +139,9 @@ def write_repos_part(work: WorkDir, unit_key: str, repos: Iterable[RepoRecord], 
     """The unit's repository rows and the stages' per-unit tables (after its files part)."""
     rows = [{**{name: getattr(r, name) for name in schema.REPO_PART.names if name != "detail"}, "detail": r.error}
             for r in repos]
+    for row in rows:  # what reaches repos.parquet, NOTICE and the attribution table: no credentials
+        for name in ("source", "url", "detail"):
+            row[name] = scrub_credentials(row[name])
     write_atomic(pa.Table.from_pylist(rows, schema=schema.REPO_PART), work.repos_part(unit_key))
     for name, table in tables.items():
         write_atomic(table, work.table_part(unit_key, name))

@@ -23,7 +23,8 @@ from pathlib import Path
 from corpus_core.errors import ConfigError
 from corpus_core.records import SourceSpec
 from corpus_core.storage import sha256_file
-from stages.readers import SourceError, archive_stem, git_head, is_archive, is_dataset
+from corpus_core.urls import scrub_credentials
+from stages.readers import VCS_DIRS, SourceError, archive_stem, git_head, is_archive, is_dataset
 
 REMOTE_KINDS = ("pypi", "npm", "git_url")
 PYPI_INDEX = "https://pypi.org/simple"
@@ -51,7 +52,10 @@ def _unit(kind: str, location: str, repo: str | None, spec: SourceSpec) -> Unit:
 
 
 _PYPI = re.compile(r"^pypi:(?P<name>[A-Za-z0-9._-]+)==(?P<version>[A-Za-z0-9._+!-]+)$")
-_NPM = re.compile(r"^npm:(?P<name>(@[a-z0-9._~-]+/)?[a-z0-9._~-]+)@(?P<version>[A-Za-z0-9._+-]+)$")
+_NPM = re.compile(r"^npm:(?P<name>(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*)@(?P<version>[A-Za-z0-9][A-Za-z0-9._+-]*)$")
+# what `git+` accepts: a URL of these schemes, scp-like `user@host:path`, or a local path
+_GIT_SCHEMES = ("https://", "ssh://", "file://")
+_GIT_SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
 
 
 def parse_git_url(source: str) -> tuple[str, str]:
@@ -61,6 +65,22 @@ def parse_git_url(source: str) -> tuple[str, str]:
     if not sep or "/" in rev or not url or url.endswith(":"):
         return body, "HEAD"
     return url, rev
+
+
+def check_git_url(source: str) -> None:
+    """A `git+` source names a repository, never an option: git would take `--upload-pack=CMD`
+    as one and run CMD. Only https://, ssh://, file://, `user@host:path` and local paths."""
+    url, rev = parse_git_url(source)
+    shown = scrub_credentials(source)
+    if url.startswith("-") or rev.startswith("-"):
+        raise ConfigError(f"source {shown!r}: a git URL or revision cannot start with '-'")
+    if any(c in url + rev for c in "\0\n\r"):
+        raise ConfigError(f"source {shown!r}: control characters in a git URL")
+    lowered = url.lower()
+    if "://" in url and not lowered.startswith(_GIT_SCHEMES):
+        raise ConfigError(f"source {shown!r}: git+ accepts https://, ssh://, file://, user@host:path and local paths")
+    if "://" not in url and not _GIT_SCP.match(url) and "::" in url:
+        raise ConfigError(f"source {shown!r}: git remote helpers (transport::address) are not accepted")
 
 
 def repo_name_from_url(url: str) -> str:
@@ -80,10 +100,10 @@ def resolve_units(specs: tuple[SourceSpec, ...] | list[SourceSpec]) -> list[Unit
         if unit.repo is None:
             continue
         if unit.repo in seen:
-            raise ConfigError(
+            raise ConfigError(scrub_credentials(
                 f"two sources give the repository name {unit.repo!r}: {seen[unit.repo]} and "
                 f"{unit.location}; give one a `name` in the config"
-            )
+            ))
         seen[unit.repo] = unit.location
     return units
 
@@ -97,6 +117,7 @@ def _units_of(spec: SourceSpec) -> list[Unit]:
     if source.startswith(("pypi:", "npm:")):
         raise ConfigError(f"source {source!r}: write pypi:NAME==VERSION or npm:NAME@VERSION")
     if source.startswith("git+"):
+        check_git_url(source)
         url, _ = parse_git_url(source)
         return [_unit("git_url", source, spec.name or repo_name_from_url(url), spec)]
     path = Path(source)
@@ -138,14 +159,20 @@ def _collection_units(root: Path, spec: SourceSpec) -> list[Unit]:
 
 
 def _run(command: list[str], what: str, cwd: Path | None = None) -> str:
+    """Run a fixed argument list (user input only after `--`/`--end-of-options`, never a
+    shell); a failure is a SourceError whose message holds no credentials."""
+    what = scrub_credentials(what)
+    # never wait on a password prompt; no transport beyond those `git+` accepts (not ext::)
+    environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_ALLOW_PROTOCOL": "https:ssh:file"}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd)
+        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd, env=environment,
+                              stdin=subprocess.DEVNULL)
     except FileNotFoundError as err:
         raise SourceError(f"{what}: {command[0]} is not installed") from err
     except subprocess.CalledProcessError as err:
         lines = (err.stderr or err.stdout or "").strip().splitlines()
         errors = [line for line in lines if "error" in line.lower()] or lines
-        raise SourceError(f"{what} failed: {errors[-1] if errors else err.returncode}") from err
+        raise SourceError(scrub_credentials(f"{what} failed: {errors[-1] if errors else err.returncode}")) from err
     return done.stdout
 
 
@@ -237,18 +264,21 @@ def fetch_npm(source: str, cache_dir: Path) -> Path:
     match = _NPM.match(source)
     target = cache_dir / "npm" / f"{match['name'].replace('/', '__')}-{match['version']}"
     command = ["npm", "pack", "--silent", "--pack-destination"]
-    _fetch_once(target, lambda tmp: _run([*command, str(tmp), f"{match['name']}@{match['version']}"], source, cwd=tmp))
+    _fetch_once(target, lambda tmp: _run([*command, str(tmp), "--", f"{match['name']}@{match['version']}"], source,
+                                         cwd=tmp))
     return _single_archive(target, source)
 
 
 def fetch_git(source: str, cache_dir: Path) -> tuple[Path, str]:
     """A shallow fetch of one revision into a bare cache repository; returns (repo, commit)."""
+    check_git_url(source)
     url, rev = parse_git_url(source)
-    target = cache_dir / "git" / _key(repo_name_from_url(url), url, rev)
+    # keyed by the URL without credentials: the cache's folder names hold no secret, not even hashed
+    target = cache_dir / "git" / _key(repo_name_from_url(url), scrub_credentials(url), rev)
 
     def clone(tmp: Path) -> None:
-        _run(["git", "init", "--quiet", "--bare", str(tmp)], source)
-        _run(["git", "-C", str(tmp), "fetch", "--quiet", "--depth", "1", url, rev], source)
+        _run(["git", "init", "--quiet", "--bare", "--", str(tmp)], source)
+        _run(["git", "-C", str(tmp), "fetch", "--quiet", "--depth", "1", "--end-of-options", url, rev], source)
         _run(["git", "-C", str(tmp), "update-ref", "refs/corpus/pinned", "FETCH_HEAD"], source)
 
     _fetch_once(target, clone)
@@ -260,3 +290,52 @@ def verify_sha256(path: Path, expected: str | None, source: str) -> str:
     if expected and actual != expected.lower():
         raise SourceError(f"{source}: sha256 is {actual}, the config pins {expected}")
     return actual
+
+
+def source_fingerprint(unit: Unit) -> str | None:
+    """What a resumed build compares to know a unit's input is the one its parts were made
+    from: sha256 (with size) of an archive or dataset, the commit of a git repository, the
+    names, sizes and modification times of a directory's files. None for registry packages
+    and git URLs, which are pinned (a version, a fetched commit in the cache)."""
+    location = Path(unit.location)
+    if unit.kind in ("archive", "dataset"):
+        if not location.is_file():
+            return "missing"
+        return f"sha256:{sha256_file(location)}:{location.stat().st_size}"
+    if unit.kind == "git":
+        try:
+            return f"commit:{git_head(location)}"
+        except SourceError as err:
+            return f"unreadable:{err}"
+    if unit.kind in ("directory", "loose"):
+        digest = hashlib.sha256()
+        for path, size, mtime in _tree_stats(location, top_level_only=unit.kind == "loose"):
+            digest.update(f"{path}\0{size}\0{mtime}\n".encode("utf-8", "surrogateescape"))
+        return f"tree:{digest.hexdigest()}"
+    return None
+
+
+def _tree_stats(root: Path, top_level_only: bool) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every entry below `root`, links not followed, sorted."""
+    found: list[tuple[str, int, int]] = []
+    stack = [""]
+    while stack:
+        prefix = stack.pop()
+        try:
+            children = list(os.scandir(root / prefix))
+        except OSError:
+            found.append((prefix, -1, -1))
+            continue
+        for child in children:
+            rel = f"{prefix}/{child.name}" if prefix else child.name
+            try:
+                info = child.stat(follow_symlinks=False)
+            except OSError:
+                found.append((rel, -1, -1))
+                continue
+            if child.is_dir(follow_symlinks=False):
+                if not top_level_only and child.name not in VCS_DIRS:
+                    stack.append(rel)
+                continue
+            found.append((rel, info.st_size, info.st_mtime_ns))
+    return sorted(found)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import duckdb
@@ -210,7 +211,8 @@ def test_bad_config_value_fails_before_work(tmp_path):
 
 
 def test_killed_build_resumes_to_the_same_bytes(tmp_path):
-    """A build killed (SIGKILL) after some units finished restarts from them, same output."""
+    """A build killed (SIGKILL) after some units finished restarts from them, same output;
+    a done unit whose source was edited in between is read again, never mixed."""
     src = tmp_path / "src"
     for number in range(24):
         write_tree(src / f"repo{number:02d}", {
@@ -228,21 +230,38 @@ def test_killed_build_resumes_to_the_same_bytes(tmp_path):
                               env={**env, "CORPUS_KILL_AT": "units_done:3"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert killed.wait(timeout=300) == -signal.SIGKILL
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(killed.pid, signal.SIGKILL)  # what the driver left of its local Ray
+    assert left_running(killed.pid, within=30) == []  # the driver's local Ray went with it
     finished = len(list((tmp_path / "killed" / "_work").glob("*/parts/*.done.json")))
     assert finished == 3
     assert not (tmp_path / "killed" / "manifest").exists()
+    # one finished unit's source changes before the resume (units run in order on one worker)
+    (src / "repo00" / "m0.py").write_text(program(99_999, lines=30))
 
     resumed = subprocess.run([*command, "--out", str(tmp_path / "killed")], env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{finished} already done (resuming)" in resumed.stderr
+    assert "1 source(s) changed since the interrupted build, read again: repo00" in resumed.stderr
+    assert f"{finished - 1} already done (resuming)" in resumed.stderr
     whole = subprocess.run([*command, "--out", str(tmp_path / "whole")], env=env, capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     assert output_bytes(tmp_path / "killed") == output_bytes(tmp_path / "whole")
     run = json.loads((tmp_path / "killed" / "manifest" / "run.json").read_text())
-    assert run["units"] == {"total": 24, "resumed": finished, "chunks": 24} and run["counts"]["files"] == 24 * 41
+    assert run["units"] == {"total": 24, "resumed": finished - 1, "redone": 1, "chunks": 24}
+    assert run["counts"]["files"] == 24 * 41
     assert run["counts"]["kept"] > 24 * 40 // 2
+
+
+def left_running(group: int, within: float) -> list[str]:
+    """The processes of a process group still alive after `within` seconds (those left are killed)."""
+    deadline = time.monotonic() + within
+    while True:
+        listing = subprocess.run(["ps", "-o", "pid=,comm=", "-g", str(group)], capture_output=True, text=True).stdout
+        alive = listing.split("\n") if listing.strip() else []
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    return [line.strip() for line in alive if line.strip()]
 
 
 def free_port() -> int:

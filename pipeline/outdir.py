@@ -1,0 +1,162 @@
+"""`--out` is the build's own: what a build may write, lock and delete there.
+
+A build writes only into an empty (or new) folder, or into one a previous build made: its
+marker `.corpus-build.json` lists every file the build published, and a folder with
+`manifest/run.json` but no marker (a build of an older version) counts as one. Anything
+else is refused unless `--force`; an `--out` inside a source folder is always refused (the
+next build would ingest its own output). For its whole run a build holds an exclusive lock
+on `.corpus-build.lock`, so a second build into the same folder stops at once with a clear
+error instead of corrupting the first.
+
+Publishing moves each new file into place and then deletes the files the previous build
+listed that this one did not write again; files it did not write are never deleted, under
+`--force` too (a stray file left in shards/ is then what `corpus audit` reports).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from corpus_core.errors import ConfigError
+from corpus_core.records import SourceSpec
+
+MARKER = ".corpus-build.json"
+LOCK = ".corpus-build.lock"
+WORK = "_work"
+MARKER_FORMAT = 1
+
+
+class OutDir:
+    """The claimed output folder; `release()` (or the end of a `with`) drops the lock."""
+
+    def __init__(self, path: Path, sources: Iterable[SourceSpec], force: bool = False):
+        self.path = path.resolve()
+        _refuse_inside_sources(self.path, sources)
+        if not force:
+            _refuse_foreign(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock(self.path)
+        if not (self.path / MARKER).exists():
+            self._write_marker(self.previous_files())
+
+    def __enter__(self) -> OutDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
+            self._lock = None
+
+    def previous_files(self) -> list[str]:
+        """The files (relative to OUT) the previous build published."""
+        marker = self.path / MARKER
+        if marker.exists():
+            try:
+                return list(json.loads(marker.read_text()).get("files", []))
+            except (ValueError, AttributeError):
+                return []
+        if (self.path / "manifest" / "run.json").exists():  # a build from before the marker
+            return _legacy_outputs(self.path)
+        return []  # a folder taken with --force: nothing in it is the build's
+
+    def publish(self, staging: Path) -> list[str]:
+        """Move every file under `staging` to the same place under OUT; delete what the
+        previous build published and this one did not; record the new list."""
+        new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        for name in new:
+            target = self.path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_dir() and not target.is_symlink():
+                raise ConfigError(f"{target} is a folder where the build writes a file; move it away")
+            os.replace(staging / name, target)
+        for name in sorted(set(self.previous_files()) - set(new)):
+            stale = self.path / name
+            if stale.is_file() or stale.is_symlink():
+                stale.unlink()
+                _remove_empty_parents(stale.parent, self.path)
+        self._write_marker(new)
+        return new
+
+    def _write_marker(self, files: list[str]) -> None:
+        tmp = self.path / (MARKER + ".tmp")
+        tmp.write_text(json.dumps({"format": MARKER_FORMAT, "files": files}, indent=1) + "\n")
+        os.replace(tmp, self.path / MARKER)
+
+
+def _refuse_inside_sources(out: Path, sources: Iterable[SourceSpec]) -> None:
+    for spec in sources:
+        source = Path(spec.source)
+        if spec.source.startswith(("git+", "pypi:", "npm:")) or not source.is_dir():
+            continue
+        root = source.resolve()
+        if out == root or root in out.parents:
+            raise ConfigError(f"--out {out} is inside the source {spec.source}: the next build would read its own "
+                              "output; choose a folder outside every source")
+
+
+def _refuse_foreign(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    if (out / MARKER).exists() or (out / "manifest" / "run.json").exists():
+        return
+    present = sorted(p.name for p in out.iterdir() if p.name not in (LOCK, MARKER + ".tmp"))
+    if present:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise ConfigError(f"--out {out} holds files no build made ({shown}); choose an empty folder, or pass --force "
+                          "to write into it (files of other names are left alone)")
+
+
+def _lock(out: Path) -> int:
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        os.close(fd)
+        raise ConfigError(f"another build is writing into {out} ({holder or 'pid unknown'}); wait for it to end, or "
+                          "choose another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _legacy_outputs(out: Path) -> list[str]:
+    """What a build from before the marker published: its named outputs."""
+    names = []
+    for name in ("shards", "manifest", "NOTICE", "tokenizer.json"):
+        path = out / name
+        if path.is_file():
+            names.append(name)
+        elif path.is_dir():
+            names += sorted(str(p.relative_to(out)) for p in path.rglob("*") if p.is_file())
+    return names
+
+
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def remove_work(out: Path, keep: str | None = None) -> None:
+    """Remove the build's work folders under OUT/_work (all but `keep`): only folders whose
+    layout is a build's (a `parts/` inside), never anything else put there."""
+    root = out / WORK
+    if not root.is_dir():
+        return
+    for child in root.iterdir():
+        if child.name != keep and child.is_dir() and not child.is_symlink() and (child / "parts").is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+    if not any(root.iterdir()):
+        root.rmdir()

@@ -1,0 +1,217 @@
+"""Hostile and broken input at the build's edges (docs/SECURITY.md lists these tests): sources
+that try to be options, credentials in URLs, an --out that is not the build's, a stage that
+raises on one file, builds that read nothing. In-process builds: seconds each."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from corpus_core import reasons
+from corpus_core.errors import BuildFailed, ConfigError
+from corpus_core.records import FileRecord, SourceSpec
+from corpus_core.stage import FileStage
+from corpus_core.urls import scrub_credentials
+from pipeline.cli import main
+from pipeline.config import BuildConfig, ExecutionConfig
+from pipeline.outdir import LOCK, MARKER
+from pipeline.progress import Progress
+from pipeline.run import build
+from stages.shards import ShardConfig
+from stages.sources import resolve_units
+from tests.conftest import LENIENT, PYTHON_FILE, make_git_repo, mit_license, write_tree
+
+
+def local_config(sources, **execution) -> BuildConfig:
+    return BuildConfig(**LENIENT, sources=tuple(sources), shards=ShardConfig(target_bytes=2000),
+                       execution=ExecutionConfig(executor="local", **execution))
+
+
+def small_repo(root: Path, files: int = 3) -> Path:
+    return write_tree(root, {"LICENSE": mit_license("Owner"),
+                             **{f"m{i}.py": PYTHON_FILE + f"VALUE = {i}\n" for i in range(files)}})
+
+
+# --- sources are data, never options -----------------------------------------------------
+
+@pytest.mark.parametrize("source", [
+    "git+--upload-pack=touch pwned;false",
+    "git+https://example.org/repo@--upload-pack=touch pwned",
+    "git+ext::sh -c touch% pwned",
+    "git+ftp://example.org/repo",
+])
+def test_git_sources_that_would_be_options_are_refused(tmp_path, source, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="git"):
+        resolve_units([SourceSpec(source)])
+    assert main(["build", "--out", str(tmp_path / "out"), source]) == 2
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_git_fetch_never_reads_the_url_as_an_option(tmp_path, monkeypatch):
+    """Past the check too: git gets `--end-of-options` before the URL and revision."""
+    from stages import sources
+
+    calls = []
+    monkeypatch.setattr(sources, "_run", lambda command, what, cwd=None: calls.append(command) or "")
+    monkeypatch.setattr(sources, "git_head", lambda repo, rev="HEAD": "0" * 40)
+    sources.fetch_git("git+file:///srv/repo@v1", tmp_path)
+    fetch = next(c for c in calls if "fetch" in c)
+    assert fetch[fetch.index("--end-of-options") + 1:] == ["file:///srv/repo", "v1"]
+
+
+def test_credentials_in_a_source_url_are_written_nowhere(tmp_path):
+    origin = make_git_repo(tmp_path / "origin", [{"LICENSE": mit_license("Origin"), "a.py": PYTHON_FILE}])
+    source = f"git+file://user:s3cr3t-t0ken@{origin}"  # file:// ignores the userinfo; git accepts it
+    out = tmp_path / "out"
+    assert main(["build", "--executor", "local", "--out", str(out), source]) == 0
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if b"s3cr3t-t0ken" in p.read_bytes()]
+    repos = pq.read_table(out / "manifest" / "repos.parquet").to_pylist()
+    assert repos[0]["source"] == f"git+file://***@{origin}"
+
+
+def test_a_failed_fetch_names_the_url_without_its_credentials(tmp_path, capsys):
+    source = f"git+file://user:s3cr3t-t0ken@{tmp_path}/no-such-repo"
+    out = tmp_path / "out"
+    assert main(["build", "--executor", "local", "--out", str(out), source]) == 1  # every source failed
+    assert "s3cr3t" not in capsys.readouterr().err
+    assert scrub_credentials("see https://a:b@h/x and ssh://tok@h/y") == "see https://***@h/x and ssh://***@h/y"
+
+
+# --- --out is the build's own --------------------------------------------------------------
+
+def test_an_out_folder_holding_other_files_is_refused_and_left_alone(tmp_path):
+    repo = small_repo(tmp_path / "src" / "repo")
+    out = write_tree(tmp_path / "mine", {"shards/holiday.jpg": b"\xff\xd8", "NOTICE": "my notes\n"})
+    with pytest.raises(ConfigError, match="holds files no build made"):
+        build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True))
+    assert (out / "shards" / "holiday.jpg").read_bytes() == b"\xff\xd8"
+    assert sorted(p.name for p in out.iterdir()) == ["NOTICE", "shards"]
+
+    # --force writes the build's outputs and still deletes nothing it did not write
+    build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True), force=True)
+    assert (out / "shards" / "holiday.jpg").exists() and (out / "manifest" / "files.parquet").exists()
+    assert (out / "NOTICE").read_text() != "my notes\n"  # an output of the same name is replaced
+    marker = json.loads((out / MARKER).read_text())
+    assert "shards/holiday.jpg" not in marker["files"] and "manifest/run.json" in marker["files"]
+
+
+def test_a_rebuild_replaces_only_what_the_previous_build_wrote(tmp_path):
+    repo = small_repo(tmp_path / "src" / "repo", files=12)
+    out = tmp_path / "out"
+    config = replace(local_config([SourceSpec(str(repo))]), shards=ShardConfig(target_bytes=200))
+    build(config, out, Progress(quiet=True))
+    many = sorted(p.name for p in (out / "shards").glob("*.parquet"))
+    (out / "shards" / "README.txt").write_text("a note the team keeps here\n")
+    build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True))  # fewer, larger shards
+    left = sorted(p.name for p in (out / "shards").glob("*.parquet"))
+    listed = [shard["file"] for shard in json.loads((out / "shards" / "index.json").read_text())["shards"]]
+    assert len(many) > 1 and left == listed == ["part-00000.parquet"]  # the old part-00001 is gone
+    assert (out / "shards" / "README.txt").exists()
+
+
+def test_an_out_inside_a_source_is_refused(tmp_path):
+    repo = small_repo(tmp_path / "repo")
+    with pytest.raises(ConfigError, match="inside the source"):
+        build(local_config([SourceSpec(str(repo))]), repo / "out", Progress(quiet=True))
+    assert not (repo / "out").exists()
+
+
+def test_a_second_build_into_the_same_out_stops_at_once(tmp_path):
+    repo = small_repo(tmp_path / "src" / "repo")
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = os.open(out / LOCK, os.O_RDWR | os.O_CREAT)  # what a running build holds
+    os.write(holder, b"pid 4242\n")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(ConfigError, match=r"another build is writing into .* \(pid 4242\)"):
+            build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True))
+    finally:
+        os.close(holder)
+    build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True))  # the lock is free again
+    assert (out / "manifest" / "run.json").exists()
+
+
+# --- loud failures, quiet isolation --------------------------------------------------------
+
+def test_a_missing_opt_out_registry_is_an_error(tmp_path):
+    repo = small_repo(tmp_path / "repo")
+    config = BuildConfig(**{**LENIENT}, sources=(SourceSpec(str(repo)),),
+                         execution=ExecutionConfig(executor="local"))
+    config = replace(config, optout=replace(config.optout, registry=str(tmp_path / "missing.jsonl")))
+    with pytest.raises(ConfigError, match="missing.jsonl.* does not exist"):
+        build(config, tmp_path / "out", Progress(quiet=True))
+
+
+def test_a_build_whose_every_source_failed_exits_non_zero(tmp_path, capsys):
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"\x1f\x8b\x08 not really gzip")
+    assert main(["build", "--executor", "local", "--out", str(tmp_path / "out"), str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert "build failed: every source failed: broken" in err and "not a readable tar archive" in err
+    assert not (tmp_path / "out" / "manifest").exists()
+
+
+def test_a_build_that_read_no_text_fails(tmp_path):
+    binaries = write_tree(tmp_path / "bin", {"a.bin": b"\x00\x01", "b.bin": b"\x00\x02"})
+    with pytest.raises(BuildFailed, match="no file could be read as text \\(2 binary\\)"):
+        build(local_config([SourceSpec(str(binaries))]), tmp_path / "out", Progress(quiet=True))
+
+
+class Flaky(FileStage):
+    name = "flaky"
+
+    def process(self, record: FileRecord) -> None:
+        if record.path == "m1.py":
+            raise ValueError("cannot handle\nthis one")
+
+
+def test_a_stage_raising_on_one_file_drops_that_file_with_its_reason():
+    records = [FileRecord(repo="r", path=f"m{i}.py", size=1, content="x") for i in range(3)]
+    out = list(Flaky().run(records))
+    assert [r.reason for r in out] == [None, reasons.STAGE_ERROR, None]
+    assert out[1].detail == "flaky: ValueError: cannot handle this one" and out[1].content is None
+    assert [r.kept for r in out] == [True, False, True]
+
+
+def test_stage_errors_past_the_configured_share_fail_the_build(tmp_path, monkeypatch):
+    from filters.pii import PiiRedactor
+
+    original = PiiRedactor.process
+
+    def process(self, record):
+        if record.path == "m1.py":
+            raise RuntimeError("a bug")
+        original(self, record)
+
+    monkeypatch.setattr(PiiRedactor, "process", process)
+    repo = small_repo(tmp_path / "src" / "repo", files=4)
+    with pytest.raises(BuildFailed, match=r"stage pii raised on 1 of 5 files"):
+        build(local_config([SourceSpec(str(repo))]), tmp_path / "strict", Progress(quiet=True))
+
+    build(local_config([SourceSpec(str(repo))], max_stage_error_share=0.5), tmp_path / "lenient", Progress(quiet=True))
+    rows = {r["path"]: r for r in pq.read_table(tmp_path / "lenient" / "manifest" / "files.parquet").to_pylist()}
+    assert rows["m1.py"]["reason"] == reasons.STAGE_ERROR
+    assert rows["m1.py"]["detail"] == "pii: RuntimeError: a bug"
+    assert rows["m0.py"]["decision"] == "kept" and len(rows) == 5
+
+
+def test_git_subprocesses_never_prompt(tmp_path):
+    """A fetch that needs a password fails at once instead of waiting on a terminal."""
+    result = subprocess.run([sys.executable, "-c", (
+        "from stages.sources import _run\n"
+        "import os\n"
+        "print(os.environ.get('GIT_TERMINAL_PROMPT'))\n"
+        "_run(['sh', '-c', 'test \"$GIT_TERMINAL_PROMPT\" = 0 && test \"$GIT_ALLOW_PROTOCOL\" = https:ssh:file'], 'x')\n"
+    )], cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
