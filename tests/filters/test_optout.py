@@ -14,7 +14,7 @@ from corpus_core.errors import ConfigError
 from corpus_core.records import SourceSpec
 from filters.optout import OptOutConfig
 from manifests import optout
-from manifests.audit import audit
+from pipeline.audit import audit
 from pipeline.cli import main
 from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
