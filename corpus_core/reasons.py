@@ -38,14 +38,16 @@ BINARY = register("binary", "ingest", "content has NUL bytes (and is not UTF-16/
 TOO_LARGE = register("too_large", "ingest", "size at or over `ingest.max_file_bytes`; not read")
 NOT_TEXT = register("not_text", "ingest", "not UTF-8 and no other encoding fits within `ingest.max_decode_chaos`")
 UNREADABLE = register("unreadable", "ingest", "reading failed: permission, I/O error, corrupt or encrypted archive "
-                      "member, null dataset content")
+                      "member, null dataset content, or anything else the reader raised on this entry (`detail`: the "
+                      "exception's class and message)")
 SPECIAL_FILE = register("special_file", "ingest", "a device, FIFO or socket")
 SYMLINK = register("symlink", "ingest", "a link to a file inside the repository; not followed, its target is "
                    "ingested itself")
 LINK_ESCAPE = register("link_escape", "ingest", "a link whose target lies outside the repository root; never followed")
 PATH_ESCAPE = register("path_escape", "ingest", "an archive member whose path is absolute or climbs out of the root "
                        "(zip-slip)")
-ARCHIVE_LIMIT = register("archive_limit", "ingest", "past `max_archive_members` or `max_archive_bytes`, or a zip "
+ARCHIVE_LIMIT = register("archive_limit", "ingest", "past `max_archive_members` (each such member has its own row, "
+                         "from its header) or `max_archive_bytes` (one row says where a tar stopped), or a zip "
                          "member over `max_compression_ratio`")
 SUBMODULE = register("submodule", "ingest", "a git submodule entry")
 SOURCE_UNREADABLE = register("source_unreadable", "ingest", "the whole source could not be read: corrupt archive, "

@@ -121,8 +121,9 @@ class FileStage(Stage):
     """A per-file step. Records dropped upstream pass through untouched and uncounted.
 
     One file's failure is that file's drop, never a lost unit: an exception from `process`
-    drops the record as `stage_error` (the stage and the exception's class in `detail`). A bug stays loud: the build fails when a stage's share of such drops
-    passes `execution.max_stage_error_share` (pipeline/run.py)."""
+    drops the record as `stage_error` (the stage and the exception's class in `detail`). A
+    bug stays loud: the build fails when a stage's share of such drops passes
+    `execution.max_stage_error_share` (pipeline/run.py)."""
 
     def process(self, record: FileRecord) -> None:
         raise NotImplementedError

@@ -60,7 +60,8 @@ class _BuildConfig:
     def to_dict(self) -> dict[str, Any]:
         return {
             # credentials in a source URL are never recorded (nor part of the fingerprint)
-            "sources": [{**dataclasses.asdict(spec), "source": scrub_credentials(spec.source)} for spec in self.sources],
+            "sources": [{**dataclasses.asdict(spec), "source": scrub_credentials(spec.source)}
+                        for spec in self.sources],
             "cache_dir": self.cache_dir,
             **{name: self.section(name).to_dict() for name in SECTIONS},
             "execution": {**self.execution.to_dict(),

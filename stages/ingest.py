@@ -1,29 +1,30 @@
 """Ingest: one unit of sources in, one FileRecord per file out (kept as text, or dropped
 with a reason), plus a RepoRecord per repository. Nothing read here is ever lost: a file
-that cannot become text is a dropped record, a source that cannot be read at all is a
+that cannot become text is a dropped record, one a reader fails on in a way nobody foresaw
+is an `unreadable` record naming the exception (a failure of our own decoding code is a
+`stage_error`, counted against `execution.max_stage_error_share`), a source that cannot be read at all is a
 repository row with its error and one dropped record standing for it (path "").
+Names that are not UTF-8 are written as `readers.printable_name` says.
 """
 
 from __future__ import annotations
 
 import codecs
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import charset_normalizer
-import pyarrow as pa
-import pyarrow.dataset as pads
-import pyarrow.json as pajson
 
 from corpus_core import reasons
 from corpus_core.errors import ConfigError
 from corpus_core.records import FileRecord, RepoRecord
 from corpus_core.settings import Settings, setting
-from corpus_core.stage import Stage, StageContext
+from corpus_core.stage import Stage, StageContext, stage_error_detail
 from stages import readers
-from stages.readers import Entry, SourceError
+from stages.readers import Entry, SourceError, error_detail, printable_name
 from stages.sources import Unit, fetch_git, fetch_npm, fetch_pypi, verify_sha256
 
 _BOMS = (
@@ -41,13 +42,30 @@ _PREFERRED = {
 }
 
 
-def decode_text(data: bytes, max_chaos: float) -> tuple[str, str] | tuple[None, str]:
-    """(text, encoding) for text, (None, reason) for binary or undecodable bytes."""
+UTF8_REPLACED = "utf-8-replaced"  # the encoding of UTF-8 text read with its few bad bytes replaced
+_MULTIBYTE_CHAR = re.compile("[^\x00-\x7f\udc80-\udcff]")  # a character UTF-8 spells in several bytes
+
+
+def decode_text(data: bytes, max_chaos: float, max_utf8_errors: int = 16) -> tuple[str, str] | tuple[None, str]:
+    """(text, encoding) for text, (None, reason) for binary or undecodable bytes.
+
+    Text that is UTF-8 but for a few bad sequences (a character cut at a buffer's edge, one
+    pasted from a Latin-1 editor) stays UTF-8, each bad sequence replaced by U+FFFD, with the
+    encoding `utf-8-replaced`: read as a code page instead, every other non-ASCII character
+    would turn to mojibake (or, with CJK text, the file would be dropped). "A few" is at most
+    `max_utf8_errors`, and no more than the valid multi-byte characters beside them (or a
+    UTF-8 byte-order mark): the file must look more like UTF-8 than not. ASCII with one stray
+    high byte is as likely Latin-1 (`Copyright \\xa9 2020`) and goes to charset detection as
+    before, as do Shift-JIS or GBK, whose bytes seldom form valid UTF-8 by chance. Only the
+    bytes decide, so the same file always gets the same text.
+    """
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(encoding), encoding
             except UnicodeDecodeError:
+                if encoding == "utf-8-sig" and (text := _mostly_utf8(data[3:], max_utf8_errors, True)) is not None:
+                    return text, UTF8_REPLACED
                 return None, reasons.NOT_TEXT
     if b"\x00" in data:
         return None, reasons.BINARY
@@ -55,12 +73,32 @@ def decode_text(data: bytes, max_chaos: float) -> tuple[str, str] | tuple[None, 
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    if (text := _mostly_utf8(data, max_utf8_errors, False)) is not None:
+        return text, UTF8_REPLACED
     candidates = list(charset_normalizer.from_bytes(data, threshold=max_chaos))
     if not candidates:
         return None, reasons.NOT_TEXT
     # equally clean guesses (cp1250, cp1252, cp1257 often tie) go to the commonest in code
     best = min(candidates, key=lambda m: (m.chaos, -m.coherence, _PREFERRED.get(m.encoding, len(_PREFERRED))))
     return str(best), best.encoding
+
+
+def _mostly_utf8(data: bytes, max_errors: int, marked: bool) -> str | None:
+    """The text with U+FFFD for each bad sequence when they are few enough (see decode_text)."""
+    replaced = data.decode("utf-8", "replace")
+    escaped = data.decode("utf-8", "surrogateescape")  # the same text, bad bytes kept apart
+    errors = replaced.count("\ufffd") - escaped.count("\ufffd")  # a U+FFFD of the file's own is no error
+    if errors > max_errors:
+        return None
+    if not marked:
+        evidence = 0
+        for _ in _MULTIBYTE_CHAR.finditer(escaped):
+            evidence += 1
+            if evidence >= errors:
+                break
+        if evidence < errors:
+            return None
+    return replaced
 
 
 @dataclass(frozen=True)
@@ -72,6 +110,8 @@ class IngestConfig(Settings):
     max_archive_bytes: int = setting(2 * 1024**3, "uncompressed bytes read from one archive")
     max_compression_ratio: int = setting(200, "zip members over 1 MiB beyond this ratio are bombs: `archive_limit`")
     max_decode_chaos: float = setting(0.2, "non-UTF-8 text whose best charset guess is messier: `not_text`")
+    max_utf8_errors: int = setting(16, "UTF-8 text with this many bad sequences at most (and more valid multi-byte "
+                                   "characters) keeps UTF-8, U+FFFD in their place: `utf-8-replaced`; 0: never")
 
     def __post_init__(self) -> None:
         if self.max_file_bytes == 0:
@@ -111,20 +151,32 @@ class Ingest(Stage):
 
         repo = None
         if unit.repo is not None:
-            repo = self.repos[unit.repo] = RepoRecord(
-                repo=unit.repo, source=unit.spec.source, kind=unit.kind, stars=unit.spec.stars
+            name = printable_name(unit.repo)
+            repo = self.repos[name] = RepoRecord(
+                repo=name, source=printable_name(unit.spec.source), kind=unit.kind, stars=unit.spec.stars
             )
         ordinal = -1
         try:
-            entries = self._dataset_entries(unit) if unit.kind == "dataset" else (
+            entries = self._dataset_entries(unit, stop) if unit.kind == "dataset" else (
                 (repo.repo, entry) for entry in self._entries(unit, repo))
-            for ordinal, (repo_name, entry) in enumerate(entries):
-                yield self.to_record(repo_name, entry) if inside(ordinal) else None
-        except SourceError as err:
-            name = unit.repo or Path(unit.location).name
-            repo = self.repos.setdefault(name, RepoRecord(name, unit.spec.source, unit.kind))
-            repo.error = str(err)
-            yield self.unreadable_source(name, str(err)) if inside(ordinal + 1) else None
+            for ordinal, item in enumerate(entries):
+                yield self._record(*item) if item is not None and inside(ordinal) else None
+        except Exception as err:  # noqa: BLE001 - a SourceError, or a reader that broke mid-stream: one row says so
+            error = str(err) if isinstance(err, SourceError) else error_detail(err)
+            name = printable_name(unit.repo or Path(unit.location).name)
+            repo = self.repos.setdefault(name, RepoRecord(name, printable_name(unit.spec.source), unit.kind))
+            repo.error = printable_name(error)
+            yield self.unreadable_source(name, repo.error) if inside(ordinal + 1) else None
+
+    def _record(self, repo: str, entry: Entry) -> FileRecord:
+        """`to_record`, with whatever it raises on this one entry made the entry's drop."""
+        try:
+            return self.to_record(repo, entry)
+        except Exception as err:  # noqa: BLE001 - one file's failure is that file's drop, never the unit's
+            record = FileRecord(repo=repo, path=printable_name(entry.path), size=entry.size)
+            # not the input's fault but our code's: counted as a stage error, loud past the share
+            record.drop(reasons.STAGE_ERROR, stage_error_detail(self.name, err))
+            return record
 
     @staticmethod
     def unreadable_source(repo: str, error: str) -> FileRecord:
@@ -152,9 +204,10 @@ class Ingest(Stage):
         return readers.read_directory(location, self.config, top_level_only=unit.kind == "loose")
 
     def to_record(self, repo: str, entry: Entry) -> FileRecord:
-        record = FileRecord(repo=repo, path=entry.path, size=entry.size)
+        path = printable_name(entry.path)
+        record = FileRecord(repo=repo, path=path, size=entry.size)
         if entry.reason is not None:
-            record.drop(entry.reason, entry.detail)
+            record.drop(entry.reason, None if entry.detail is None else printable_name(entry.detail))
             return record
         data = entry.data
         record.size = len(data)
@@ -162,64 +215,23 @@ class Ingest(Stage):
         if record.size >= self.config.max_file_bytes:
             record.drop(reasons.TOO_LARGE)
             return record
-        text, encoding = decode_text(data, self.config.max_decode_chaos)
+        text, encoding = decode_text(data, self.config.max_decode_chaos, self.config.max_utf8_errors)
         if text is None:
             record.drop(encoding)
         else:
             record.content, record.encoding = text, encoding
         return record
 
-    def _dataset_entries(self, unit: Unit) -> Iterator[tuple[str, Entry]]:
-        """Rows of a file-level dataset as (repo, entry): repo, path, content (+ url, commit,
-        stars, license if present); a row whose content is null is an unreadable entry."""
-        for batch in _dataset_batches(Path(unit.location)):
-            columns = batch.to_pydict()
-            rows = zip(columns["repo"], columns["path"], columns["content"], strict=True)
-            for index, (repo, path, content) in enumerate(rows):
-                repo = str(repo)
-                if repo not in self.repos:
-                    self.repos[repo] = RepoRecord(
-                        repo=repo,
-                        source=unit.spec.source,
-                        kind="dataset",
-                        url=_optional(columns, "url", index),
-                        commit=_optional(columns, "commit", index),
-                        stars=_optional_int(columns, "stars", index),
-                        declared_license=_optional(columns, "license", index),
-                    )
-                if content is None:
-                    yield repo, Entry(str(path), 0, reason=reasons.UNREADABLE, detail="content is null")
-                    continue
-                data = content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
-                yield repo, Entry(str(path), len(data), data=data)
-
-
-def _optional(columns: dict, name: str, index: int) -> str | None:
-    value = columns.get(name, [None] * (index + 1))[index]
-    return None if value is None else str(value)
-
-
-def _optional_int(columns: dict, name: str, index: int) -> int | None:
-    value = _optional(columns, name, index)
-    try:
-        return None if value is None else int(value)
-    except ValueError:
-        return None
-
-
-def _dataset_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    try:
-        if path.suffix.lower() == ".parquet":
-            scanner = pads.dataset(path, format="parquet")
-            names = scanner.schema.names
-            batches = scanner.to_batches(batch_size=1024)
-        else:
-            reader = pajson.open_json(path)
-            names = reader.schema.names
-            batches = reader
-        missing = {"repo", "path", "content"} - set(names)
-        if missing:
-            raise SourceError(f"dataset {path.name} lacks the columns {sorted(missing)}")
-        yield from batches
-    except (pa.ArrowInvalid, OSError) as err:
-        raise SourceError(f"dataset {path.name} is not readable: {err}") from err
+    def _dataset_entries(self, unit: Unit, stop: int | None) -> Iterator[tuple[str, Entry] | None]:
+        """Rows of a file-level dataset as (repo, entry), None for those past `stop`. The first
+        row naming a repository gives its metadata (url, commit, stars, license); every chunk
+        reads the rows before its window, so every chunk agrees on it."""
+        source = printable_name(unit.spec.source)
+        for row in readers.read_dataset(Path(unit.location), self.config, stop):
+            if row is None:
+                yield None
+                continue
+            if row.repo not in self.repos:
+                self.repos[row.repo] = RepoRecord(repo=row.repo, source=source, kind="dataset", url=row.url,
+                                                  commit=row.commit, stars=row.stars, declared_license=row.license)
+            yield row.repo, row.entry

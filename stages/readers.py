@@ -3,27 +3,35 @@
 Each yields `Entry` objects in a stable order. A reader never follows a link, never
 resolves a path outside its root and never reads more than the ingest limits allow; what it
 will not read comes out as an entry with a reason, so the manifest still accounts for it.
+One entry's failure, foreseen or not, is that entry's `unreadable` row, never the source's.
 A source that cannot be opened at all raises `SourceError`.
 """
 
 from __future__ import annotations
 
+import bisect
 import bz2
 import gzip
 import io
+import json
 import lzma
 import os
 import posixpath
+import re
 import stat
+import struct
 import subprocess
 import tarfile
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
 
 from corpus_core import reasons
 
@@ -33,6 +41,12 @@ if TYPE_CHECKING:
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 DATASET_SUFFIXES = (".parquet", ".jsonl", ".ndjson")
 VCS_DIRS = frozenset({".git", ".hg", ".svn"})
+
+
+BAD_RECORD = reasons.register(
+    "bad_record", "ingest", "a dataset row that is not a record: a JSON Lines line that is not UTF-8, not JSON or "
+    "not an object, or a row whose `repo`, `path` or `content` is missing, empty or not a string; `detail` names "
+    "the line or row and what was wrong")
 
 
 class SourceError(Exception):
@@ -46,6 +60,52 @@ class Entry:
     data: bytes | None = None  # None when the reader did not read it (see reason)
     reason: str | None = None
     detail: str | None = None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable_name(name: str) -> str:
+    """A name as the manifests and shards write it: itself when it is valid Unicode (nearly
+    always), else with each byte that is not UTF-8 written `\\xNN` (two lower-case hex digits,
+    as Python's `backslashreplace` writes it), e.g. `caf\\xe9.py` for a Latin-1 `café.py`.
+
+    Names are bytes on disk, in git trees and in tar headers; Python hands undecodable bytes
+    on as lone surrogates, which Arrow, Parquet and go-enry refuse, so one such name used to
+    fail the whole build. The file itself is read and judged like any other: its content is
+    no worse for its name, and dropping every file of an old Latin-1 or Shift-JIS tree would
+    lose real code for a cosmetic reason. The rendering is deterministic, keeps the valid
+    part readable (and the extension, which language detection reads) and gives the bytes
+    back; a valid name can only look the same by holding a literal backslash, `x` and two hex
+    digits, and should two names of one repository meet so, each still has its own manifest
+    row (`duplicate_path` drops the second kept one). A lone surrogate that arrived as such
+    (a `\\ud800` escape in a JSON dataset) is written `\\ud800`.
+    """
+    if not _SURROGATE.search(name):
+        return name
+    return _SURROGATE.sub(_escape_surrogate, name)
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def error_detail(err: BaseException) -> str:
+    """`ExceptionClass: message` of an unforeseen failure, on one line of at most 200 characters."""
+    message = " ".join(printable_name(str(err)).split())[:200]
+    return type(err).__name__ + (f": {message}" if message else "")
+
+
+def _guarded(read: Callable[[], Entry | None], path: str, size: int) -> Entry | None:
+    """`read()`, or an `unreadable` entry for `path` when it raises: one broken entry never
+    costs its neighbours. A SourceError (the whole stream broke) still ends the source."""
+    try:
+        return read()
+    except SourceError:
+        raise
+    except Exception as err:  # noqa: BLE001 - anything one entry raises is that entry's drop
+        return Entry(path, size, reason=reasons.UNREADABLE, detail=error_detail(err))
 
 
 def is_archive(path: str | Path) -> bool:
@@ -135,55 +195,103 @@ def _open_tar_stream(path: Path, limit: int) -> tarfile.TarFile:
     return tarfile.open(fileobj=_BoundedReader(inner, limit), mode="r|")
 
 
-def _tar_members(path: Path, limits: IngestConfig) -> tuple[list[tarfile.TarInfo], Entry | None]:
-    """First pass: member headers up to the limits, and an entry for where reading stopped."""
-    members: list[tarfile.TarInfo] = []
+class _TarScan:
+    """What the first pass over a tar stream learns from the headers alone, in bounded memory:
+    the common root of the members within the member limit, how many members can be read
+    whole, and an entry for where reading stopped (None: the archive's end)."""
+
+    def __init__(self) -> None:
+        self.readable = 0
+        self.stopped: Entry | None = None
+        self._top: str | None = None
+        self._one_root = True
+
+    def add(self, member: tarfile.TarInfo, within_limit: bool) -> None:
+        name = _clean_name(member.name)
+        if within_limit and name and not member.isdir():
+            top = name.split("/", 1)[0]
+            self._one_root = self._one_root and "/" in name and self._top in (None, top)
+            self._top = top
+        self.readable += 1
+
+    @property
+    def root(self) -> str:
+        return self._top + "/" if self._one_root and self._top is not None else ""
+
+
+def _tar_scan(path: Path, limits: IngestConfig) -> _TarScan:
+    """The first pass: member headers (their data is skipped, within the byte budget). A
+    member counts once the header after it could be read: where the stream breaks, the last
+    member seen is the one it broke in, and becomes the entry that says so."""
+    scan = _TarScan()
+    pending: tarfile.TarInfo | None = None
     try:
         with _open_tar_stream(path, limits.max_archive_bytes) as tar:
-            for member in tar:
-                if len(members) >= limits.max_archive_members:
-                    detail = f"archive has more than {limits.max_archive_members} members; the rest not read"
-                    stopped = Entry(_clean_name(member.name), member.size, reason=reasons.ARCHIVE_LIMIT, detail=detail)
-                    return members, stopped
-                members.append(member)
+            for index, member in enumerate(tar):
+                tar.members.clear()  # stream mode keeps every header read: memory would grow with the archive
+                if pending is not None:
+                    scan.add(pending, index - 1 < limits.max_archive_members)
+                pending = member
     except _ArchiveBudgetExceeded as err:
-        if not members:
+        if pending is None:
             raise SourceError(str(err)) from err
-        last = members.pop()
-        return members, Entry(_clean_name(last.name), last.size, reason=reasons.ARCHIVE_LIMIT, detail=str(err))
-    except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as err:
-        if not members:
-            raise SourceError(f"not a readable tar archive: {err}") from err
-        last = members.pop()
-        detail = f"archive broken here: {err}"
-        return members, Entry(_clean_name(last.name), last.size, reason=reasons.UNREADABLE, detail=detail)
-    return members, None
+        scan.stopped = Entry(_clean_name(pending.name), pending.size, reason=reasons.ARCHIVE_LIMIT, detail=str(err))
+        return scan
+    except Exception as err:  # noqa: BLE001 - hostile headers raise more than TarError (ValueError, UnicodeError...)
+        foreseen = isinstance(err, (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error))
+        problem = str(err) if foreseen else error_detail(err)
+        if pending is None:
+            raise SourceError(f"not a readable tar archive: {problem}") from err
+        detail = f"archive broken here: {problem}"
+        scan.stopped = Entry(_clean_name(pending.name), pending.size, reason=reasons.UNREADABLE, detail=detail)
+        return scan
+    if pending is not None:
+        scan.add(pending, scan.readable < limits.max_archive_members)
+    return scan
 
 
 def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
-    members, stopped = _tar_members(path, limits)
-    root = _common_root([_clean_name(m.name) for m in members if _clean_name(m.name) and not m.isdir()])
-    wanted = len(members)
-    if wanted:
-        with _open_tar_stream(path, limits.max_archive_bytes) as tar:
-            for index, member in enumerate(tar):
-                if index >= wanted:
-                    break
-                entry = _tar_entry(tar, member, root, limits)
-                if entry is not None:
-                    yield entry
+    """Two passes over the stream: headers first (the common root, where the stream ends),
+    then every member in order. Members past `max_archive_members` each get an
+    `archive_limit` entry from their header alone; where the byte budget or a corruption
+    stops the stream, one entry says where."""
+    scan = _tar_scan(path, limits)
+    root, stopped = scan.root, scan.stopped
+    if scan.readable:
+        index = -1
+        try:
+            with _open_tar_stream(path, limits.max_archive_bytes) as tar:
+                for index, member in enumerate(tar):
+                    tar.members.clear()
+                    if index >= scan.readable:
+                        break
+                    past_limit = index >= limits.max_archive_members
+                    entry = _guarded(lambda m=member, p=past_limit: _tar_entry(tar, m, root, limits, p),
+                                     _clean_name(member.name), member.size)
+                    if entry is not None:
+                        yield entry
+        except Exception as err:  # noqa: BLE001 - the first pass read this far; should the second not, say where
+            if index + 1 < scan.readable:
+                stopped = Entry(f"member {index + 1}", 0, reason=reasons.UNREADABLE,
+                                detail=f"archive broken here: {error_detail(err)}")
     if stopped is not None:
-        stopped.path = stopped.path.removeprefix(root)
+        stopped.path = stopped.path.removeprefix(root) if root and stopped.path.startswith(root) else stopped.path
         yield stopped
 
 
-def _tar_entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, limits: IngestConfig) -> Entry | None:
+def _tar_entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, limits: IngestConfig,
+               past_limit: bool = False) -> Entry | None:
     name = _clean_name(member.name)
     path = name.removeprefix(root) if root and name.startswith(root) else name
     if _escapes(name):
         return Entry(name, member.size, reason=reasons.PATH_ESCAPE, detail=f"member name {member.name!r}")
-    if member.isdir() or not path:
+    if member.isdir():
         return None
+    if not path:
+        return Entry(member.name, member.size, reason=reasons.UNREADABLE, detail="member without a name")
+    if past_limit:
+        return Entry(path, member.size, reason=reasons.ARCHIVE_LIMIT,
+                     detail=f"past {limits.max_archive_members} members; not read")
     if member.issym():
         return _link_entry(path, member.linkname)
     if member.islnk():
@@ -208,19 +316,122 @@ def _tar_entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, limits:
 
 def read_zip(path: Path, limits: IngestConfig) -> Iterator[Entry]:
     try:
-        archive = zipfile.ZipFile(path)
+        archive = _open_zip(path)
         infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, struct.error) as err:
         raise SourceError(f"not a readable zip archive: {err}") from err
-    with archive:
-        names = [_clean_name(i.filename) for i in infos if not i.is_dir()]
-        root = _common_root([n for n in names if n])
-        budget = limits.max_archive_bytes
-        for index, info in enumerate(infos):
-            entry = _zip_entry(archive, info, index, root, budget, limits)
-            if entry is not None:
-                budget -= len(entry.data or b"")
-                yield entry
+    mended = archive.fp if isinstance(archive.fp, _FlagMendedFile) else None  # ZipFile leaves a file it is given open
+    try:
+        with archive:
+            names = [_clean_name(i.filename) for i in infos if not i.is_dir()]
+            root = _common_root([n for n in names if n])
+            budget = limits.max_archive_bytes
+            for index, info in enumerate(infos):
+                entry = _guarded(lambda i=info, n=index, b=budget: _zip_entry(archive, i, n, root, b, limits),
+                                 _clean_name(info.filename), info.file_size)
+                if entry is not None:
+                    budget -= len(entry.data or b"")
+                    yield entry
+    finally:
+        if mended is not None:
+            mended.close()
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    """The archive, its member names as their bytes say. A name flagged UTF-8 that is not
+    (Python's zipfile then refuses the whole archive) is read with the flag cleared in the
+    central directory and in its local header, and named by its bytes (surrogate-escaped, as
+    a tar or directory name; `printable_name` writes it)."""
+    try:
+        return zipfile.ZipFile(path)
+    except UnicodeDecodeError:
+        pass
+    handle = _FlagMendedFile(path)
+    try:
+        misnamed = handle.mend_flags()
+        archive = zipfile.ZipFile(handle)
+    except BaseException:
+        handle.close()
+        raise
+    for info, raw in zip(archive.infolist(), misnamed, strict=False):
+        if raw is not None:
+            info.filename = raw.decode("utf-8", "surrogateescape")
+    return archive
+
+
+class _FlagMendedFile(io.RawIOBase):
+    """The archive's bytes with chosen bytes replaced (the UTF-8 flags of misnamed members)."""
+
+    def __init__(self, path: Path):
+        self._file = open(path, "rb")  # closed with this object: by read_zip, or by _open_zip on failure
+        self._offsets: list[int] = []
+        self._bytes: list[int] = []
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def readinto(self, buffer: Any) -> int:
+        start = self._file.tell()
+        count = self._file.readinto(buffer)
+        first = bisect.bisect_left(self._offsets, start)
+        for at, value in zip(self._offsets[first:], self._bytes[first:], strict=True):
+            if at >= start + count:
+                break
+            buffer[at - start] = value
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def _patch_flags(self, offset: int) -> None:
+        """Clear the UTF-8 bit (0x800) of the 16-bit flags at `offset`, if set."""
+        self._file.seek(offset)
+        field = self._file.read(2)
+        if len(field) == 2 and field[1] & 0x08:
+            position = bisect.bisect_left(self._offsets, offset + 1)
+            self._offsets.insert(position, offset + 1)
+            self._bytes.insert(position, field[1] & ~0x08)
+
+    def mend_flags(self) -> list[bytes | None]:
+        """Walk the central directory (zipfile's own layout constants); per member, its raw
+        name where that is not UTF-8, else None."""
+        end = zipfile._EndRecData(self._file)
+        if not end:
+            raise zipfile.BadZipFile("File is not a zip file")
+        size, offset = end[zipfile._ECD_SIZE], end[zipfile._ECD_OFFSET]
+        concat = end[zipfile._ECD_LOCATION] - size - offset
+        if end[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
+            concat -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+        self._file.seek(offset + concat)
+        directory = self._file.read(size)
+        names: list[bytes | None] = []
+        at = 0
+        while at + zipfile.sizeCentralDir <= len(directory):
+            record = struct.unpack(zipfile.structCentralDir, directory[at: at + zipfile.sizeCentralDir])
+            if record[zipfile._CD_SIGNATURE] != zipfile.stringCentralDir:
+                break
+            name_end = at + zipfile.sizeCentralDir + record[zipfile._CD_FILENAME_LENGTH]
+            raw = directory[at + zipfile.sizeCentralDir: name_end]
+            try:
+                raw.decode("utf-8")
+                names.append(None)
+            except UnicodeDecodeError:
+                names.append(raw)
+                self._patch_flags(offset + concat + at + 8)  # flags: after signature and versions
+                self._patch_flags(record[zipfile._CD_LOCAL_HEADER_OFFSET] + concat + 6)
+            at = name_end + record[zipfile._CD_EXTRA_FIELD_LENGTH] + record[zipfile._CD_COMMENT_LENGTH]
+        self._file.seek(0)
+        return names
 
 
 def _zip_entry(
@@ -231,8 +442,10 @@ def _zip_entry(
     size = info.file_size
     if _escapes(name):
         return Entry(name, size, reason=reasons.PATH_ESCAPE, detail=f"member name {info.filename!r}")
-    if info.is_dir() or not path:
+    if info.is_dir():
         return None
+    if not path:
+        return Entry(info.filename, size, reason=reasons.UNREADABLE, detail="member without a name")
     if index >= limits.max_archive_members:
         return Entry(path, size, reason=reasons.ARCHIVE_LIMIT, detail=f"past {limits.max_archive_members} members")
     mode = info.external_attr >> 16
@@ -286,13 +499,18 @@ def read_directory(root: Path, limits: IngestConfig, top_level_only: bool = Fals
         subdirs = []
         for child in children:
             rel = f"{prefix}/{child.name}" if prefix else child.name
-            if child.is_dir(follow_symlinks=False):
+            try:
+                is_dir = child.is_dir(follow_symlinks=False)
+            except OSError as err:
+                yield Entry(rel, 0, reason=reasons.UNREADABLE, detail=err.strerror)
+                continue
+            if is_dir:
                 if child.name not in VCS_DIRS and not top_level_only:
                     subdirs.append(rel)
                 continue
             if top_level_only and is_archive(child.name):
                 continue  # archives at a collection's top level are repositories of their own
-            yield read_path_entry(root, real_root, rel, limits)
+            yield _guarded(lambda r=rel: read_path_entry(root, real_root, r, limits), rel, 0)
         stack.extend(reversed(subdirs))
 
 
@@ -344,7 +562,7 @@ def git_head(repo: Path, rev: str = "HEAD") -> str:
 
 def git_remote_url(repo: Path) -> str | None:
     try:
-        return _git(repo, "config", "--get", "remote.origin.url").decode().strip() or None
+        return _git(repo, "config", "--get", "remote.origin.url").decode("utf-8", "replace").strip() or None
     except SourceError:
         return None
 
@@ -367,7 +585,8 @@ def read_git(repo: Path, limits: IngestConfig, commit: str) -> Iterator[Entry]:
         if mode == "commit":
             yield Entry(path, 0, reason=reasons.SUBMODULE, detail=f"submodule at {object_id}")
         elif mode == "120000":
-            yield _link_entry(path, next(blobs).decode("utf-8", "surrogateescape"))
+            target = next(blobs)  # read whatever happens: the stream of blobs stays in step
+            yield _guarded(lambda p=path, t=target: _link_entry(p, t.decode("utf-8", "surrogateescape")), path, 0)
         elif size >= limits.max_file_bytes:
             yield Entry(path, size, reason=reasons.TOO_LARGE)
         else:
@@ -403,3 +622,189 @@ def _feed(stdin: io.BufferedWriter, object_ids: list[str]) -> None:
         stdin.close()
     except BrokenPipeError:
         pass
+
+
+# --- datasets ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DatasetRow:
+    """One row of a file-level dataset: the repository it names, its file (an entry with a
+    reason when the row is not a usable record) and the repository's metadata it carries."""
+
+    repo: str
+    entry: Entry
+    url: str | None = None
+    commit: str | None = None
+    stars: int | None = None
+    license: str | None = None
+
+
+_MISSING = object()  # a field the row does not have (JSON Lines; a Parquet file lacks the column for every row)
+
+
+def read_dataset(path: Path, limits: IngestConfig, stop: int | None = None) -> Iterator[DatasetRow | None]:
+    """Each record of a dataset file (Parquet, JSON Lines) in order, then None for each record
+    past the first `stop`: those are counted, not parsed (a chunk needs only its window, the
+    rows before it for their repositories' metadata, and the unit's length).
+
+    A row that is not a usable record is still one record, dropped with a reason. Where its
+    `repo` and `path` are non-empty strings it keeps them; otherwise it is filed under the
+    dataset file's name as repository and `line:N` (JSON Lines, N counted from 1 as editors
+    and `sed -n Np` count) or `row:N` (Parquet, also from 1) as path, and `detail` starts with
+    the same line or row. Blank lines of a JSON Lines file are no records."""
+    if path.suffix.lower() == ".parquet":
+        return _parquet_rows(path, limits, stop)
+    return _jsonl_rows(path, limits, stop)
+
+
+def _jsonl_rows(path: Path, limits: IngestConfig, stop: int | None) -> Iterator[DatasetRow | None]:
+    """Line by line, each line held once and bounded by `max_file_bytes`: a longer line is a
+    `too_large` record (its length counted while it is skipped, never parsed)."""
+    label = printable_name(path.name)
+    try:
+        handle = open(path, "rb")
+    except OSError as err:
+        raise SourceError(f"dataset {label} is not readable: {err.strerror}") from err
+    with handle:
+        records = 0
+        for number, line, size in _jsonl_lines(handle, limits.max_file_bytes):
+            if line is not None and not line.strip():
+                continue  # a blank line
+            records += 1
+            if stop is not None and records > stop:
+                yield None
+                continue
+            yield _guarded_row(lambda n=number, li=line, si=size: _jsonl_row(label, n, li, si, limits),
+                               label, f"line:{number}", size)
+
+
+def _jsonl_lines(handle: io.BufferedReader, limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, its bytes without the newline, its length); None for the bytes of a line
+    of `limit` bytes or more, which is skipped, not held."""
+    number = 0
+    while line := handle.readline(limit + 1):
+        number += 1
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]  # a UTF-8 byte-order mark, as Windows tools write
+        complete = line.endswith(b"\n")
+        body = line[:-1] if complete else line
+        size = len(body)
+        if not complete and len(line) > limit:  # read on to the line's end, counting
+            while chunk := handle.readline(1 << 20):
+                size += len(chunk) - chunk.endswith(b"\n")
+                if chunk.endswith(b"\n"):
+                    break
+        yield number, (body if size < limit else None), size
+
+
+def _jsonl_row(label: str, number: int, line: bytes | None, size: int, limits: IngestConfig) -> DatasetRow:
+    locator, where = f"line:{number}", f"line {number}"
+    if line is None:
+        return DatasetRow(label, Entry(locator, size, reason=reasons.TOO_LARGE,
+                                       detail=f"{where}: {size} bytes, at or over ingest.max_file_bytes; not parsed"))
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return _bad_row(label, locator, size, f"{where}: not UTF-8 (byte {err.start + 1})")
+    except (ValueError, RecursionError) as err:  # int digits over Python's limit are a ValueError too
+        return _bad_row(label, locator, size, f"{where}: not JSON ({error_detail(err)})")
+    if not isinstance(value, dict):
+        return _bad_row(label, locator, size, f"{where}: {_kind(value)}, not a JSON object")
+    return _dataset_row(label, locator, where, value, size, binary_content=False)
+
+
+def _parquet_rows(path: Path, limits: IngestConfig, stop: int | None) -> Iterator[DatasetRow | None]:
+    label = printable_name(path.name)
+    try:
+        dataset = pads.dataset(path, format="parquet")
+        missing = {"repo", "path", "content"} - set(dataset.schema.names)
+        if missing:
+            raise SourceError(f"dataset {label} lacks the columns {sorted(missing)}")
+        columns_read = ("repo", "path", "content", "url", "commit", "stars", "license")
+        wanted = [name for name in columns_read if name in dataset.schema.names]
+        records = 0
+        for batch in dataset.to_batches(columns=wanted, batch_size=1024):
+            if stop is not None and records + batch.num_rows > stop:
+                columns = batch.slice(0, max(stop - records, 0)).to_pydict()
+            else:
+                columns = batch.to_pydict()
+            for index in range(batch.num_rows):
+                records += 1
+                if stop is not None and records > stop:
+                    yield None
+                    continue
+                fields = {name: values[index] for name, values in columns.items()}
+                yield _guarded_row(lambda f=fields, n=records: _dataset_row(label, f"row:{n}", f"row {n}", f, 0, True),
+                                   label, f"row:{records}", 0)
+    except (pa.ArrowException, OSError) as err:
+        raise SourceError(f"dataset {label} is not readable: {error_detail(err)}") from err
+
+
+def _guarded_row(read: Callable[[], DatasetRow], label: str, locator: str, size: int) -> DatasetRow:
+    try:
+        return read()
+    except Exception as err:  # noqa: BLE001 - one row's failure is that row's drop
+        return DatasetRow(label, Entry(locator, size, reason=reasons.UNREADABLE, detail=error_detail(err)))
+
+
+def _bad_row(label: str, locator: str, size: int, detail: str) -> DatasetRow:
+    return DatasetRow(label, Entry(locator, size, reason=BAD_RECORD, detail=detail))
+
+
+def _dataset_row(label: str, locator: str, where: str, fields: dict[str, Any], size: int,
+                 binary_content: bool) -> DatasetRow:
+    """The checks every dataset row gets, JSON or Parquet: `repo` and `path` non-empty strings,
+    `content` a string (or bytes, in Parquet); null content is `unreadable`, as before."""
+    repo, path = fields.get("repo", _MISSING), fields.get("path", _MISSING)
+    problems = [p for p in (_name_problem("repo", repo), _name_problem("path", path)) if p]
+    if problems:
+        return _bad_row(label, locator, size, f"{where}: {'; '.join(problems)}")
+    repo, path = printable_name(repo), printable_name(path)
+    content = fields.get("content", _MISSING)
+    if isinstance(content, str):
+        data = content.encode("utf-8", "surrogatepass")  # a JSON `\ud800` escape: bytes decode_text judges
+        entry = Entry(path, len(data), data=data)
+    elif binary_content and isinstance(content, bytes):
+        entry = Entry(path, len(content), data=content)
+    elif content is None:
+        entry = Entry(path, 0, reason=reasons.UNREADABLE, detail="content is null")
+    else:
+        shown = "missing" if content is _MISSING else f"{_kind(content)}, not a string"
+        entry = Entry(path, size, reason=BAD_RECORD, detail=f"{where}: `content` is {shown}")
+    return DatasetRow(repo, entry, url=_text(fields.get("url")), commit=_text(fields.get("commit")),
+                      stars=_count(fields.get("stars")), license=_text(fields.get("license")))
+
+
+def _name_problem(field: str, value: Any) -> str | None:
+    if value is _MISSING:
+        return f"`{field}` is missing"
+    if value is None:
+        return f"`{field}` is null"
+    if not isinstance(value, str):
+        return f"`{field}` is {_kind(value)}, not a string"
+    return None if value else f"`{field}` is empty"
+
+
+def _kind(value: Any) -> str:
+    """A value's kind in JSON's words."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    kinds = {str: "a string", list: "an array", dict: "an object", bytes: "bytes", type(None): "null"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
+def _text(value: Any) -> str | None:
+    """Optional metadata (url, commit, license): a string, else ignored."""
+    return printable_name(value) if isinstance(value, str) and value else None
+
+
+def _count(value: Any) -> int | None:
+    """Stars: a whole number (or its digits as a string) that fits int64, else unknown."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return value
+    return None

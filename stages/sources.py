@@ -43,7 +43,8 @@ class Unit:
 
 def _key(name: str, *identity: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:60] or "unit"
-    digest = hashlib.sha256("\x00".join(identity).encode()).hexdigest()[:10]
+    # a name that is not UTF-8 reaches here surrogate-escaped (os.fsdecode): hash its bytes
+    digest = hashlib.sha256("\x00".join(identity).encode("utf-8", "surrogateescape")).hexdigest()[:10]
     return f"{safe}-{digest}"
 
 
@@ -52,7 +53,8 @@ def _unit(kind: str, location: str, repo: str | None, spec: SourceSpec) -> Unit:
 
 
 _PYPI = re.compile(r"^pypi:(?P<name>[A-Za-z0-9._-]+)==(?P<version>[A-Za-z0-9._+!-]+)$")
-_NPM = re.compile(r"^npm:(?P<name>(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*)@(?P<version>[A-Za-z0-9][A-Za-z0-9._+-]*)$")
+_NPM = re.compile(
+    r"^npm:(?P<name>(@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*)@(?P<version>[A-Za-z0-9][A-Za-z0-9._+-]*)$")
 # what `git+` accepts: a URL of these schemes, scp-like `user@host:path`, or a local path
 _GIT_SCHEMES = ("https://", "ssh://", "file://")
 _GIT_SCP = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
@@ -163,7 +165,8 @@ def _run(command: list[str], what: str, cwd: Path | None = None) -> str:
     shell); a failure is a SourceError whose message holds no credentials."""
     what = scrub_credentials(what)
     # never wait on a password prompt; no transport beyond those `git+` accepts (not ext::)
-    environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_ALLOW_PROTOCOL": "https:ssh:file"}
+    environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
+                   "GIT_ALLOW_PROTOCOL": "https:ssh:file"}
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd, env=environment,
                               stdin=subprocess.DEVNULL)

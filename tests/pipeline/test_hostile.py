@@ -7,8 +7,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -206,12 +204,9 @@ def test_stage_errors_past_the_configured_share_fail_the_build(tmp_path, monkeyp
     assert rows["m0.py"]["decision"] == "kept" and len(rows) == 5
 
 
-def test_git_subprocesses_never_prompt(tmp_path):
-    """A fetch that needs a password fails at once instead of waiting on a terminal."""
-    result = subprocess.run([sys.executable, "-c", (
-        "from stages.sources import _run\n"
-        "import os\n"
-        "print(os.environ.get('GIT_TERMINAL_PROMPT'))\n"
-        "_run(['sh', '-c', 'test \"$GIT_TERMINAL_PROMPT\" = 0 && test \"$GIT_ALLOW_PROTOCOL\" = https:ssh:file'], 'x')\n"
-    )], cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+def test_git_subprocesses_never_prompt():
+    """A fetch that needs a password fails at once instead of waiting on a terminal, and git
+    speaks no transport beyond those `git+` accepts (ext:: would run a command)."""
+    from stages.sources import _run
+
+    _run(["sh", "-c", 'test "$GIT_TERMINAL_PROMPT" = 0 && test "$GIT_ALLOW_PROTOCOL" = https:ssh:file'], "env")

@@ -94,8 +94,8 @@ def test_tar_byte_budget_stops_a_gzip_bomb(tmp_path):
 def test_tar_member_count_limit(tmp_path):
     tar = make_tar(tmp_path / "many.tar", [(f"f{i}.txt", "x\n", {}) for i in range(5)], mode="w")
     entries = list(read_archive(tar, IngestConfig(max_archive_members=3)))
-    assert [e.path for e in entries[:3]] == ["f0.txt", "f1.txt", "f2.txt"]
-    assert entries[3].reason == reasons.ARCHIVE_LIMIT
+    assert [e.path for e in entries] == ["f0.txt", "f1.txt", "f2.txt", "f3.txt", "f4.txt"]
+    assert [e.reason for e in entries[3:]] == [reasons.ARCHIVE_LIMIT] * 2  # each past the limit: its own row
 
 
 def test_too_large_file_in_each_reader(tmp_path):
