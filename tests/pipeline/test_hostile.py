@@ -210,3 +210,27 @@ def test_git_subprocesses_never_prompt():
     from stages.sources import _run
 
     _run(["sh", "-c", 'test "$GIT_TERMINAL_PROMPT" = 0 && test "$GIT_ALLOW_PROTOCOL" = https:ssh:file'], "env")
+
+
+def readable(path: Path) -> str:
+    if path.suffix == ".parquet":
+        return json.dumps(pq.read_table(path).to_pylist(), default=str)
+    return path.read_bytes().decode("utf-8", "replace")
+
+
+def test_a_secret_in_a_source_file_reaches_no_output_work_file_or_cache(tmp_path):
+    token = "ghp_" + "R8x2Kq9ZmW4vT7bN1cY6" + "pL3sD5fG0hJ2kA9eU4iO"  # made up, GitHub's shape
+    repo = write_tree(tmp_path / "src" / "repo", {
+        "LICENSE": mit_license("Owner"),
+        "client.py": f'# talks to the API\nTOKEN = "{token}"\n\n\ndef call():\n    return TOKEN\n',
+    })
+    config = replace(local_config([SourceSpec(str(repo))], keep_work_dir=True), cache_dir=str(tmp_path / "cache"))
+    config = replace(config, pii=replace(config.pii, enabled=True))
+    build(config, tmp_path / "out", Progress(quiet=True))
+    written = [p for root in (tmp_path / "out", tmp_path / "cache") for p in root.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".parquet" for p in written) and (tmp_path / "out" / "_work").exists()
+    assert [p for p in written if token in readable(p)] == []  # Parquet is compressed: read it
+    shard_text = "".join(readable(p) for p in (tmp_path / "out" / "shards").glob("*.parquet"))
+    assert 'TOKEN = \\"<KEY>' in shard_text
+    rows = pq.read_table(tmp_path / "out" / "manifest" / "files.parquet").to_pylist()
+    assert {r["path"]: r["pii_key"] for r in rows}["client.py"] == 1
