@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -282,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("corpus: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `corpus lookup ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except Exception as err:  # a bug or an infrastructure failure: one clear line, not a dump
         if args.debug:
             traceback.print_exc()

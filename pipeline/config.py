@@ -36,6 +36,8 @@ class ExecutionConfig(Settings):
     num_workers: int = setting(0, "tasks in flight at once; 0 = every CPU Ray sees")
     ray_address: str | None = setting(None, "a cluster; RAY_ADDRESS works too; none: a local Ray",
                                       example='"ray://head:10001"')
+    connect_timeout_s: float = setting(30.0, "seconds to wait for a cluster at ray_address to answer before the "
+                                            "build fails with the address in the message")
     keep_work_dir: bool = setting(False, "keep _work/ (per-repository parts) after success")
     chunk_files: int = setting(2000, "records per task: a bigger repository runs as several tasks, so that "
                                      "none runs alone at the end; 0: one task per repository")

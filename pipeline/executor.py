@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +19,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from corpus_core.errors import ConfigError
+from corpus_core.urls import scrub_credentials
 
 INFRASTRUCTURE_RETRIES = 2  # a worker that died is retried; an exception in our code is not
 _END = object()
@@ -143,13 +148,14 @@ class LocalExecutor:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, num_workers: int = 0, address: str | None = None):
+    def __init__(self, num_workers: int = 0, address: str | None = None, connect_timeout: float = 30.0):
         import ray
 
         address = address or os.environ.get("RAY_ADDRESS")
         self._started = not ray.is_initialized()
         if self._started:
             if address:
+                check_reachable(address, connect_timeout)
                 # the workers of a cluster import this project's code from the driver
                 modules = [importlib.import_module(name) for name in worker_packages()]
                 ray.init(address=address, runtime_env={"py_modules": modules}, logging_level="WARNING")
@@ -207,7 +213,26 @@ def _watch_local_ray(ray: Any) -> subprocess.Popen | None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def make_executor(kind: str, num_workers: int, address: str | None) -> LocalExecutor | RayExecutor:
+def check_reachable(address: str, timeout: float) -> None:
+    """Fail within `timeout` seconds, with the address in the message, when nothing answers
+    at a cluster's `[ray://]host:port`: ray.init itself retries for minutes and ignores
+    Ctrl-C meanwhile. `auto` (the cluster `ray start` left on this machine) is not probed."""
+    match = re.fullmatch(r"(?:ray://)?\[?(?P<host>[^\]/]+?)\]?:(?P<port>\d{1,5})/?", address.strip())
+    if match is None:
+        if address.strip() == "auto":
+            return
+        raise ConfigError(f"execution.ray_address = {scrub_credentials(address)!r}: expected host:port, "
+                          "ray://host:port or auto")
+    try:
+        socket.create_connection((match["host"], int(match["port"])), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(f"no Ray cluster answers at {scrub_credentials(address)} within {timeout:g} s "
+                          f"({err.strerror or err}); check the address (execution.ray_address, --ray-address, "
+                          "RAY_ADDRESS) or run without one for a local Ray") from None
+
+
+def make_executor(kind: str, num_workers: int, address: str | None,
+                  connect_timeout: float = 30.0) -> LocalExecutor | RayExecutor:
     if kind == "local":
         return LocalExecutor()
-    return RayExecutor(num_workers, address)
+    return RayExecutor(num_workers, address, connect_timeout)

@@ -258,7 +258,8 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             done += waiting[unit.key] == 0
         else:
             todo.append(first)
-    executor = make_executor(execution.executor, execution.num_workers, execution.ray_address)
+    executor = make_executor(execution.executor, execution.num_workers, execution.ray_address,
+                             execution.connect_timeout_s)
     progress.start_units(len(units), resumed=done, workers=executor.num_workers, executor=executor.name)
     if redone:
         progress.note(f"{len(redone)} source(s) changed since the interrupted build, read again: "

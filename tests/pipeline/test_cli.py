@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from shlex import quote
 
 from pipeline.cli import main
 from tests.conftest import PYTHON_FILE, make_tar, mit_license, write_tree
@@ -35,3 +37,38 @@ def test_inspect_text_line_and_missing_path(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == "r/m.c\tC\t-\t-\tdropped: no_license"
     assert main(["inspect", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_ray_address_where_nothing_listens_fails_within_the_timeout(tmp_path, capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a loopback port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "a.py").write_text("a = 1\n")
+    config = tmp_path / "c.toml"
+    config.write_text("[execution]\nconnect_timeout_s = 5\n")
+    started = time.monotonic()
+    code = main(["build", "--config", str(config), "--out", str(tmp_path / "out"),
+                 "--ray-address", f"ray://127.0.0.1:{port}", str(tmp_path / "repo")])
+    assert code == 2 and time.monotonic() - started < 60  # not ray.init's minutes of retries
+    assert f"no Ray cluster answers at ray://127.0.0.1:{port} within 5 s" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom pipeline.cli import main\n"
+              "sys.argv = ['corpus', 'optout', 'list', '--registry', sys.argv[1]]\nsys.exit(main(sys.argv[1:]))\n")
+    registry = tmp_path / "optout.jsonl"
+    registry.write_text("".join(
+        f'{{"kind": "repo", "value": "owner/repo{i}", "requested_by": "a@b.c", "requested_at": "2026-01-01"}}\n'
+        for i in range(20_000)))
+    shell = f"{sys.executable} -c {quote(script)} {registry} | head -1"
+    done = subprocess.run(["bash", "-c", "set -o pipefail; " + shell], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parents[2])
+    assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert done.returncode == 0, done.stderr
