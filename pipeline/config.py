@@ -32,7 +32,10 @@ class ExecutionConfig(Settings):
 
     section = "execution"
 
-    executor: str = setting("ray", "or \"local\": in-process, for debugging")
+    executor: str = setting("ray", "or \"local\": in-process (same bytes; for debugging and small inputs)")
+    local_below_bytes: int = setting(4_000_000, "local sources smaller than this in all build in-process even with "
+                                                "executor \"ray\" (no cluster address): Ray's start costs more than "
+                                                "it saves; 0: never")
     num_workers: int = setting(0, "tasks in flight at once; 0 = every CPU Ray sees")
     ray_address: str | None = setting(None, "a cluster; RAY_ADDRESS works too; none: a local Ray",
                                       example='"ray://head:10001"')

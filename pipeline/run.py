@@ -157,6 +157,26 @@ def _check_inputs(config: BuildConfig) -> None:
         load(registry)  # a malformed entry is a ConfigError now, not on every worker
 
 
+def _input_below(units: list[Unit], limit: int) -> bool:
+    """True when every unit is a local path and all of them hold fewer than `limit` bytes
+    (counting stops at the limit; fetched kinds count as large: their size is unknown)."""
+    total = 0
+    for unit in units:
+        if unit.kind in ("pypi", "npm", "git_url"):
+            return False
+        path = Path(unit.location)
+        paths = [path] if path.is_file() else (
+            (Path(root) / name for root, _, names in os.walk(path) for name in names))
+        for file in paths:
+            try:
+                total += file.lstat().st_size
+            except OSError:
+                continue
+            if total >= limit:
+                return False
+    return True
+
+
 def _changed_since(work: WorkDir, unit: Unit, marker: dict[str, Any]) -> bool:
     """True when the unit's source is not what its done parts were made from."""
     recorded = marker.get("source_fingerprint")
@@ -258,8 +278,11 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             done += waiting[unit.key] == 0
         else:
             todo.append(first)
-    executor = make_executor(execution.executor, execution.num_workers, execution.ray_address,
-                             execution.connect_timeout_s)
+    kind = execution.executor
+    if kind == "ray" and not (execution.ray_address or os.environ.get("RAY_ADDRESS")) \
+            and _input_below(units, execution.local_below_bytes):
+        kind = "local"  # starting Ray costs more than it saves; the bytes are the same either way
+    executor = make_executor(kind, execution.num_workers, execution.ray_address, execution.connect_timeout_s)
     progress.start_units(len(units), resumed=done, workers=executor.num_workers, executor=executor.name)
     if redone:
         progress.note(f"{len(redone)} source(s) changed since the interrupted build, read again: "

@@ -34,7 +34,7 @@ def test_filters_in_a_build_on_ray_and_in_process(tmp_path, ray_local):
     def config(executor: str) -> BuildConfig:
         return BuildConfig(sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(enabled=False),
                            tokenize=TokenizeConfig(vocab_size=300),
-                           execution=ExecutionConfig(executor=executor, num_workers=2))
+                           execution=ExecutionConfig(executor=executor, num_workers=2, local_below_bytes=0))
 
     run = build(config("ray"), tmp_path / "ray", Progress(quiet=True))
     build(config("local"), tmp_path / "local", Progress(quiet=True))

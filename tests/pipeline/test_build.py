@@ -76,7 +76,8 @@ def config_for(sources, workers: int, executor: str = "ray", chunk_files: int = 
         sources=tuple(sources),
         ingest=IngestConfig(max_file_bytes=5000),
         shards=ShardConfig(target_bytes=200),
-        execution=ExecutionConfig(executor=executor, num_workers=workers, chunk_files=chunk_files),
+        execution=ExecutionConfig(executor=executor, num_workers=workers, chunk_files=chunk_files,
+                                  local_below_bytes=0),  # on Ray even when small
     )
 
 
@@ -220,7 +221,8 @@ def test_killed_build_resumes_to_the_same_bytes(tmp_path):
             **{f"m{i}.py": program(number * 100 + i, lines=10 + 10 * (i % 7)) for i in range(40)},
         })
     config = tmp_path / "build.toml"
-    config.write_text(f'sources = ["{src}"]\n[execution]\nnum_workers = 1\n[shards]\ntarget_bytes = 50000\n')
+    config.write_text(f'sources = ["{src}"]\n[execution]\nnum_workers = 1\nlocal_below_bytes = 0\n'
+                      '[shards]\ntarget_bytes = 50000\n')
     command = [sys.executable, "-m", "pipeline.cli", "build", "--config", str(config)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -302,3 +304,17 @@ def test_ray_address_runs_the_same_build_on_a_cluster(tmp_path):
                            env=env, capture_output=True, text=True)
     assert local.returncode == 0, local.stderr
     assert output_bytes(tmp_path / "cluster") == output_bytes(tmp_path / "local")
+
+
+def test_small_local_inputs_build_in_process_and_large_ones_on_ray(tmp_path):
+    from pipeline.run import _input_below
+    from stages.sources import resolve_units
+
+    repo = write_tree(tmp_path / "repo", {"LICENSE": mit_license("Owner"), "a.py": PYTHON_FILE, "b.bin": b"\0" * 5000})
+    units = resolve_units([SourceSpec(str(repo))])
+    assert _input_below(units, 10_000) and not _input_below(units, 5_000)
+    assert not _input_below(resolve_units([SourceSpec("pypi:six==1.16.0")]), 10**12)  # size unknown: Ray
+
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(repo)),))  # executor "ray", the default
+    run = build(config, tmp_path / "out", Progress(quiet=True))
+    assert run["executor"]["kind"] == "local" and run["counts"]["kept"] == 2

@@ -52,7 +52,8 @@ def config_for(sources: list[SourceSpec], cache: Path, executor: str = "local", 
         pii=PiiConfig(enabled=False),
         near_dedup=NearDedupConfig(enabled=False),
         tokenize=TokenizeConfig(enabled=False),
-        execution=ExecutionConfig(executor=executor, num_workers=workers, chunk_files=chunk_files),
+        execution=ExecutionConfig(executor=executor, num_workers=workers, chunk_files=chunk_files,
+                                  local_below_bytes=0),  # on Ray even when small
     )
 
 
