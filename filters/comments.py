@@ -171,6 +171,8 @@ class CommentsConfig(Settings):
     min_comment_ratio: float | None = setting(0.01, "SantaCoder's lower bound")
     max_comment_ratio: float | None = setting(0.8, "SantaCoder's upper bound")
     max_bytes: int = setting(1_000_000, "larger files are not lexed (kept, ratio null)")
+    no_minimum_for: tuple[str, ...] = setting((".pyi", ".d.ts"), "file-name endings judged by the upper bound only: "
+                                              "type stubs and declaration files hold signatures, seldom comments")
 
 
 class CommentRatioFilter(Filter):
@@ -198,6 +200,8 @@ class CommentRatioFilter(Filter):
             ratio, record.comment_lexer = comment_ratio(record.content or "", lexer), lexer.name
         record.comment_ratio = round(ratio, 4)
         low, high = self.config.min_comment_ratio, self.config.max_comment_ratio
+        if record.path.endswith(self.config.no_minimum_for):
+            low = None
         if (low is not None and ratio < low) or (high is not None and ratio > high):
             return False, COMMENT_RATIO
         return True

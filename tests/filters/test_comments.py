@@ -66,6 +66,19 @@ def test_bounds_from_both_sides():
     assert run("x = 1\n", config=CommentsConfig(min_comment_ratio=None)).kept  # None: no lower bound
 
 
+def test_type_stubs_are_judged_by_the_upper_bound_only():
+    stub = "from typing import overload\n\n@overload\ndef parse(text: str) -> int: ...\n"
+    for path, language in (("pkg/core.pyi", "Python"), ("types/index.d.ts", "TypeScript")):
+        record = FileRecord("o/r", path, len(stub), content=stub, language=language, language_type="programming")
+        CommentRatioFilter(CommentsConfig()).process(record)
+        assert record.kept and record.comment_ratio == 0.0
+    assert run(stub).reason == "comment_ratio"  # the same text as a .py file is judged as before
+    all_comment = "# " + "c" * 99 + "\n"
+    record = FileRecord("o/r", "a.pyi", 101, content=all_comment, language="Python", language_type="programming")
+    CommentRatioFilter(CommentsConfig()).process(record)
+    assert record.reason == "comment_ratio"
+
+
 def test_the_parser_comes_from_the_language_and_is_recorded():
     record = run("// c\nint x = 1;\n", language="C++")
     assert record.kept and record.comment_lexer == "tree-sitter-cpp" and record.comment_ratio == round(3 / 10, 4)
