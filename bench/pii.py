@@ -1,7 +1,7 @@
 """Benchmark: the PII stage against plain Presidio, for speed on real code and for recall and
 false positives on a labeled set of code with secrets.
 
-    .venv/bin/python bench/pii.py [--config configs/default.toml] [--repeat 3] [--plain-mb 1.0]
+    .venv/bin/python bench/pii.py [--config configs/default.toml] [--repeat 3] [--plain-mb 1.0] [--hostile-mb 1.0]
 
 Real code: the programming-language files of the default sample (public PyPI and npm
 packages, fetched into the cache if needed).
@@ -29,6 +29,14 @@ The labeled set (assembled here, seeded, nothing real in it):
                real PII, not look-alikes, and are not among these lines).
 recall: the share of secret values no longer in the output; touched: the share of
 look-alike lines changed. Plain Presidio is scored on the same files.
+
+Hostile input (issue 20): MB/s per core of the stage on files of --hostile-mb MB built from
+the worst case of each detector (the shapes of tests/filters/test_regex_cost.py: a run of
+password-like names, long runs of `=`, quotes and base64 after a name, `-----BEGIN` without
+an END, ...), median of --repeat, next to the real code above in the same run: the worst
+must stay within 10x of real code. Files dense in findings (an IP address every 14
+characters, an e-mail address every 23) are reported apart: their cost is linear too, but it
+is the per-finding work (checks, Presidio's results, the redaction), not the regex engine.
 """
 
 from __future__ import annotations
@@ -44,7 +52,7 @@ from pathlib import Path
 from report import publish  # bench/report.py
 
 from corpus_core.records import FileRecord
-from filters.pii import GATE_NAMES_ANY_CASE, PiiConfig, PiiRedactor, blank_english_engine
+from filters.pii import GATE_NAMES, PiiConfig, PiiRedactor, blank_english_engine
 from pipeline.config import load_config
 from pipeline.flow import stages_of
 from stages.ingest import Ingest
@@ -179,6 +187,43 @@ def ours():
     return redact
 
 
+BASE64 = "QUJDRGVmZ2g0NTY3aWprbE1OT1BxcnN0dXZ3eHl6MDEyMzQ1Njc4OSsv"
+HOSTILE = {  # the worst case of each detector, as a function of the file's size in characters
+    "password= repeated on one line": lambda size: repeated("password=", size),
+    "a run of names, then a value": lambda size: repeated("password", size) + "='Tr0ub4dor&3xQ'",
+    "names glued together": lambda size: repeated("token", size),
+    "a run of = after a name": lambda size: "password = " + repeated("=", size),
+    "a run of quotes after a name": lambda size: "password = " + repeated('"', size),
+    "base64 after a name": lambda size: "password=" + repeated(BASE64, size),
+    "BEGIN without END, then a key body": lambda size: "-----BEGIN RSA PRIVATE KEY-----\n"
+    + repeated(BASE64 + "\n", size),
+    "many BEGIN": lambda size: repeated("-----BEGIN RSA PRIVATE KEY-----\n", size),
+    "many BEGIN, one END of another label": lambda size: repeated("-----BEGIN RSA PRIVATE KEY-----\n", size)
+    + "-----END EC PRIVATE KEY-----\n",
+    "dotted words before ://": lambda size: repeated("a.", size) + "://admin:S3cretPassw0rd@db.acme.io",
+    "JWT prefixes glued with -": lambda size: repeated("eyJ-", size),
+}
+DENSE = {
+    "public IPs on one line": lambda size: repeated("93.184.216.34 ", size),
+    "one e-mail address a paragraph": lambda size: repeated("jane.roe@corp-mail.io\n\n", size),
+}
+
+
+def repeated(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def hostile(redact, code_mb_s: float, megabytes: float, repeat: int) -> dict:
+    """MB/s per core on each hostile file of `megabytes`, and how far the worst is from real code."""
+    size = int(megabytes * 1e6)
+    rates = {name: round(megabytes / timed(redact, [make(size)], repeat)[0], 2) for name, make in HOSTILE.items()}
+    dense = {name: round(megabytes / timed(redact, [make(size)], repeat)[0], 2) for name, make in DENSE.items()}
+    worst = min(rates, key=rates.get)
+    return {"megabytes_per_file": megabytes, "real_code_mb_s_per_core": round(code_mb_s, 2),
+            "mb_s_per_core": rates, "worst": worst, "real_code_over_worst": round(code_mb_s / rates[worst], 1),
+            "dense_in_findings_mb_s_per_core": dense}
+
+
 def timed(redact, texts: list[str], repeat: int) -> tuple[float, int]:
     runs, found = [], 0
     for _ in range(repeat):
@@ -203,6 +248,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--plain-mb", type=float, default=1.0)
+    parser.add_argument("--hostile-mb", type=float, default=1.0)
     args = parser.parse_args()
 
     code = sample_code(args.config)
@@ -215,12 +261,13 @@ def main() -> None:
         size += len(text.encode())
     mine, plain = ours(), plain_presidio()
     full_seconds, full_found = timed(mine, code, args.repeat)
+    worst_case = hostile(mine, megabytes / full_seconds, args.hostile_mb, args.repeat)
     ours_seconds, _ = timed(mine, subset, args.repeat)
     plain_seconds, plain_found = timed(plain, subset, 1 if args.repeat == 1 else 2)
 
     rng = random.Random(7)
     cases = [(kind, insert(code, line, rng), value) for kind, line, value in secrets(rng)]
-    harvested = sorted({line_at(text, m.start()) for text in code for m in GATE_NAMES_ANY_CASE.finditer(text)})
+    harvested = sorted({line_at(text, m.start()) for text in code for m in GATE_NAMES.finditer(text)})
     harvested = [line for line in harvested if 0 < len(line) < 300]
     look_alikes = [(insert(code, line, rng), line) for line in LOOK_ALIKES]
     look_alikes += [(insert(code, line, rng), line) for line in rng.sample(harvested, min(300, len(harvested)))]
@@ -233,6 +280,7 @@ def main() -> None:
                                 "plain_presidio_mb_s_per_core": round(size / 1e6 / plain_seconds, 3),
                                 "ratio": round(plain_seconds / ours_seconds, 1),
                                 "plain_presidio_findings_per_mb": round(plain_found / (size / 1e6))},
+        "hostile": worst_case,
         "labeled_set": {"secrets": len(cases), "look_alike_lines": len(look_alikes),
                         "of_which_harvested_from_the_sample": len(look_alikes) - len(LOOK_ALIKES),
                         "ours": score(mine, cases, look_alikes), "plain_presidio": score(plain, cases, look_alikes)},

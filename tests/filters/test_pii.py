@@ -167,3 +167,117 @@ def test_known_shapes_apart_select_the_lines_the_alternation_selected(monkeypatc
     monkeypatch.setattr(pii, "GATES", (*pii.GATES[:first_known], alternation, *pii.GATES[first_known + known:]))
     assert split == pii._windows(text)
     assert len(split) > 1000
+
+
+# The recognizers as they were under `re`, with look-arounds and backreferences: the RE2 forms
+# must find the same values (and names) on text dense in their shapes, Unicode included.
+OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+NAME = (r"(?P<name>(?i:[\w.-]*(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|passwd|password"
+        r"|pwd|pass)[\w.-]*))")
+RE_FORMS = {
+    "email": r"(?<![\w.+%:/-])(?P<v>[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+             r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![\w-])",
+    "ipv4": rf"(?<![\w.])(?P<v>{OCTET}\.{OCTET}\.{OCTET}\.{OCTET})(?![\w]|\.[\d*]|-\w)",
+    "ipv6": r"(?<![\w:.])(?P<v>(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:))(?![\w:.])",
+    "private_key": r"-----BEGIN (?P<label>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----\s*(?P<v>[A-Za-z0-9+/=\s:,.-]+?)\s*"
+                   r"-----END (?P=label)-----",
+    "aws_access_key_id": r"(?<![A-Z0-9])(?P<v>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})(?![A-Z0-9])",
+    "aws_secret_access_key": r"(?i:aws[A-Za-z0-9_.-]{0,20}(?:secret|key)[A-Za-z0-9_.-]{0,20})[\"']?\s*[:=]\s*[\"']?"
+                             r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",  # the name's letters: ASCII (see the rule)
+    "github_token": r"(?P<v>\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{82}))\b",
+    "gitlab_token": r"(?P<v>\bglpat-[A-Za-z0-9_-]{20})(?![A-Za-z0-9_-])",
+    "slack_token": r"(?P<v>\bxox[abposr]-[A-Za-z0-9-]{10,})",
+    "slack_webhook": r"hooks\.slack\.com/services/(?P<v>T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+)",
+    "stripe_key": r"(?P<v>\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,})\b",
+    "google_api_key": r"(?P<v>\bAIza[0-9A-Za-z_-]{35})(?![0-9A-Za-z_-])",
+    "jwt": r"(?P<v>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})",
+    "url_password": r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"'`]+:(?P<v>[^\s@/\"'`]+)@",
+    "assigned_secret": NAME + r"[\"']?\s*(?::=|=>|[:=])\s*(?P<q>[\"'`])(?P<v>[^\"'`\s]{1,200})(?P=q)",
+    "assigned_secret_bare": r"(?m)^[ \t]*(?:export[ \t]+)?" + NAME + r"[ \t]*[:=][ \t]*"
+                            r"(?P<v>[^\s\"'`#;,()\[\]{}<>$]{1,200})[ \t]*(?:#.*)?$",
+}
+SHAPES = {  # whole values and pieces of them, joined at random with NOISE
+    "email": ["jane.roe@corp-mail.io", "a@b.cd", "x@y", "@", ".", "-", "+", "%", ":", "/", "corp", "io"],
+    "ipv4": ["93.184.216.34", "1.2.3.4", "255.255.255.255", "256.1.1.1", ".", "-", "*", "a", "5", "\u0663"],
+    "ipv6": ["2a00:1450:4001:82a::200e", "fe80::1", "::", ":", "abcd", "12345", "g", "."],
+    "private_key": ["-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----",
+                    "-----BEGIN EC PRIVATE KEY-----", "-----END EC PRIVATE KEY-----",
+                    "-----BEGIN PGP PRIVATE KEY BLOCK", "-----END PGP PRIVATE KEY BLOCK", "-----",
+                    "MIIBOgIBAAJBAKj34GkxFhD9", "Proc-Type: 4,ENCRYPTED", "\n", "\u2028", '"'],
+    "aws_access_key_id": ["AKIAQX7ZLMB2RT4KW9PD", "ASIA1234567890ABCDEF", "AKIA", "Z", "9", "a", "-"],
+    "aws_secret_access_key": ["aws_secret_access_key = '", "AWS_KEY=", 'aws_x_key: "',
+                              "q8Zr/3kLw0XbT7uYv2NcPm5Hs9JdGf4AeR1tKoWz", "q8Zr/3kLw0", "+", "'", "="],
+    "github_token": ["ghp_R7kq2LmZ8xWv4Tn0bPy6Hc3Js9Df5Ga1Qe7U", "github_pat_" + "a1" * 41, "ghp_", "R7kq2", "_", "-"],
+    "gitlab_token": ["glpat-Xk3m9Qz2Lw7Rt5Yv1Bn4", "glpat-", "Xk3m9", "-", "_"],
+    "slack_token": ["xoxb-", "xoxp-", "2381946127", "-", "Kd8"],
+    "slack_webhook": ["hooks.slack.com/services/T0AB/B1CD/x9Yz", "hooks.slack.com/services/", "T0", "/B1", "/", "x9"],
+    "stripe_key": ["sk_live_51Hx8Kq2Lm9Zt4Rw7Yv3Nb", "rk_test_", "51Hx8Kq2Lm9Zt4Rw", "_", "x"],
+    "google_api_key": ["AIzaSyD7kq2LmZ8xWv4Tn0bPy6Hc3Js9Df5Ga1Q", "AIza", "SyD7k", "-", "_"],
+    "jwt": ["eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVP", "eyJ", "hbGciOiJ", ".", "-", "_"],
+    "url_password": ["postgres://admin:S3cret@db.io", "https://", "u:p@", "://", "admin", ":", "S3cret", "@", "/", "a.",
+                     "'"],
+    "assigned_secret": ["password = 'Tr0ub4dor&3xQ'", "token=", 'api_key: "', "pass", "=", ":", "=>", ":=", "'", '"',
+                        "`", "Tr0ub4dor&3xQ", "/" * 205, "\u212a", "\u017f", "-", "."],
+    "assigned_secret_bare": ["password=Tr0ub4dor&3xQ", "export API_KEY=", "api_key: ", "=", ":", "Tr0ub4dor&3xQ",
+                             "/" * 205, "#", "\n", "$", ";"],
+}
+NOISE = [" ", "\n", "\t", "x", "_", "\u00e9", "\u00a0", "\ud800"]  # a letter, a space and a lone surrogate beyond ASCII
+
+
+@pytest.mark.parametrize("name", RE_FORMS)
+def test_each_rule_finds_what_its_re_form_found(name):
+    import random
+    import re
+
+    from filters.pii import Utf8Text, rules
+
+    rule = next(r for r in rules(PiiConfig()) if r.name == name)
+    reference = re.compile(RE_FORMS[name])
+    rng = random.Random(name)
+    found = 0
+    for _ in range(800):
+        text = "".join(rng.choice(SHAPES[name] + NOISE) for _ in range(rng.randint(1, 20)))
+        expected = [(m.start("v"), m.end("v"), m.group("name") if "name" in reference.groupindex else "")
+                    for m in reference.finditer(text)]
+        assert [tuple(v) for v in rule.values(Utf8Text(text))] == expected, text
+        found += len(expected)
+    assert found > 50
+
+
+def test_the_name_gate_matches_what_its_re_form_matched():
+    """As its any-case `re` form (the gate used to lower the text first, which missed `ſecret`)."""
+    import random
+    import re
+
+    from filters.pii import GATE_NAMES, Utf8Text
+
+    reference = re.compile(r"(?i)(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|passw|pwd"
+                           r"|pass\b)[\w.-]*[\"']?\s*[:=]")
+    pieces = ["password", "pass", "pass.x", "pass\u00e9", "token", "TOKEN", "\u017fecret", "to\u212aen", "api-key", "=",
+              ":", "'", '"', " ", "\n", "\u00a0", "\u2028", "x", "\ud800"]
+    rng = random.Random(3)
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        utf8 = Utf8Text(text)
+        assert [(utf8.offset(m.start()), utf8.offset(m.end())) for m in GATE_NAMES.finditer(utf8.data)] == \
+            [m.span() for m in reference.finditer(text)], text
+
+
+def test_offsets_are_the_texts_after_letters_beyond_ascii_and_a_lone_surrogate(stage):
+    content = ('# Auteur : Jérôme Müller \ud800 <jane.roe@corp-mail.io>\n'
+               'ΚΛΕΙΔΙ = "9fK2mQ7xL4zR8wT1"  # όχι\nDB_PASSWORD = "Tr0ub4dor&3xQ"\n')
+    record = redact(stage, content)
+    assert [(f["type"], content[f["start"]:f["end"]]) for f in record.pii_findings] == [
+        ("EMAIL", "jane.roe@corp-mail.io"), ("PASSWORD", "Tr0ub4dor&3xQ")]
+    assert record.content == content.replace("jane.roe@corp-mail.io", "<EMAIL>").replace("Tr0ub4dor&3xQ", "<PASSWORD>")
+
+
+def test_a_private_key_block_ends_at_an_end_of_its_own_label(stage):
+    """A BEGIN never closed, then one closed by an END of another label: neither is a key, and
+    the block after them still is."""
+    unclosed = f"-----BEGIN EC PRIVATE KEY-----\n-----BEGIN DSA PRIVATE KEY-----\n{KEY_BODY}\n"
+    content = (f"{unclosed}-----END RSA PRIVATE KEY-----\nx = 1\n"
+               f"-----BEGIN RSA PRIVATE KEY-----\n{KEY_BODY}\n-----END RSA PRIVATE KEY-----\n")
+    record = redact(stage, content)
+    assert [(f["type"], content[f["start"]:f["end"]]) for f in record.pii_findings] == [("KEY", KEY_BODY)]
+    assert record.pii_findings[0]["start"] > content.index("x = 1")

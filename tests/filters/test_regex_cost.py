@@ -1,0 +1,102 @@
+"""Linear time on the worst case of every pattern that reads a whole file: the PII stage (its
+gate, its recognizers, the pairing of private key markers) and the quality filter's
+encoded-data and generator-marker patterns. Under `re` some of these were quadratic or cubic
+in a line's length (a 41 KB line took 72 s), and so was spaCy's tokenizer on a run of
+punctuation, which the PII stage no longer runs.
+
+No wall time is asserted: each input is timed at n and 8n characters in this process (CPU
+time, the least of three runs) and the ratio must stay under 20, where a linear cost gives
+8 and a quadratic one 64."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from corpus_core.records import FileRecord
+from filters.pii import PiiConfig, PiiRedactor
+from filters.quality import QualityFilter
+from tests.conftest import LENIENT
+
+GROWTH, MAX_RATIO, RUNS = 8, 20, 3
+BASE64 = "QUJDRGVmZ2g0NTY3aWprbE1OT1BxcnN0dXZ3eHl6MDEyMzQ1Njc4OSsv"
+
+
+def repeated(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+# name: (n, the input of about `size` characters)
+PII_CASES: dict[str, tuple[int, Callable[[int], str]]] = {
+    "password= repeated on one line": (512_000, lambda size: repeated("password=", size)),
+    "a run of names, then a value": (128_000, lambda size: repeated("password", size) + "='Tr0ub4dor&3xQ'"),
+    "names glued together": (512_000, lambda size: repeated("token", size)),
+    "a run of = after a name": (256_000, lambda size: "password = " + repeated("=", size)),
+    "a run of quotes after a name": (128_000, lambda size: "password = " + repeated('"', size)),
+    "base64 after a name": (128_000, lambda size: "password=" + repeated(BASE64, size)),
+    "BEGIN without END, then a key body": (512_000, lambda size: "-----BEGIN RSA PRIVATE KEY-----\n"
+                                           + repeated(BASE64 + "\n", size)),
+    "many BEGIN": (64_000, lambda size: repeated("-----BEGIN RSA PRIVATE KEY-----\n", size)),
+    "many BEGIN, one END of another label": (64_000, lambda size: repeated("-----BEGIN RSA PRIVATE KEY-----\n", size)
+                                             + "-----END EC PRIVATE KEY-----\n"),
+    "dotted words before ://": (128_000, lambda size: repeated("a.", size) + "://admin:S3cretPassw0rd@db.acme.io"),
+    "JWT prefixes glued with -": (128_000, lambda size: repeated("eyJ-", size)),
+    "public IPs on one line": (8_000, lambda size: repeated("93.184.216.34 ", size)),
+    "one e-mail address a paragraph": (8_000, lambda size: repeated("jane.roe@corp-mail.io\n\n", size)),
+}
+
+QUALITY_CASES: dict[str, tuple[dict, int, Callable[[int], str]]] = {
+    "base64 runs one short of 64": ({"max_encoded_run": 1024}, 256_000, lambda size: repeated("A" * 63 + " ", size)),
+    "one base64 line": ({"max_encoded_run": 1024}, 256_000, lambda size: repeated(BASE64, size)),
+    "hex byte list": ({"max_encoded_run": 1024}, 128_000, lambda size: repeated("0x1f, ", size)),
+    "\\x escapes, seven at a time": ({"max_encoded_run": 1024}, 128_000,
+                                     lambda size: repeated("\\x41" * 7 + " ", size)),
+    "a generator marker almost, on a long first line": (
+        {"generated_markers": True, "marker_lines": 5}, 256_000,
+        lambda size: repeated("automatically generate ", size)),
+}
+
+
+def cpu_seconds(work: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(RUNS):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def growth(run: Callable[[str], object], make: Callable[[int], str], n: int) -> float:
+    small, large = make(n), make(GROWTH * n)
+    run(small)  # warm: the analyzer, RE2's DFA states
+    return cpu_seconds(lambda: run(large)) / max(cpu_seconds(lambda: run(small)), 1e-4)
+
+
+@pytest.fixture(scope="module")
+def pii():
+    stage = PiiRedactor(PiiConfig())
+    stage.process(FileRecord("o/r", "warm.py", 6, content="x = 1\n"))  # builds the analyzer
+    return stage
+
+
+@pytest.mark.parametrize("name", PII_CASES)
+def test_the_pii_stage_is_linear_on_its_worst_cases(pii, name):
+    n, make = PII_CASES[name]
+
+    def run(text: str) -> None:
+        pii.process(FileRecord("o/r", "hostile.py", len(text), content=text))
+
+    assert growth(run, make, n) < MAX_RATIO
+
+
+@pytest.mark.parametrize("name", QUALITY_CASES)
+def test_the_quality_patterns_are_linear_on_their_worst_cases(name):
+    settings, n, make = QUALITY_CASES[name]
+    stage = QualityFilter(LENIENT["quality"].replace(**settings))
+
+    def run(text: str) -> None:
+        stage.process(FileRecord("o/r", "hostile.py", len(text), content=text, language="Python"))
+
+    assert growth(run, make, n) < MAX_RATIO
