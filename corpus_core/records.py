@@ -42,8 +42,15 @@ class FileRecord:
     generated: bool | None = None
     documentation: bool | None = None
     configuration: bool | None = None
-    license: str | None = None  # SPDX expression (license stage)
-    license_source: str | None = None  # where that expression came from (license stage)
+    license: str | None = None  # SPDX expression (license stage: the header's; license decision: the file's)
+    license_source: str | None = None  # where that expression came from: header:<path> or file:<paths>
+    license_kind: str | None = None  # the evidence shown: header, license_file, metadata, dataset, notice, readme
+    license_path: str | None = None  # the file that evidence is in
+    license_rule: str | None = None  # ScanCode's rule identifier (or "SPDX-License-Identifier", "SPDX value")
+    license_score: float | None = None  # ScanCode's score of that match
+    license_start_line: int | None = None  # the lines of license_path it matched (1-based)
+    license_end_line: int | None = None
+    copyright_holders: list[str] | None = None  # ScanCode's holders: the header's, then its directory's too
     max_line_length: int | None = None  # characters of the longest line (quality stage)
     mean_line_length: float | None = None  # characters per line
     alphanum_fraction: float | None = None  # letters and digits among all characters

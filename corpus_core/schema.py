@@ -6,6 +6,23 @@ next must keep its type, or DuckDB queries over several builds break.
 
 import pyarrow as pa
 
+# a file's license columns: the license stage fills them from the file's own header, the
+# license decision for every file that was read (through the table `annotations`, which
+# replaces them whole); docs/FORMATS.md#manifestfilesparquet says what each holds
+LICENSE_COLUMNS = [
+    pa.field("license", pa.string()),
+    pa.field("license_source", pa.string()),
+    pa.field("license_kind", pa.string()),
+    pa.field("license_path", pa.string()),
+    pa.field("license_rule", pa.string()),
+    pa.field("license_score", pa.float32()),
+    pa.field("license_start_line", pa.int32()),
+    pa.field("license_end_line", pa.int32()),
+    pa.field("copyright_holders", pa.list_(pa.string())),
+]
+# the file columns corpus stages may set through `annotations`
+ANNOTATED = tuple(f.name for f in LICENSE_COLUMNS)
+
 _FILE_COLUMNS = [
     pa.field("id", pa.string(), nullable=False),
     pa.field("repo", pa.string(), nullable=False),
@@ -19,8 +36,7 @@ _FILE_COLUMNS = [
     pa.field("generated", pa.bool_()),
     pa.field("documentation", pa.bool_()),
     pa.field("configuration", pa.bool_()),
-    pa.field("license", pa.string()),
-    pa.field("license_source", pa.string()),
+    *LICENSE_COLUMNS,
     pa.field("max_line_length", pa.int32()),
     pa.field("mean_line_length", pa.float32()),
     pa.field("alphanum_fraction", pa.float32()),

@@ -4,8 +4,10 @@
 file the registry names removed; OUT is only read. Shards that held such files are
 rewritten without them (same order, rows renumbered); the others are copied byte for
 byte. files.parquet marks the removed files `dropped` / `opted_out` (the entry id in
-`detail`) and moves the shifted rows; repos.parquet, attribution.parquet, NOTICE and
-index.json are recomputed; run.json is the old one plus a `republished` record.
+`detail`) and moves the shifted rows; repos.parquet, attribution.parquet, NOTICE,
+index.json and the dataset card README.md are recomputed; run.json is the old one plus a
+`republished` record. NEW has the current layout (index.json beside shards/) whatever
+OUT's (older builds kept it in shards/).
 
 `lookup(OUT, repo=..., owner=..., sha256=...)` lists the files of a build that belong to a
 repository or owner, or have a given content, with their decision and shard position.
@@ -29,7 +31,11 @@ from corpus_core import reasons, schema
 from corpus_core.errors import ConfigError
 from corpus_core.storage import sha256_file
 from manifests.attribution import ATTRIBUTION, write_notice
+from manifests.card import find_index, write_card
 from manifests.optout import Matcher, load, owner_name
+
+INDEX_FORMAT = 3  # the layout stages/shards.py writes: index.json at the top, the shards in SHARD_DIR
+SHARD_DIR = "shards"
 
 
 def _manifest(out: Path) -> Path:
@@ -55,14 +61,17 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
                 removed[file_id] = entry.id
 
     run = json.loads((out / "manifest" / "run.json").read_text())
-    index = json.loads((out / "shards" / "index.json").read_text())
-    (target / "shards").mkdir(parents=True)
+    found = find_index(out)
+    if found is None:
+        raise ConfigError(f"{out}: not a build (no index.json, nor shards/index.json)")
+    index = found.data
+    (target / SHARD_DIR).mkdir(parents=True)
     (target / "manifest").mkdir()
     moves: dict[str, tuple[int, int]] = {}  # file id -> (shard, new row) for rows of rewritten shards
     entries = []
     for number, entry in enumerate(index["shards"]):
-        source = out / "shards" / entry["file"]
-        destination = target / "shards" / entry["file"]
+        source = found.shard_dir / entry["file"]
+        destination = target / SHARD_DIR / entry["file"]
         table = pq.read_table(source)
         ids = table.column("id").to_pylist()
         if not any(i in removed for i in ids):
@@ -88,10 +97,11 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
               "content_bytes": sum(e["content_bytes"] for e in entries), "bytes": sum(e["bytes"] for e in entries)}
     if "tokens" in index["totals"]:
         totals["tokens"] = sum(e["tokens"] for e in entries)
-    index = {**index, "shards": entries, "totals": totals}
-    (target / "shards" / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    if (out / "tokenizer.json").exists():
-        shutil.copyfile(out / "tokenizer.json", target / "tokenizer.json")
+    index = {**index, "format": max(index["format"], INDEX_FORMAT), "shard_dir": SHARD_DIR, "shards": entries,
+             "totals": totals}
+    (target / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    if index.get("tokenizer") and (found.root / index["tokenizer"]).exists():
+        shutil.copyfile(found.root / index["tokenizer"], target / index["tokenizer"])
 
     rows = files.to_pylist()
     for row in rows:
@@ -115,6 +125,7 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
     if removed:
         run["counts"]["dropped"][reasons.OPTED_OUT] = run["counts"]["dropped"].get(reasons.OPTED_OUT, 0) + len(removed)
     (target / "manifest" / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
+    write_card(target)
     return {"removed": [{"id": r["id"], "repo": r["repo"], "path": r["path"], "optout": removed[r["id"]]}
                         for r in rows if r["id"] in removed], "out": str(target)}
 

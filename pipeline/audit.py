@@ -7,7 +7,8 @@ never from OUT's run.json; and every shard row is compared with files.parquet.
 The checks, each reported with what it looked at; a problem in any makes the exit non-zero:
   licenses     every kept file and every shard row carries a license the policy allows
   evidence     every kept file has license evidence
-  shard_index  the shards on disk are those of shards/index.json, with its bytes, sha256, rows
+  shard_index  the shards on disk are those of index.json (an older build's shards/index.json),
+               with its bytes, sha256, rows
   tokenizer    tokenizer.json is the one index.json names (tokenized builds only)
   shard_rows   each shard row is a file files.parquet keeps, with its repo, path, sha256,
                license and place, once; each kept file is in a shard
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,6 +40,7 @@ from corpus_core.spdx import is_allowed
 from corpus_core.storage import sha256_file
 from filters.optout import OptOutConfig
 from filters.pii import PiiConfig, build_analyzer, find
+from manifests.card import BuildIndex, find_index
 from manifests.optout import Entry, Matcher, load
 from stages.license import LicenseConfig
 
@@ -199,8 +200,9 @@ def audit(out_dir: str | Path, policy: Policy | None = None, pii_sample: int | N
     out_dir = Path(out_dir)
     policy = policy or Policy()
     db = connect(out_dir)
-    shard_dir = out_dir / "shards"
-    index_check, index, readable = _check_index(shard_dir)
+    found = find_index(out_dir)
+    shard_dir = found.shard_dir if found else out_dir / "shards"
+    index_check, index, readable = _check_index(found, shard_dir)
     rows_check = _register_shard_rows(db, shard_dir, readable)
     report = AuditReport(policy=policy)
     report.licenses = _rows(db, """
@@ -214,7 +216,7 @@ def audit(out_dir: str | Path, policy: Policy | None = None, pii_sample: int | N
         _check_licenses(db, policy.allowed),
         _check_evidence(db),
         index_check,
-        _check_tokenizer(shard_dir, index),
+        _check_tokenizer(found.root if found else out_dir, index),
         _check_rows(db, rows_check),
         _check_optout(db, policy),
         _check_pii(db, shard_dir, policy.pii, pii_sample),
@@ -260,16 +262,16 @@ def _check_evidence(db: duckdb.DuckDBPyConnection) -> Check:
     return check
 
 
-def _check_index(shard_dir: Path) -> tuple[Check, dict[str, Any], list[Path]]:
-    """The shards against index.json; also which shard files the row checks can read (every
-    Parquet file in the folder, listed or not: what is on disk is what ships)."""
+def _check_index(found: BuildIndex | None, shard_dir: Path) -> tuple[Check, dict[str, Any], list[Path]]:
+    """The shards against the index (OUT/index.json, an older build's shards/index.json);
+    also which shard files the row checks can read (every Parquet file in the folder, listed
+    or not: what is on disk is what ships)."""
     check = Check("shard_index", unit="shards")
-    index_path = shard_dir / "index.json"
     on_disk = sorted(shard_dir.glob("*.parquet"))
-    if not index_path.exists():
-        check.problems.append(f"{index_path} is missing")
+    if found is None:
+        check.problems.append(f"{shard_dir.parent / 'index.json'} is missing")
         return check, {}, on_disk
-    index = json.loads(index_path.read_text())
+    index = found.data
     listed = {entry["file"] for entry in index["shards"]}
     check.checked = len(listed | {p.name for p in on_disk})
     for stray in sorted(p.name for p in on_disk if p.name not in listed):
@@ -290,13 +292,14 @@ def _check_index(shard_dir: Path) -> tuple[Check, dict[str, Any], list[Path]]:
     return check, index, on_disk
 
 
-def _check_tokenizer(shard_dir: Path, index: dict[str, Any]) -> Check:
+def _check_tokenizer(root: Path, index: dict[str, Any]) -> Check:
+    """The tokenizer index.json names (relative to the build's folder) is the one hashed."""
     check = Check("tokenizer", unit="files")
     if not index.get("tokenizer"):
         check.skipped = "the shards are not tokenized"
         return check
     check.checked = 1
-    tokenizer = shard_dir.parent / index["tokenizer"]
+    tokenizer = root / index["tokenizer"]
     if not tokenizer.exists():
         check.problems.append(f"{tokenizer} is missing (index.json names it)")
     elif sha256_file(tokenizer) != index["tokenizer_sha256"]:

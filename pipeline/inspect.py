@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from corpus_core import reasons, schema
 from corpus_core.records import FileRecord, SourceSpec
 from pipeline.config import BuildConfig
 from pipeline.flow import stages_of
 from stages.ingest import Ingest
-from stages.license import effective_license, resolve_repositories, scopes_of, verdict
+from stages.license import judge, resolve_repositories, scopes_of
 from stages.readers import is_archive, is_dataset, read_path_entry
 from stages.sources import resolve_units
 
@@ -56,14 +57,15 @@ def inspect_paths(paths: list[str], config: BuildConfig) -> Iterator[dict[str, A
         licenses, _ = resolve_repositories(tables["license_evidence"].to_pylist(), declared, list(ingest.repos))
         scopes = scopes_of(licenses)
         for record, verdicts in seen:
-            if record.kept:
-                found = effective_license(record.path, record.license, record.license_source,
-                                          scopes.get(record.repo, {}))
-                record.license, record.license_source = found.license, found.source
-                reason = verdict(found.license, found.conflict, allowed)
-                if reason:
-                    record.drop(reason)
-                verdicts["license_decision"] = reason or "kept"
+            if record.sha256 is not None and record.reason != reasons.OPTED_OUT:  # as LicenseDecision judges
+                row = {name: getattr(record, name) for name in ("path", "decision", "reason", "detail",
+                                                                *schema.ANNOTATED)}
+                columns, reason, detail = judge(row, scopes.get(record.repo, {}), allowed)
+                for name, value in columns.items():
+                    setattr(record, name, value)
+                if reason is not None:
+                    record.drop(reason, detail)
+                verdicts["license_decision"] = reason or ("kept" if record.kept else "not run")
             yield describe(record, verdicts)
 
 

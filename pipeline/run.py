@@ -18,10 +18,12 @@ from typing import Any
 
 import duckdb
 
-from corpus_core import reasons
+from corpus_core import reasons, schema
 from corpus_core.errors import BuildFailed, ConfigError
 from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
 from manifests.attribution import write_attribution, write_notice
+from manifests.card import write_card
+from manifests.sbom import write_sbom
 from manifests.writer import input_fingerprint, write_files_manifest, write_repos_manifest, write_run_json
 from pipeline.config import BuildConfig
 from pipeline.executor import make_executor, peak_rss_bytes
@@ -110,18 +112,20 @@ def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, chunks: list[Chunk
         for table in spec.cls.writes:
             paths = [str(work.table_part(c.key, table)) for c in chunks]
             db.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({_sql_list(paths)})")
-    # what corpus stages decide: drops, and the license each kept file ends up with
+    # what corpus stages decide: drops, and the license columns of every file that was read
     db.execute("CREATE TABLE decisions (unit VARCHAR, ordinal BIGINT, reason VARCHAR, detail VARCHAR, dup_of VARCHAR)")
-    db.execute("CREATE TABLE annotations (unit VARCHAR, ordinal BIGINT, license VARCHAR, license_source VARCHAR)")
+    db.execute(f"CREATE TABLE annotations AS SELECT unit, ordinal, {', '.join(schema.ANNOTATED)} FROM parts LIMIT 0")
+    # an annotated file takes all its license columns from its annotation, as a group
+    annotated = ", ".join(f"CASE WHEN a.ordinal IS NULL THEN p.{name} ELSE a.{name} END AS {name}"
+                          for name in schema.ANNOTATED)
     db.execute(
-        """CREATE VIEW files AS
+        f"""CREATE VIEW files AS
            SELECT p.* REPLACE (
                       CASE WHEN d.reason IS NULL THEN p.decision ELSE 'dropped' END AS decision,
                       coalesce(d.reason, p.reason) AS reason,
                       coalesce(d.detail, p.detail) AS detail,
                       coalesce(d.dup_of, p.dup_of) AS dup_of,
-                      coalesce(a.license, p.license) AS license,
-                      coalesce(a.license_source, p.license_source) AS license_source,
+                      {annotated},
                       CASE WHEN d.reason IS NULL THEN p.content END AS content),
                   r.stars
            FROM parts p LEFT JOIN decisions d USING (unit, ordinal)
@@ -308,11 +312,12 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
     (work.staging / "manifest").mkdir(parents=True)
     tokenizer = work.path / "tokenize" / "tokenizer.json" if config.tokenize.enabled else None
     writer.place(db, tokenized=tokenizer is not None)
-    index = writer.write(db, work.staging / "shards", tokenizer)
+    index = writer.write(db, work.staging, tokenizer)  # staging mirrors OUT: shards/, index.json, tokenizer.json
     write_files_manifest(db, work.staging / "manifest" / "files.parquet")
     write_repos_manifest(db, work.staging / "manifest" / "repos.parquet")
     write_attribution(db, work.staging / "manifest" / "attribution.parquet")
     write_notice(db, work.staging / "NOTICE")
+    write_sbom(db, work.staging / "manifest" / "sbom.spdx.json")
     writer.stats.seconds = time.perf_counter() - writer_started
     stats[writer_spec.name] = writer.stats
 
@@ -353,6 +358,7 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
     }
     db.close()
     write_run_json(work.staging / "manifest" / "run.json", run)
+    write_card(work.staging)  # README.md, from the manifests and run.json just written
     out.publish(work.staging)
     if not execution.keep_work_dir:
         work.remove()

@@ -1,15 +1,18 @@
 """License: ScanCode evidence per repository and per file header, and the permissive decision.
 
 Two halves, because a repository's license is known only once all its files were seen:
-- `LicenseDetector` (file scope, inside the unit's task) scans license candidates (LICENSE*,
-  COPYING*, NOTICE*, README*, package metadata) and each file's header: an
-  `SPDX-License-Identifier:` line needs no ScanCode; a header that mentions a license goes
-  to ScanCode. At the end of the unit it resolves one expression per directory that holds
-  license evidence (the root's is the repository's) and writes them as the unit's
-  `licenses` table.
-- `LicenseDecision` (corpus scope) gives each kept file its most specific evidence (its own
-  header, else the nearest directory's license, else the root's) and drops what is not
-  allowed: `no_license`, `license_not_allowed`, `license_conflict`.
+- `LicenseDetector` (file scope, inside the unit's task) turns license candidates (LICENSE*,
+  COPYING*, NOTICE*, README's license section, package metadata) into evidence rows, and
+  gives every other file its own header evidence: an `SPDX-License-Identifier:` line needs
+  no ScanCode; a header that mentions a license goes to ScanCode. It also reads the
+  copyright holders of those texts and of each file's header. License texts and generated
+  package metadata are evidence, not training data: they leave here as `license_text` and
+  `package_metadata`.
+- `LicenseDecision` (corpus scope) resolves every directory's license from all the evidence
+  of its repository, then gives every file that was read (its bytes, opted-out files aside)
+  its license, whatever else dropped it, and drops what is not allowed: `no_license`,
+  `license_not_allowed`, `license_conflict`. Where an earlier stage dropped a file that also
+  fails the license, the license reason is recorded and the earlier one goes to `detail`.
 
 ScanCode results are cached by content hash in `cache_dir/license-cache/`, one JSON file per
 text, written atomically: safe with many Ray workers, and kept between builds.
@@ -24,16 +27,27 @@ import posixpath
 import re
 import tempfile
 import tomllib
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from corpus_core import reasons
+from corpus_core import reasons, schema
 from corpus_core.records import FileRecord, RepoRecord
 from corpus_core.settings import Settings, setting
-from corpus_core.spdx import PERMISSIVE, is_allowed, normalize, symbols
+from corpus_core.spdx import (
+    PERMISSIVE,
+    any_of,
+    canonical,
+    combine,
+    is_allowed,
+    is_choice,
+    normalize,
+    symbols,
+    together,
+)
 from corpus_core.stage import CorpusContext, CorpusStage, FileStage, StageContext
 
 LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|unlicen[cs]e|copyright|mit-license)([-._].*)?$", re.IGNORECASE)
@@ -41,9 +55,19 @@ NOTICE_FILE = re.compile(r"^notice([-._].*)?$", re.IGNORECASE)
 README_FILE = re.compile(r"^readme([-._].*)?$", re.IGNORECASE)
 METADATA_FILES = frozenset({"package.json", "setup.cfg", "setup.py", "pyproject.toml", "PKG-INFO", "Cargo.toml",
                             "composer.json"})
+# what packaging tools generate: metadata about a package, not its code
+PACKAGE_METADATA_FILES = frozenset({"PKG-INFO", "SOURCES.txt"})
+PACKAGE_METADATA_DIR = re.compile(r"(?:^|/)[^/]+\.(?:egg|dist)-info/")
+# a license file named after the license it holds (LICENSE-MIT, LICENSE.APACHE, COPYING.GPL-2.0.txt):
+# side by side, such files offer a choice
+NAMED_LICENSE_FILE = re.compile(r"^(?:licen[cs]e|copying)[-._](?P<named>.+?)(?:\.(?:txt|md|markdown|rst|html?|adoc))?$",
+                                re.IGNORECASE)
 SPDX_LINE = re.compile(r"SPDX-License-Identifier:\s*([^\n*]+?)\s*(?:\*/|-->|#}|$)", re.MULTILINE)
 MENTIONS_LICENSE = re.compile(r"licen[cs]|general public|permission is hereby granted|redistribution and use",
                               re.IGNORECASE)
+COPYRIGHT = re.compile(r"copyright|\(c\)|©", re.IGNORECASE)
+YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+DECLARATION = re.compile(r"licen[cs]e[\"']?\s*[=:]\s*[\"'{]?$", re.IGNORECASE)  # what precedes a declared value
 UNKNOWN = "LicenseRef-scancode-unknown"  # prefix of ScanCode's "a license is mentioned" keys
 # a header paragraph that says anything legal starts the notice; lines naming a license in words
 # (not `license_key`) must be covered by ScanCode's exact matches, or its approximate matching runs
@@ -59,7 +83,15 @@ ATTRIBUTION = re.compile(r"^[\W_]*(?::copyright:\s*)?(?:copyright\b|\(c\)|©)|^[
 ATTRIBUTION_LINE = "Copyright (c) holder"
 LINE_COMMENT = re.compile(r"^\s*(?:#|//|--|;|%|\*|!|'|\.\.|rem\b|dnl\b)", re.IGNORECASE)
 BLOCK_COMMENTS = (("/*", "*/"), ("<!--", "-->"), ('"""', '"""'), ("'''", "'''"), ("{-", "-}"), ("(*", "*)"))
+# the version of what the cache holds per text: a new one when ScanCode's output is kept differently
+CACHE_FORMAT = "2"
 
+LICENSE_TEXT = reasons.register("license_text", "license", "a license or notice file (`LICENSE*`, `LICENCE*`, "
+                                "`COPYING*`, `UNLICENSE*`, `COPYRIGHT*`, `MIT-LICENSE*`, `NOTICE*`; not a "
+                                "programming language's file): evidence for its directory, not training data")
+PACKAGE_METADATA = reasons.register("package_metadata", "license", "metadata a packaging tool generated "
+                                    "(`PKG-INFO`, `SOURCES.txt`, any file in a `*.egg-info/` or `*.dist-info/` "
+                                    "directory): evidence, not training data")
 NO_LICENSE = reasons.register("no_license", "license_decision", "no license evidence for the file: no header, no "
                               "license file or metadata above it")
 LICENSE_NOT_ALLOWED = reasons.register("license_not_allowed", "license_decision", "the file's expression fails the "
@@ -81,17 +113,31 @@ EVIDENCE_TABLE = pa.schema([
     pa.field("expression", pa.string(), nullable=False),
     pa.field("score", pa.float64()),
     pa.field("rule", pa.string()),
+    pa.field("start_line", pa.int32()),  # what ScanCode matched, in the file's lines
+    pa.field("end_line", pa.int32()),
     pa.field("holders", pa.list_(pa.string())),
 ])
 
-# what the corpus stage resolves: one expression per directory that has evidence
+# what the corpus stage resolves: one expression per directory that has evidence, and the
+# evidence each of its files shows (the first license file, or metadata, NOTICE, README)
 LICENSE_TABLE = pa.schema([
     pa.field("repo", pa.string(), nullable=False),
     pa.field("dir", pa.string(), nullable=False),  # "" is the repository root
     pa.field("license", pa.string()),
     pa.field("license_source", pa.string()),
-    pa.field("conflict", pa.string()),  # null, "resolved" (root license file won) or "unresolved"
+    pa.field("conflict", pa.string()),  # null, "resolved" (a license file or README won) or "unresolved"
+    pa.field("kind", pa.string()),
+    pa.field("file", pa.string()),
+    pa.field("score", pa.float64()),
+    pa.field("rule", pa.string()),
+    pa.field("start_line", pa.int32()),
+    pa.field("end_line", pa.int32()),
+    pa.field("holders", pa.list_(pa.string())),  # of every license, NOTICE and README text of the directory
 ])
+
+# what the decision gives every file it judges: its license columns (corpus_core/schema.py)
+ANNOTATION_TABLE = pa.schema([pa.field("unit", pa.string()), pa.field("ordinal", pa.int64()),
+                              *schema.LICENSE_COLUMNS])
 
 
 @dataclass(frozen=True)
@@ -129,7 +175,9 @@ class Evidence:
     kind: str  # one of KINDS, or "header"
     expression: str
     score: float | None = None
-    rule: str | None = None
+    rule: str | None = None  # ScanCode's rule identifier, "SPDX-License-Identifier" or the metadata field
+    start_line: int | None = None  # the lines of the file the expression was read from (1-based)
+    end_line: int | None = None
     holders: list[str] = field(default_factory=list)
 
 
@@ -137,7 +185,9 @@ class Evidence:
 
 
 class LicenseScanner:
-    """ScanCode's license and copyright detection on texts, cached by their sha256."""
+    """ScanCode's license and copyright detection on texts, cached by their sha256. The cache
+    holds what ScanCode matched (each match's expression, lines, score and rule); the
+    expression is made from it on reading, so the rules below can change without a rescan."""
 
     def __init__(self, cache_dir: str | Path):
         self.cache_dir = Path(cache_dir) / "license-cache"
@@ -168,13 +218,13 @@ class LicenseScanner:
             return function(scratch.name)
 
     def licenses(self, text: str) -> dict[str, Any]:
-        """{"expression": SPDX or None, "score", "rule"} for the best-supported detection."""
+        """{"expression": SPDX or None, "score", "rule", "start_line", "end_line"} (`summary`)."""
         def compute(body: str) -> dict[str, Any]:
             from scancode.api import get_licenses
 
-            return _summary(self._on_file(body, get_licenses))
+            return _matched(self._on_file(body, get_licenses))
 
-        return self._cached("licenses", text, compute)
+        return summary(self._cached(f"licenses-{CACHE_FORMAT}", text, compute))
 
     def header_licenses(self, text: str, is_notice: bool) -> dict[str, Any]:
         """As `licenses`, for a file's notice (or header), exact matchers first: ScanCode's
@@ -190,12 +240,14 @@ class LicenseScanner:
             covered = {line for m in matches for line in range(m["start_line"], m["end_line"] + 1)}
             # several licenses found apart may be one longer notice to the approximate matcher
             if lines_to_cover(body, is_notice) <= covered and len({m["license_expression_spdx"] for m in matches}) <= 1:
-                return {**_summary(exact), "matcher": "exact"}
-            return {**_summary(self._on_file(body, get_licenses)), "matcher": "approximate"}
+                return {**_matched(exact), "matcher": "exact"}
+            return {**_matched(self._on_file(body, get_licenses)), "matcher": "approximate"}
 
-        return self._cached("notice" if is_notice else "header", text, compute)
+        found = self._cached(f"{'notice' if is_notice else 'header'}-{CACHE_FORMAT}", text, compute)
+        return {**summary(found), "matcher": found["matcher"]}
 
     def holders(self, text: str) -> list[str]:
+        """The copyright holders ScanCode's copyright detection (cluecode) finds in `text`."""
         def compute(body: str) -> list[str]:
             from scancode.api import get_copyrights
 
@@ -203,6 +255,36 @@ class LicenseScanner:
             return sorted({h["holder"] for h in found.get("holders", [])})
 
         return self._cached("holders", text, compute)
+
+
+def _matched(found: dict[str, Any]) -> dict[str, Any]:
+    """What the cache keeps of ScanCode's answer: its expression and every match."""
+    return {"detected": found.get("detected_license_expression_spdx"),
+            "matches": [{key: m[key] for key in ("license_expression_spdx", "start_line", "end_line", "score",
+                                                 "matched_length", "rule_identifier")}
+                        for d in found.get("license_detections", []) for m in d["matches"]]}
+
+
+def summary(found: dict[str, Any]) -> dict[str, Any]:
+    """The expression of ScanCode's matches (mentions of unknown licenses left out when a known
+    one is there; a choice that names every license of the others is the choice: `together`),
+    canonical; the score and rule of the best-supported match that says the expression by itself
+    (a choice's statement) and the lines such matches span (where none does: of all matches)."""
+    known = [m for m in found["matches"] if not m["license_expression_spdx"].startswith(UNKNOWN)]
+    if not known:
+        return {"expression": None, "score": None, "rule": None, "start_line": None, "end_line": None}
+    parts = [m["license_expression_spdx"] for m in known]
+    detected = found["detected"]
+    if any(is_choice(part) for part in parts) or not detected or any(
+            s.startswith(UNKNOWN) for s in symbols(detected)):
+        expression = together(parts)
+    else:
+        expression = canonical(detected)
+    # the evidence shown: the matches that say the expression by themselves (a choice's statement), else all
+    shown = [m for m in known if canonical(m["license_expression_spdx"]) == expression] or known
+    best = max(shown, key=lambda m: (m["score"], m["matched_length"]))
+    return {"expression": expression, "score": best["score"], "rule": best["rule_identifier"],
+            "start_line": min(m["start_line"] for m in shown), "end_line": max(m["end_line"] for m in shown)}
 
 
 # --- file headers ---------------------------------------------------------------------
@@ -268,16 +350,41 @@ def license_notice(header: str) -> str | None:
     line there but the files of one project share the notice while their headers all differ.
     None when the code after the comments names a license too, or there is no notice: then
     the whole header is what ScanCode reads."""
+    found = notice_and_lines(header)
+    return found[0] if found else None
+
+
+def notice_and_lines(header: str) -> tuple[str, list[tuple[int, int]]] | None:
+    """`license_notice` and, per line of it, the lines of the header it stands for (1-based,
+    first and last: a run of attribution lines is one line of the notice)."""
     lines = header.split("\n")
     _, code = leading_comments(lines)
     if any(LICENSE_WORDS.search(line) for line in lines[code:]):
         return None
     kept: list[str] = []
+    origins: list[tuple[int, int]] = []
     for n in notice_lines(lines):
         line = ATTRIBUTION_LINE if is_attribution(lines[n]) else lines[n].rstrip()
-        if not (line == ATTRIBUTION_LINE and kept and kept[-1] == ATTRIBUTION_LINE):  # a list of holders: one line
-            kept.append(line)
-    return "\n".join(kept).strip("\n") or None
+        if line == ATTRIBUTION_LINE and kept and kept[-1] == ATTRIBUTION_LINE:  # a list of holders: one line
+            origins[-1] = (origins[-1][0], n + 1)
+            continue
+        kept.append(line)
+        origins.append((n + 1, n + 1))
+    while kept and not kept[0]:  # what strip("\n") of the joined lines removes
+        del kept[0], origins[0]
+    while kept and not kept[-1]:
+        del kept[-1], origins[-1]
+    return ("\n".join(kept), origins) if kept else None
+
+
+def copyright_statements(header: str) -> str | None:
+    """The lines of a header that state a copyright, each with the line after it (a holder's
+    name often wraps): what ScanCode's copyright detection reads of a file, not the whole file.
+    Years are made one year, so that a project's files share the text (and its cached holders)."""
+    lines = header.split("\n")
+    picked = sorted({n for i, line in enumerate(lines) if COPYRIGHT.search(line) for n in (i, i + 1)
+                     if n < len(lines)})
+    return YEAR.sub("2000", "\n".join(lines[n] for n in picked)) or None
 
 
 def lines_to_cover(text: str, is_notice: bool) -> set[int]:
@@ -289,19 +396,6 @@ def lines_to_cover(text: str, is_notice: bool) -> set[int]:
     needed = {n + 1 for n in candidates if re.sub(r"[\W_]", "", lines[n]) and not is_attribution(lines[n])}
     return needed | {n for n, line in enumerate(lines, 1) if LICENSE_WORDS.search(line)}
 
-
-def _summary(found: dict[str, Any]) -> dict[str, Any]:
-    """The expression of ScanCode's detections (mentions of unknown licenses left out when a
-    known one is there) and the score and rule of the best-supported match."""
-    matches = [m for d in found.get("license_detections", []) for m in d["matches"]]
-    known = [m for m in matches if not m["license_expression_spdx"].startswith(UNKNOWN)]
-    expression = found.get("detected_license_expression_spdx") if known else None
-    if expression and any(s.startswith(UNKNOWN) for s in symbols(expression)):
-        parts = {m["license_expression_spdx"] for m in known}
-        expression = " AND ".join(sorted(f"({p})" if " " in p else p for p in parts))
-    best = max(known, key=lambda m: (m["score"], m["matched_length"]), default=None)
-    return {"expression": expression, "score": best["score"] if best else None,
-            "rule": best["rule_identifier"] if best else None}
 
 
 # --- metadata ---------------------------------------------------------------------------
@@ -344,67 +438,107 @@ def declared_licenses(name: str, text: str) -> list[str]:
         return []
     return []
 
-
 # --- resolution -------------------------------------------------------------------------
 
 
 @dataclass
 class Resolution:
     license: str | None
-    source: str | None
-    conflict: str | None  # None, "resolved", "unresolved"
+    source: str | None  # a directory's evidence files; a file's `header:<path>` or `file:<files>`
+    conflict: str | None = None  # None, "resolved", "unresolved"
+    evidence: Evidence | None = None  # what a file shows of it: kind, path, rule, score, lines
+    holders: tuple[str, ...] = ()  # copyright holders of the directory's license, NOTICE and README texts
 
 
-def _and(expressions: list[str]) -> str:
-    unique = sorted(set(expressions))
-    return unique[0] if len(unique) == 1 else " AND ".join(f"({e})" if " " in e else e for e in unique)
+def names_its_license(evidence: Evidence) -> bool:
+    """A license file named after the one license it holds: LICENSE-MIT holding MIT,
+    LICENSE.APACHE holding Apache-2.0 (a name that is a prefix of the id, or the id of the name)."""
+    named = NAMED_LICENSE_FILE.match(posixpath.basename(evidence.file))
+    if named is None or len(symbols(evidence.expression)) != 1:
+        return False
+    name = re.sub(r"[^a-z0-9]", "", named["named"].lower())
+    key = re.sub(r"[^a-z0-9]", "", evidence.expression.lower())
+    return bool(name) and (key.startswith(name) or name.startswith(key))
+
+
+def license_files_expression(files: list[Evidence]) -> str:
+    """What a directory's license files say together. Files named after the license each
+    holds, side by side (LICENSE-MIT, LICENSE-APACHE), offer a choice: OR; a license file
+    that states a choice among some of the same licenses ("either LICENSE.APACHE or
+    LICENSE.BSD") is that choice's statement. Other files apply too (AND), except where one
+    states a choice naming every license the others name (`together`)."""
+    named = [e for e in files if names_its_license(e)]
+    if len({e.expression for e in named}) < 2:
+        return together(e.expression for e in files)
+    choice = any_of(e.expression for e in named)
+    others = [e.expression for e in files if e not in named
+              and not (is_choice(e.expression) and symbols(e.expression) & symbols(choice))]
+    return combine([choice, *others])
 
 
 def resolve(evidence: list[Evidence]) -> Resolution:
-    """One expression from a directory's evidence. A license file wins; metadata that agrees
-    with it lends its structure (`MIT OR Apache-2.0`); metadata alone must agree with itself."""
+    """One expression from a directory's evidence. License files win; a declaration that names
+    every license they name (metadata, else a choice a README's license section states) lends
+    its structure (`LICENSE-MIT` plus Cargo's `MIT OR Apache-2.0`); metadata alone must agree
+    with itself."""
     by_kind = {kind: [e for e in evidence if e.kind == kind] for kind in KINDS}
     files, metadata = by_kind["license_file"], by_kind["metadata"] + by_kind["dataset"]
     declared = sorted({e.expression for e in metadata})
+    holders = tuple(sorted({h for e in evidence for h in e.holders}))
     if files:
-        found = _and([e.expression for e in files])
-        for expression in declared:
-            if symbols(found) <= symbols(expression):
-                return Resolution(expression, _sources(files + [e for e in metadata if e.expression == expression]),
-                                  None)
-        return Resolution(found, _sources(files), "resolved" if declared else None)
+        found = license_files_expression(files)
+        choices = [e for e in by_kind["readme"] if is_choice(e.expression)]  # a README lends only a choice
+        for statements, conflict in ((metadata, None), (choices, "resolved" if declared else None)):
+            for expression in sorted({e.expression for e in statements}):
+                if symbols(found) <= symbols(expression):
+                    lent = [e for e in statements if e.expression == expression]
+                    return Resolution(expression, _sources(files + lent), conflict, files[0], holders)
+        return Resolution(found, _sources(files), "resolved" if declared else None, files[0], holders)
     if declared:
-        if len({frozenset(symbols(e)) for e in declared}) == 1:
-            return Resolution(declared[0], _sources(metadata), None)
-        return Resolution(_and(declared), _sources(metadata), "unresolved")
+        if len({symbols(e) for e in declared}) == 1:
+            return Resolution(declared[0], _sources(metadata), None, metadata[0], holders)
+        return Resolution(combine(declared), _sources(metadata), "unresolved", metadata[0], holders)
     for kind in ("notice", "readme"):
         if by_kind[kind]:
-            return Resolution(_and([e.expression for e in by_kind[kind]]), _sources(by_kind[kind]), None)
-    return Resolution(None, None, None)
+            return Resolution(together(e.expression for e in by_kind[kind]), _sources(by_kind[kind]), None,
+                              by_kind[kind][0], holders)
+    return Resolution(None, None, None, None, holders)
 
 
 def _sources(evidence: list[Evidence]) -> str:
     return ",".join(sorted({e.file for e in evidence}))
 
 
-def effective_license(path: str, header: str | None, header_source: str | None,
-                      scopes: dict[str, Resolution]) -> Resolution:
-    """A file's license: its own header's, else its nearest directory's, else none."""
-    if header is not None:
-        return Resolution(header, header_source, None)
+def file_license(path: str, header: Evidence | None, scopes: dict[str, Resolution],
+                 allowed: frozenset[str]) -> Resolution:
+    """A file's license, by precedence: its own header when that fails the allowlist; its
+    nearest directory's when that fails (a permissive header never overrides it); else its
+    header, else its nearest directory's, else none. The holders are its directory's."""
     scope = most_specific(path, scopes)
-    if scope is None:
-        return Resolution(None, None, None)
-    return Resolution(scope.license, f"file:{scope.source}", scope.conflict)
+    holders = scope.holders if scope else ()
+    inherited = None if scope is None else Resolution(scope.license, f"file:{scope.source}", scope.conflict,
+                                                      scope.evidence, holders)
+    if header is not None and (inherited is None or verdict(header.expression, None, allowed) is not None
+                               or verdict(inherited.license, inherited.conflict, allowed) is None):
+        return Resolution(header.expression, f"header:{header.file}", None, header, holders)
+    return inherited or Resolution(None, None)
+
+
+def effective_license(path: str, header: str | None, header_source: str | None, scopes: dict[str, Resolution],
+                      allowed: frozenset[str] = frozenset(PERMISSIVE)) -> Resolution:
+    """`file_license` for a file whose header gave `header` (its expression) from `header_source`."""
+    own = None if header is None else Evidence((header_source or "header:").removeprefix("header:"), "header", header)
+    return file_license(path, own, scopes, allowed)
 
 
 def scopes_of(rows: list[dict[str, Any]]) -> dict[str, dict[str, Resolution]]:
     """repo -> directory -> resolution, from rows of the `licenses` table."""
     scopes: dict[str, dict[str, Resolution]] = {}
     for row in rows:
+        evidence = None if row["kind"] is None else Evidence(  # what its files show: the expression is the directory's
+            row["file"], row["kind"], row["license"], row["score"], row["rule"], row["start_line"], row["end_line"])
         scopes.setdefault(row["repo"], {})[row["dir"]] = Resolution(
-            row["license"], row["license_source"], row["conflict"]
-        )
+            row["license"], row["license_source"], row["conflict"], evidence, tuple(row["holders"] or ()))
     return scopes
 
 
@@ -418,6 +552,19 @@ def most_specific(path: str, scopes: dict[str, Resolution]) -> Resolution | None
         if parent == directory:  # "" or "/": nothing above
             return scopes.get("")
         directory = parent
+
+
+def is_package_metadata(path: str) -> bool:
+    return posixpath.basename(path) in PACKAGE_METADATA_FILES or bool(PACKAGE_METADATA_DIR.search(path))
+
+
+def _line_of(text: str, value: str) -> int | None:
+    """The line a metadata value is declared on: where it follows `license =` or `License:`,
+    else where it first occurs (a classifier)."""
+    found = [m.start() for m in re.finditer(re.escape(value), text)]
+    declared = [at for at in found if DECLARATION.search(text[text.rfind("\n", 0, at) + 1: at])]
+    at = (declared or found or [None])[0]
+    return None if at is None else text.count("\n", 0, at) + 1
 
 
 # --- the stages -------------------------------------------------------------------------
@@ -440,27 +587,42 @@ class LicenseDetector(FileStage):
 
     def process(self, record: FileRecord) -> None:
         directory, name = posixpath.split(record.path)
-        kind = self._candidate_kind(name)
-        if kind is not None:
+        kind = self._candidate_kind(record, name)
+        if kind is not None and not PACKAGE_METADATA_DIR.search(record.path):  # generated copies: not evidence
             for seq, evidence in enumerate(self._candidate_evidence(record, kind)):
                 self.evidence.append({"repo": record.repo, "dir": directory, "ordinal": record.ordinal or 0,
                                       "seq": seq, **asdict(evidence)})
-            if kind != "metadata":
-                return  # a license file is licensed as its directory; its header is the license itself
-        header = self.header_license(record.content)
-        if header is not None:
-            record.license, record.license_source = header.expression, f"header:{record.path}"
+        if is_package_metadata(record.path):
+            record.drop(PACKAGE_METADATA)
+        elif kind in ("license_file", "notice"):
+            record.drop(LICENSE_TEXT)
+        elif kind is None:  # metadata and READMEs are licensed as their directory; what they name is evidence
+            self._own_header(record)
+
+    def _own_header(self, record: FileRecord) -> None:
+        header = "\n".join(record.content[: self.config.max_header_bytes].splitlines()[: self.config.header_lines])
+        statements = copyright_statements(header)
+        if statements:
+            record.copyright_holders = self.scanner.holders(statements)
+        found = self.header_license(header)
+        if found is not None:
+            record.license, record.license_source = found.expression, f"header:{record.path}"
+            record.license_kind, record.license_path = found.kind, record.path
+            record.license_rule, record.license_score = found.rule, found.score
+            record.license_start_line, record.license_end_line = found.start_line, found.end_line
 
     @staticmethod
-    def _candidate_kind(name: str) -> str | None:
+    def _candidate_kind(record: FileRecord, name: str) -> str | None:
+        if name in METADATA_FILES or name.endswith(".gemspec"):
+            return "metadata"
+        if record.language_type == "programming":  # license.py, notice.js: code, whatever its name
+            return None
         if LICENSE_FILE.match(name):
             return "license_file"
         if NOTICE_FILE.match(name):
             return "notice"
         if README_FILE.match(name):
             return "readme"
-        if name in METADATA_FILES or name.endswith(".gemspec"):
-            return "metadata"
         return None
 
     def _candidate_evidence(self, record: FileRecord, kind: str) -> list[Evidence]:
@@ -468,39 +630,53 @@ class LicenseDetector(FileStage):
         if kind == "metadata":
             found = []
             for value in declared_licenses(posixpath.basename(record.path), text):
+                line = _line_of(text, value)
                 expression = normalize(value)
-                detected = None if expression else self.scanner.licenses(f"License: {value}")
-                expression = expression or detected["expression"]
                 if expression:
-                    found.append(Evidence(record.path, kind, expression, detected and detected["score"],
-                                          detected and detected["rule"]))
+                    found.append(Evidence(record.path, kind, expression, None, "SPDX value", line, line))
+                    continue
+                detected = self.scanner.licenses(f"License: {value}")
+                if detected["expression"]:
+                    found.append(Evidence(record.path, kind, detected["expression"], detected["score"],
+                                          detected["rule"], line, line))
             return found
+        offset = 0
         if kind == "readme":
             at = re.search(r"^#*\s*licen[cs]e\b.*$", text, re.IGNORECASE | re.MULTILINE)
             if at is None:
                 return []
+            offset = text.count("\n", 0, at.start())
             text = text[at.start(): at.start() + self.config.max_header_bytes]
         detected = self.scanner.licenses(text)
         if detected["expression"] is None:
             return []
-        holders = self.scanner.holders(text) if kind in ("license_file", "notice") else []
-        return [Evidence(record.path, kind, detected["expression"], detected["score"], detected["rule"], holders)]
+        if kind == "readme":
+            statements = copyright_statements(text)
+            holders = self.scanner.holders(statements) if statements else []
+        else:
+            holders = self.scanner.holders(text)
+        return [Evidence(record.path, kind, detected["expression"], detected["score"], detected["rule"],
+                         detected["start_line"] + offset, detected["end_line"] + offset, holders)]
 
-    def header_license(self, content: str) -> Evidence | None:
-        """A file's own license: an SPDX line, else ScanCode on a header that mentions one."""
-        header = "\n".join(content[: self.config.max_header_bytes].splitlines()[: self.config.header_lines])
+    def header_license(self, header: str) -> Evidence | None:
+        """A file's own license from its header: an SPDX line, else ScanCode on its notice (or
+        the whole header) when it mentions a license. Lines are the header's."""
         spdx = SPDX_LINE.search(header)
         if spdx:
             expression = normalize(spdx.group(1))
             if expression:
-                return Evidence("", "header", expression, 100.0, "SPDX-License-Identifier")
+                line = header.count("\n", 0, spdx.start()) + 1
+                return Evidence("", "header", expression, 100.0, "SPDX-License-Identifier", line, line)
         if not self.config.scan_headers or not MENTIONS_LICENSE.search(header):
             return None
-        notice = license_notice(header)
-        detected = self.scanner.header_licenses(notice or header, is_notice=notice is not None)
+        notice = notice_and_lines(header)
+        detected = self.scanner.header_licenses(notice[0] if notice else header, is_notice=notice is not None)
         if detected["expression"] is None:
             return None
-        return Evidence("", "header", detected["expression"], detected["score"], detected["rule"])
+        start, end = detected["start_line"], detected["end_line"]
+        if notice:  # lines of the notice -> lines of the header
+            start, end = notice[1][start - 1][0], notice[1][end - 1][1]
+        return Evidence("", "header", detected["expression"], detected["score"], detected["rule"], start, end)
 
     def finish_unit(self, repos: dict[str, RepoRecord]) -> dict[str, pa.Table]:
         """The evidence of this chunk's license candidates; directories are resolved at the
@@ -515,7 +691,8 @@ def resolve_repositories(evidence: list[dict[str, Any]], declared: dict[str, str
     all its evidence; the root's is the repository's."""
     by_repo: dict[str, dict[str, list[Evidence]]] = {}
     for row in sorted(evidence, key=lambda r: (r["repo"], r["dir"], r["ordinal"], r["seq"])):
-        fields = {name: row[name] for name in ("file", "kind", "expression", "score", "rule")}
+        fields = {name: row[name] for name in ("file", "kind", "expression", "score", "rule", "start_line",
+                                               "end_line")}
         item = Evidence(**fields, holders=list(row["holders"] or []))
         by_repo.setdefault(row["repo"], {}).setdefault(row["dir"], []).append(item)
     licenses, repositories = [], []
@@ -525,20 +702,25 @@ def resolve_repositories(evidence: list[dict[str, Any]], declared: dict[str, str
             expression = normalize(declared[name])
             if expression:
                 directories.setdefault("", []).append(Evidence("(dataset)", "dataset", expression))
-        fields: dict[str, Any] = {"repo": name, "license": None, "license_source": None, "license_conflict": None}
+        fields: dict[str, Any] = {"repo": name, "license": None, "license_source": None, "license_conflict": None,
+                                  "copyright_holders": []}
         for directory, found in sorted(directories.items()):
             resolution = resolve(found)
+            if directory == "":
+                fields["copyright_holders"] = list(resolution.holders)
             if resolution.license is None:
                 continue
+            shown = resolution.evidence
             licenses.append({"repo": name, "dir": directory, "license": resolution.license,
-                             "license_source": resolution.source, "conflict": resolution.conflict})
+                             "license_source": resolution.source, "conflict": resolution.conflict,
+                             "kind": shown.kind, "file": shown.file, "score": shown.score, "rule": shown.rule,
+                             "start_line": shown.start_line, "end_line": shown.end_line,
+                             "holders": list(resolution.holders)})
             if directory == "":
                 fields.update(license=resolution.license, license_source=resolution.source,
                               license_conflict=resolution.conflict)
         fields["license_evidence"] = json.dumps([asdict(e) for d in sorted(directories) for e in directories[d]],
                                                 sort_keys=True)
-        root_files = [e for e in directories.get("", []) if e.kind in ("license_file", "notice")]
-        fields["copyright_holders"] = sorted({h for e in root_files for h in e.holders})
         repositories.append(fields)
     return licenses, repositories
 
@@ -547,19 +729,51 @@ REPO_LICENSE = pa.schema([
     ("repo", pa.string()), ("license", pa.string()), ("license_source", pa.string()),
     ("license_conflict", pa.string()), ("license_evidence", pa.string()), ("copyright_holders", pa.list_(pa.string())),
 ])
+# the columns that show the evidence a file's license rests on
+SHOWN = ("license_kind", "license_path", "license_rule", "license_score", "license_start_line", "license_end_line")
+
+
+def _header_of(row: dict[str, Any]) -> Evidence | None:
+    if row["license_kind"] != "header":
+        return None
+    return Evidence(row["license_path"], "header", row["license"], row["license_score"], row["license_rule"],
+                    row["license_start_line"], row["license_end_line"])
+
+
+def judge(row: dict[str, Any], scopes: dict[str, Resolution], allowed: frozenset[str]
+          ) -> tuple[dict[str, Any], str | None, str | None]:
+    """(license columns, reason, detail) of one file (a row of `files` with the columns the
+    license stage gave it): its license whatever else dropped it, and its license reason if it
+    fails. An earlier drop that the license reason replaces is named in `detail`."""
+    found = file_license(row["path"], _header_of(row), scopes, allowed)
+    shown = found.evidence
+    columns = {"license": found.license, "license_source": found.source,
+               **(dict.fromkeys(SHOWN) if shown is None else dict(zip(SHOWN, (
+                   shown.kind, shown.file, shown.rule, shown.score, shown.start_line, shown.end_line), strict=True))),
+               "copyright_holders": sorted(set(row["copyright_holders"] or ()) | set(found.holders))}
+    reason = verdict(found.license, found.conflict, allowed)
+    if reason is None:
+        return columns, None, None
+    detail = verdict_detail(reason, found.license, allowed)
+    if row["decision"] != "kept":
+        earlier = row["reason"] + (f": {row['detail']}" if row["detail"] else "")
+        detail = f"{detail}; also {earlier}" if detail else f"also {earlier}"
+    return columns, reason, detail
 
 
 class LicenseDecision(CorpusStage):
     name = "license_decision"
     settings_class = LicenseConfig
     reads = ("files", "repos", "license_evidence")
-    writes = ("licenses", "annotations")  # per directory; the license each kept file ends up with
+    # per directory; every file's license columns; the license reason of files an earlier stage dropped
+    writes = ("licenses", "annotations", "decisions")
     config: LicenseConfig
 
     def drops(self, db: Any, context: CorpusContext) -> str:
         """Resolve every directory's license from its repository's evidence (filling the
-        repositories' license fields), give kept files their most specific license (table
-        `annotations`), drop the rest."""
+        repositories' license fields), give every file that was read its license (table
+        `annotations`), drop the kept files that fail, and give the license reason to the
+        files earlier stages dropped that fail too (their reason goes to `detail`)."""
         evidence = db.sql("SELECT * FROM license_evidence").to_arrow_table().to_pylist()
         declared = dict(db.sql("SELECT repo, declared_license FROM repos WHERE declared_license IS NOT NULL"
                                ).fetchall())
@@ -576,30 +790,40 @@ class LicenseDecision(CorpusStage):
         db.unregister("repo_licenses")
         scopes = scopes_of(licenses)
         allowed = frozenset(self.config.allowed)
-        rows: dict[str, list] = {"unit": [], "ordinal": [], "license": [], "license_source": [], "reason": [],
-                                 "detail": []}
-        reader = db.sql(
-            "SELECT unit, ordinal, repo, path, license, license_source FROM files WHERE decision = 'kept'"
-        ).to_arrow_reader(batch_size=65536)
+        annotations: list[dict[str, Any]] = []
+        verdicts: dict[str, list] = {"unit": [], "ordinal": [], "reason": [], "detail": [], "relabel": []}
+        relabelled: Counter[str] = Counter()
+        # the files that were read (their bytes have a sha256: not links, escapes, files past a limit or rows
+        # that are no file) and not opted out, which get no more work
+        reader = db.sql(f"""SELECT unit, ordinal, repo, path, decision, reason, detail, {', '.join(schema.ANNOTATED)}
+                            FROM files WHERE sha256 IS NOT NULL AND reason IS DISTINCT FROM '{reasons.OPTED_OUT}'"""
+                        ).to_arrow_reader(batch_size=65536)
         for batch in reader:
-            for unit, ordinal, repo, path, header, header_source in zip(
-                *(column.to_pylist() for column in batch.columns), strict=True
-            ):
-                found = effective_license(path, header, header_source, scopes.get(repo, {}))
-                rows["unit"].append(unit)
-                rows["ordinal"].append(ordinal)
-                rows["license"].append(found.license)
-                rows["license_source"].append(found.source)
-                reason = verdict(found.license, found.conflict, allowed)
-                rows["reason"].append(reason)
-                rows["detail"].append(verdict_detail(reason, found.license, allowed))
-        db.register("license_rows", pa.table(rows, schema=pa.schema([
-            ("unit", pa.string()), ("ordinal", pa.int64()), ("license", pa.string()),
-            ("license_source", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
-        ])))
-        db.execute("INSERT INTO annotations SELECT unit, ordinal, license, license_source FROM license_rows")
-        db.execute("""CREATE OR REPLACE TEMP TABLE license_drops AS
-                      SELECT unit, ordinal, reason, detail, NULL AS dup_of
-                      FROM license_rows WHERE reason IS NOT NULL""")
+            for row in batch.to_pylist():
+                columns, reason, detail = judge(row, scopes.get(row["repo"], {}), allowed)
+                annotations.append({"unit": row["unit"], "ordinal": row["ordinal"], **columns})
+                if reason is not None:
+                    for name, value in (("unit", row["unit"]), ("ordinal", row["ordinal"]), ("reason", reason),
+                                        ("detail", detail), ("relabel", row["decision"] != "kept")):
+                        verdicts[name].append(value)
+                    if row["decision"] != "kept":
+                        relabelled[row["reason"]] += 1
+        self.stats.notes["relabelled"] = dict(sorted(relabelled.items()))
+        db.register("license_rows", pa.Table.from_pylist(annotations, schema=ANNOTATION_TABLE))
+        # the runner's table has the columns the view `files` takes from it (corpus_core.schema.ANNOTATED)
+        applied = ", ".join(name for name, *_ in db.execute("DESCRIBE annotations").fetchall())
+        db.execute(f"INSERT INTO annotations ({applied}) SELECT {applied} FROM license_rows")
         db.unregister("license_rows")
+        db.register("license_verdicts", pa.table(verdicts, schema=pa.schema([
+            ("unit", pa.string()), ("ordinal", pa.int64()), ("reason", pa.string()), ("detail", pa.string()),
+            ("relabel", pa.bool_())])))
+        # an earlier corpus stage's drop is its row of `decisions`; a file stage's drop gets one
+        db.execute("""UPDATE decisions SET reason = v.reason, detail = v.detail FROM license_verdicts v
+                      WHERE v.relabel AND decisions.unit = v.unit AND decisions.ordinal = v.ordinal""")
+        db.execute("""INSERT INTO decisions SELECT v.unit, v.ordinal, v.reason, v.detail, NULL FROM license_verdicts v
+                      WHERE v.relabel AND NOT EXISTS (SELECT 1 FROM decisions d
+                                                      WHERE d.unit = v.unit AND d.ordinal = v.ordinal)""")
+        db.execute("""CREATE OR REPLACE TEMP TABLE license_drops AS
+                      SELECT unit, ordinal, reason, detail, NULL AS dup_of FROM license_verdicts WHERE NOT relabel""")
+        db.unregister("license_verdicts")
         return "SELECT * FROM license_drops"

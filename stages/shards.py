@@ -1,4 +1,7 @@
-"""The writer: kept files to Parquet shards plus shards/index.json.
+"""The writer: kept files to Parquet shards in OUT/shards/, their index OUT/index.json and
+the tokenizer OUT/tokenizer.json. shards/ holds only the Parquet files, so that
+`pyarrow.dataset.dataset("OUT/shards")` and `datasets.load_dataset("parquet", data_dir=...)`
+read it as it is.
 
 Files are spread over shards by a seeded shuffle (md5 of seed and file id), so one big
 repository does not fill one shard and the same input gives the same shards whatever
@@ -28,7 +31,12 @@ from corpus_core.stage import Stage
 from corpus_core.storage import sha256_file
 from stages.tokenize import ids_type
 
-INDEX_FORMAT = 2  # 2: token counts and the tokenizer
+# 3: at OUT/index.json, the shards in its `shard_dir`; 2 (older builds): shards/index.json,
+# beside its shards, with token counts and the tokenizer
+INDEX_FORMAT = 3
+SHARD_DIR = "shards"  # the data files, relative to OUT
+INDEX = "index.json"  # relative to OUT
+TOKENIZER = "tokenizer.json"  # relative to OUT
 
 
 def shard_name(number: int) -> str:
@@ -91,10 +99,11 @@ class ShardWriter(Stage):
         db.sql("CREATE OR REPLACE TABLE placement AS SELECT * FROM placement_arrow")
         db.unregister("placement_arrow")
 
-    def write(self, db: Any, shard_dir: Path, tokenizer: Path | None = None) -> dict[str, Any]:
-        """Write every shard into `shard_dir`; return the index (also written as index.json).
-        With a `tokenizer` (the tokenize stage ran), shards carry its input_ids and the
-        tokenizer is copied next to `shard_dir` as tokenizer.json."""
+    def write(self, db: Any, out_dir: Path, tokenizer: Path | None = None) -> dict[str, Any]:
+        """Write every shard into `out_dir`/shards and the index as `out_dir`/index.json;
+        return the index. With a `tokenizer` (the tokenize stage ran), shards carry its
+        input_ids and the tokenizer is copied to `out_dir`/tokenizer.json."""
+        shard_dir = out_dir / SHARD_DIR
         shard_dir.mkdir(parents=True, exist_ok=True)
         self._schema = schema.SHARD
         columns = ", ".join(f"f.{name}" for name in schema.SHARD.names)
@@ -135,15 +144,15 @@ class ShardWriter(Stage):
             "content_bytes": sum(e["content_bytes"] for e in entries),
             "bytes": sum(e["bytes"] for e in entries),
         }
-        index: dict[str, Any] = {"format": INDEX_FORMAT, "shards": entries, "totals": totals,
+        index: dict[str, Any] = {"format": INDEX_FORMAT, "shard_dir": SHARD_DIR, "shards": entries, "totals": totals,
                                  "tokenizer": None, "tokenizer_sha256": None}
         if tokenizer is not None:
-            target = shard_dir.parent / "tokenizer.json"
+            target = out_dir / TOKENIZER
             shutil.copyfile(tokenizer, target)
             totals["tokens"] = sum(e["tokens"] for e in entries)
-            index.update(tokenizer="tokenizer.json", tokenizer_sha256=sha256_file(target), vocab_size=vocab_size,
+            index.update(tokenizer=TOKENIZER, tokenizer_sha256=sha256_file(target), vocab_size=vocab_size,
                          input_ids=str(ids_type(vocab_size)))
-        (shard_dir / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+        (out_dir / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         return index
 
     def _write_shard(self, shard_dir: Path, number: int, pieces: list[pa.Table]) -> dict[str, Any]:

@@ -6,10 +6,10 @@ shuffled by seed and epoch, split across data-parallel ranks and loader workers,
         ...
     resumed = ShardLoader("out/corpus").blocks(2049, state)   # continues right after `block`
 
-Where: a shard directory (with index.json) or a build directory (its shards/ is used), as a
-local path or a URL. `s3://`, `gs://`, `hdfs://` and `file://` go through pyarrow's own
-filesystems; any other scheme through fsspec (`memory://`, `https://`, ...) where fsspec
-and its backend are installed.
+Where: a build directory (its index.json lists the files of its shards/; an older build's
+index is shards/index.json) or its shard directory, as a local path or a URL. `s3://`,
+`gs://`, `hdfs://` and `file://` go through pyarrow's own filesystems; any other scheme
+through fsspec (`memory://`, `https://`, ...) where fsspec and its backend are installed.
 
 Verification: a shard is read whole, its size and sha256 compared with index.json before
 any row is used; a mismatch raises ShardError naming the file. index.json's tokenizer
@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +67,8 @@ class LoaderState:
         return cls(int(data["epoch"]), int(data["position"]), int(data.get("offset", 0)))
 
 
-def open_location(url: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path of the shard directory (holding index.json)."""
+def open_location(url: str) -> tuple[pafs.FileSystem, str, dict[str, Any]]:
+    """A pyarrow filesystem, the path of the shard directory and the index listing its shards."""
     url = str(url)
     if "://" not in url:
         filesystem, path = pafs.LocalFileSystem(), os.path.abspath(url)
@@ -82,12 +83,27 @@ def open_location(url: str) -> tuple[pafs.FileSystem, str]:
             protocol, _, rest = url.partition("://")
             handler = pafs.FSSpecHandler(fsspec.filesystem(protocol))
             filesystem, path = pafs.PyFileSystem(handler), rest if protocol != "memory" else "/" + rest.lstrip("/")
-    if filesystem.get_file_info(f"{path}/index.json").type == pafs.FileType.NotFound:
-        if filesystem.get_file_info(f"{path}/shards/index.json").type != pafs.FileType.NotFound:
-            path = f"{path}/shards"
-        else:
-            raise ShardError(f"{url}: no index.json here or in shards/ (is it a build's output?)")
-    return filesystem, path
+    path = path.rstrip("/") or "/"
+
+    def read(index_path: str) -> dict[str, Any] | None:
+        if filesystem.get_file_info(index_path).type == pafs.FileType.NotFound:
+            return None
+        with filesystem.open_input_stream(index_path) as stream:
+            return json.loads(stream.read())
+
+    # a build (index.json, its shards in shard_dir), an older build's shard directory (the
+    # index among its shards: no shard_dir), an older build, a build's shard directory
+    index = read(f"{path}/index.json")
+    if index is not None:
+        return filesystem, posixpath.join(path, index["shard_dir"]) if "shard_dir" in index else path, index
+    index = read(f"{path}/shards/index.json")
+    if index is not None:
+        return filesystem, f"{path}/shards", index
+    parent = posixpath.dirname(path)
+    index = read(f"{parent}/index.json") if parent != path else None
+    if index is not None and posixpath.join(parent, index.get("shard_dir", "")).rstrip("/") == path:
+        return filesystem, path, index
+    raise ShardError(f"{url}: no index.json here or in shards/ (is it a build's output?)")
 
 
 class ShardLoader:
@@ -96,10 +112,8 @@ class ShardLoader:
                  expect_tokenizer: str | None = None, holdout: float = 0.0, split: str | None = None):
         if not (0 <= rank < world_size and 0 <= worker < num_workers):
             raise ValueError(f"rank {rank} of {world_size}, worker {worker} of {num_workers}: out of range")
-        self.filesystem, self.path = open_location(url)
+        self.filesystem, self.path, self.index = open_location(url)
         self.url = url
-        with self.filesystem.open_input_stream(f"{self.path}/index.json") as stream:
-            self.index = json.loads(stream.read())
         if expect_tokenizer and self.index.get("tokenizer_sha256") != expect_tokenizer:
             raise ShardError(f"{url}: shards were tokenized with {self.index.get('tokenizer_sha256')}, "
                              f"not the expected tokenizer {expect_tokenizer}")

@@ -1,7 +1,10 @@
 """Export a checkpoint in Hugging Face's GPTBigCode layout: config.json (`multi_query: true`)
-and model.safetensors, which `transformers.GPTBigCodeForCausalLM.from_pretrained` loads and
+and model.safetensors, which `transformers.AutoModelForCausalLM.from_pretrained` loads and
 runs with the same logits. Parameter names map one to one (`transformer.` prefix); the
-output head is tied to `transformer.wte`, so it is not stored twice."""
+output head is tied to `transformer.wte`, so it is not stored twice. With the build's
+tokenizer.json, also tokenizer_config.json and special_tokens_map.json, so that
+`AutoTokenizer.from_pretrained` knows `<|endoftext|>` as bos/eos and the FIM and metadata
+tokens as special, as StarCoder's own export does."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from corpus_core.tokens import EOS, SPECIAL_TOKENS
 from trainer.model import GPTBigCode, ModelConfig
 
 
@@ -36,8 +40,38 @@ def export(model: GPTBigCode, out_dir: str | Path, tokenizer: str | Path | None 
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(hf_config(model.config), indent=2) + "\n")
     if tokenizer:
+        _check_tokenizer(Path(tokenizer), model.config.vocab_size)
         shutil.copyfile(tokenizer, out / "tokenizer.json")
+        for name, content in hf_tokenizer_files(model.config).items():
+            (out / name).write_text(json.dumps(content, indent=2) + "\n")
     return out
+
+
+def hf_tokenizer_files(config: ModelConfig) -> dict[str, dict]:
+    """tokenizer_config.json and special_tokens_map.json for the build's tokenizer.json: the
+    generic fast tokenizer class loads tokenizer.json as it is (no re-derived pre-tokenizer)."""
+    eos = SPECIAL_TOKENS[EOS]
+    special = {"bos_token": eos, "eos_token": eos, "unk_token": eos,
+               "additional_special_tokens": [token for token in SPECIAL_TOKENS if token != eos]}
+    return {
+        "tokenizer_config.json": {"tokenizer_class": "PreTrainedTokenizerFast", **special,
+                                  "model_max_length": config.block_size, "add_prefix_space": False,
+                                  "clean_up_tokenization_spaces": False},
+        "special_tokens_map.json": special,
+    }
+
+
+def _check_tokenizer(path: Path, vocab_size: int) -> None:
+    """The tokenizer must be the model's: StarCoder's special tokens at their ids, no id past
+    the embedding table."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    wrong = [token for number, token in enumerate(SPECIAL_TOKENS) if tokenizer.token_to_id(token) != number]
+    if wrong:
+        raise ValueError(f"{path}: special tokens {wrong} are not at StarCoder's ids (corpus_core/tokens.py)")
+    if tokenizer.get_vocab_size() > vocab_size:
+        raise ValueError(f"{path}: {tokenizer.get_vocab_size()} tokens, more than the model's vocab_size {vocab_size}")
 
 
 def load_checkpoint(path: str | Path) -> GPTBigCode:

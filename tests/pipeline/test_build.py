@@ -82,7 +82,8 @@ def config_for(sources, workers: int, executor: str = "ray", chunk_files: int = 
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
-    manifests = [out / "manifest" / "files.parquet", out / "manifest" / "repos.parquet"]
+    manifests = [out / "manifest" / "files.parquet", out / "manifest" / "repos.parquet", out / "index.json",
+                 out / "README.md"]
     files = sorted((out / "shards").iterdir()) + manifests
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 
@@ -105,12 +106,13 @@ def test_every_input_file_is_accounted_for(built):
         ("alpha", "escape"): reasons.LINK_ESCAPE, ("gamma-1.0", "gamma-1.0/../../slip.py"): reasons.PATH_ESCAPE,
         ("alpha", "dup.py"): "exact_duplicate", ("ds/one", "x.rs"): "duplicate_path",
         ("gamma-1.0", "nolicense/none.py"): "license_not_allowed", ("ds/two", "y.py"): "no_license",
-        # the MIT license texts differ only in their holder: near duplicates of the starred beta's
-        ("alpha", "LICENSE"): "near_duplicate", ("gamma-1.0", "COPYING"): "near_duplicate",
-        ("delta", "LICENSE"): "near_duplicate", ("delta", "near_copy.py"): "near_duplicate",
+        # license texts are evidence, never training data
+        ("alpha", "LICENSE"): "license_text", ("beta", "LICENSE"): "license_text",
+        ("gamma-1.0", "COPYING"): "license_text", ("delta", "LICENSE"): "license_text",
+        ("delta", "near_copy.py"): "near_duplicate",
     }
-    assert run["counts"]["files"] == 22 and run["counts"]["kept"] == 10
-    assert run["counts"]["dropped"] == {**{r: 1 for r in dropped.values()}, "near_duplicate": 4}
+    assert run["counts"]["files"] == 22 and run["counts"]["kept"] == 9
+    assert run["counts"]["dropped"] == {**{r: 1 for r in dropped.values()}, "license_text": 4}
     assert all(f["reason"] is None for f in files if f["decision"] == "kept")
 
 
@@ -125,8 +127,8 @@ def test_exact_duplicate_keeps_the_starred_repository(built):
 
 def test_shards_hold_the_kept_files_and_match_the_index(built):
     root, _, run = built
-    index = json.loads((root / "out/shards/index.json").read_text())
-    assert index["totals"]["rows"] == 10 and len(index["shards"]) > 1
+    index = json.loads((root / "out/index.json").read_text())
+    assert index["totals"]["rows"] == 9 and len(index["shards"]) > 1
     contents = {}
     for entry in index["shards"]:
         path = root / "out/shards" / entry["file"]
@@ -150,7 +152,7 @@ def test_languages_and_repositories(built):
     repos = duckdb.sql(f"""SELECT repo, kind, files, files_kept, decision, stars, length(commit)
                            FROM '{root}/out/manifest/repos.parquet' ORDER BY repo""").fetchall()
     assert [r[:6] for r in repos] == [
-        ("alpha", "directory", 8, 3, "kept", 1), ("beta", "git", 3, 3, "kept", 10),
+        ("alpha", "directory", 8, 3, "kept", 1), ("beta", "git", 3, 2, "kept", 10),
         ("delta", "archive", 3, 1, "kept", None), ("ds/one", "dataset", 3, 2, "kept", None),
         ("ds/two", "dataset", 1, 0, "dropped", None), ("gamma-1.0", "archive", 4, 1, "kept", None),
     ]
@@ -169,10 +171,11 @@ def test_run_json_records_config_versions_and_stages(built):
         reasons.BINARY: 1, reasons.TOO_LARGE: 1, reasons.LINK_ESCAPE: 1, reasons.PATH_ESCAPE: 1,
     }
     assert stages["exact_dedup"]["dropped"] == {"exact_duplicate": 1}
+    assert stages["license"]["dropped"] == {"license_text": 4}  # at the file stage: no filter sees them
     assert stages["license_decision"]["dropped"] == {"license_not_allowed": 1, "no_license": 1}
-    assert stages["near_dedup"]["dropped"] == {"near_duplicate": 4}
-    assert stages["near_dedup"]["notes"]["clusters"] == 2
-    assert stages["language"]["files_in"] == 18 and stages["shards"]["kept"] == 10
+    assert stages["near_dedup"]["dropped"] == {"near_duplicate": 1}
+    assert stages["near_dedup"]["notes"]["clusters"] == 1
+    assert stages["language"]["files_in"] == 18 and stages["shards"]["kept"] == 9
     assert not (root / "out/_work").exists()
     # every unit, signature batch and encoding batch is one measured task
     tasks = saved["executor"]["tasks"]
@@ -317,4 +320,4 @@ def test_small_local_inputs_build_in_process_and_large_ones_on_ray(tmp_path):
 
     config = BuildConfig(**LENIENT, sources=(SourceSpec(str(repo)),))  # executor "ray", the default
     run = build(config, tmp_path / "out", Progress(quiet=True))
-    assert run["executor"]["kind"] == "local" and run["counts"]["kept"] == 2
+    assert run["executor"]["kind"] == "local" and run["counts"]["kept"] == 1  # LICENSE is no training data

@@ -17,12 +17,12 @@ def test_inspect_json_lines(tmp_path, capsys):
     assert main(["inspect", "--json", str(repo / "a.py"), str(repo / "blob.bin"), str(tar)]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["path"].rsplit("/", 1)[-1], r["language"], r["license"], r["reason"]) for r in rows] == [
-        ("a.py", "Python", None, "no_license"), ("blob.bin", None, None, "binary"),
-        ("x.js", "JavaScript", "MIT", None), ("LICENSE", "Text", "MIT", None),
+        ("a.py", "Python", None, "no_license"), ("blob.bin", None, None, "no_license"),
+        ("x.js", "JavaScript", "MIT", None), ("LICENSE", "Text", "MIT", "license_text"),
     ]
     assert rows[0]["stages"] == {"ingest": "kept", "optout": "kept", "language": "kept", "license": "kept",
                                  "quality": "kept", "comments": "kept", "pii": "kept", "license_decision": "no_license"}
-    assert rows[1]["stages"]["ingest"] == "binary" and set(rows[1]["stages"].values()) == {"binary", "not run"}
+    assert rows[1]["stages"]["ingest"] == "binary" and rows[1]["detail"] == "also binary"
     assert rows[2]["license_source"] == "file:LICENSE"
     # the measures and the PII findings (offsets only, never the value)
     assert rows[0]["quality"]["comment_lexer"] == "tree-sitter-python" and rows[0]["quality"]["max_line_length"] == 33

@@ -262,7 +262,8 @@ def hostile_sources(root: Path) -> list[SourceSpec]:
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
-    manifests = [out / "manifest" / "files.parquet", out / "manifest" / "repos.parquet"]
+    manifests = [out / "manifest" / "files.parquet", out / "manifest" / "repos.parquet", out / "index.json",
+                 out / "README.md"]
     files = [*sorted((out / "shards").iterdir()), *manifests]
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 

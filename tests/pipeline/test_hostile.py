@@ -25,7 +25,7 @@ from pipeline.progress import Progress
 from pipeline.run import build
 from stages.shards import ShardConfig
 from stages.sources import resolve_units
-from tests.conftest import LENIENT, PYTHON_FILE, make_git_repo, mit_license, write_tree
+from tests.conftest import LENIENT, PYTHON_FILE, make_git_repo, mit_license, program, write_tree
 
 
 def local_config(sources, **execution) -> BuildConfig:
@@ -34,8 +34,8 @@ def local_config(sources, **execution) -> BuildConfig:
 
 
 def small_repo(root: Path, files: int = 3) -> Path:
-    return write_tree(root, {"LICENSE": mit_license("Owner"),
-                             **{f"m{i}.py": PYTHON_FILE + f"VALUE = {i}\n" for i in range(files)}})
+    programs = {f"m{i}.py": program(i, lines=12) for i in range(files)}
+    return write_tree(root, {"LICENSE": mit_license("Owner"), **programs})
 
 
 # --- sources are data, never options -----------------------------------------------------
@@ -110,9 +110,9 @@ def test_a_rebuild_replaces_only_what_the_previous_build_wrote(tmp_path):
     build(config, out, Progress(quiet=True))
     many = sorted(p.name for p in (out / "shards").glob("*.parquet"))
     (out / "shards" / "README.txt").write_text("a note the team keeps here\n")
-    build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True))  # fewer, larger shards
+    build(replace(config, shards=ShardConfig(target_bytes=10**7)), out, Progress(quiet=True))  # one shard now
     left = sorted(p.name for p in (out / "shards").glob("*.parquet"))
-    listed = [shard["file"] for shard in json.loads((out / "shards" / "index.json").read_text())["shards"]]
+    listed = [shard["file"] for shard in json.loads((out / "index.json").read_text())["shards"]]
     assert len(many) > 1 and left == listed == ["part-00000.parquet"]  # the old part-00001 is gone
     assert (out / "shards" / "README.txt").exists()
 
@@ -194,7 +194,7 @@ def test_stage_errors_past_the_configured_share_fail_the_build(tmp_path, monkeyp
 
     monkeypatch.setattr(PiiRedactor, "process", process)
     repo = small_repo(tmp_path / "src" / "repo", files=4)
-    with pytest.raises(BuildFailed, match=r"stage pii raised on 1 of 5 files"):
+    with pytest.raises(BuildFailed, match=r"stage pii raised on 1 of 4 files"):
         build(local_config([SourceSpec(str(repo))]), tmp_path / "strict", Progress(quiet=True))
 
     build(local_config([SourceSpec(str(repo))], max_stage_error_share=0.5), tmp_path / "lenient", Progress(quiet=True))

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpus_core.records import SourceSpec
+from filters.quality import QualityConfig
 from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
@@ -15,6 +16,14 @@ from stages.license import Evidence, LicenseScanner, is_allowed, normalize, reso
 from tests.conftest import APACHE_NOTICE, GPL3_HEADER, LENIENT, PYTHON_FILE, mit_license, write_tree
 
 CODE = "def f():\n    return 1\n"
+GPL3_TEXT = GPL3_HEADER.replace("# ", "")
+LONG_LINE = "x = '" + "y" * 200 + "'\n"  # fails max_line_length = 120
+# simplejson's LICENSE.txt opens so: one file stating a choice, then the texts of its alternatives
+DUAL_STATEMENT = ("simplejson is dual-licensed software. It is available under the terms\n"
+                  "of the MIT license, or the Academic Free License version 2.1. The full\n"
+                  "text of each license agreement is included below. This code is also\n"
+                  "licensed to the Python Software Foundation (PSF) under a Contributor\n"
+                  "Agreement.\n\n")
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +49,32 @@ def licensed(tmp_path_factory):
         "package.json": json.dumps({"name": "c", "license": "MIT"}),
         "setup.cfg": "[metadata]\nname = c\nlicense = GPL-3.0-only\n", "c.py": "w = 4\n"})
     write_tree(repos / "nested", {"LICENSE": mit_license(), "src/m.py": "v = 5\n",
-                                  "vendor/gnu/COPYING": GPL3_HEADER.replace("# ", ""), "vendor/gnu/g.c": "int g;\n"})
-    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(repos)),), cache_dir=str(root / "cache"),
-                         execution=ExecutionConfig(executor="local"))
+                                  "vendor/gnu/COPYING": GPL3_TEXT, "vendor/gnu/g.c": "int g;\n"})
+    write_tree(repos / "dual_named", {"LICENSE-MIT": mit_license("Ann Example"), "LICENSE-APACHE": APACHE_NOTICE,
+                                      "src/lib.rs": "pub fn f() -> u32 { 1 }\n"})
+    write_tree(repos / "dual_readme", {"LICENSE": mit_license() + "\n\n" + APACHE_NOTICE,
+                                       "README.md": "# d\n\n## License\n\nDual-licensed under MIT OR Apache-2.0.\n",
+                                       "d.py": "def d():\n    return 2\n"})
+    write_tree(repos / "dual_statement", {"LICENSE.txt": DUAL_STATEMENT + mit_license("Bob Ippolito"),
+                                          "s.py": "def s():\n    return 2\n"})
+    write_tree(repos / "gpl_metadata", {
+        "COPYING": GPL3_TEXT, "g.py": "def g():\n    return 2\n",
+        "setup.py": "from setuptools import setup\n\nsetup(name='g', license='MIT')\n",
+        "PKG-INFO": "Metadata-Version: 2.1\nName: g\nLicense: MIT\nClassifier: License :: OSI Approved :: MIT "
+                    "License\n\nA package.\n"})
+    write_tree(repos / "texts_and_metadata", {
+        "LICENSE": mit_license(), "NOTICE": "Texts Inc. product\nCopyright 2022 Texts Inc.\n",
+        "t.py": "def t():\n    return 2\n",
+        "PKG-INFO": "Metadata-Version: 2.1\nName: t\nLicense: MIT\n\nT.\n", "t.egg-info/SOURCES.txt": "t.py\n",
+        "t.egg-info/top_level.txt": "t\n", "license.py": "def describe():\n    return 3\n"})
+    write_tree(repos / "filtered", {"LICENSE": mit_license(), "long.py": LONG_LINE, "blob.bin": b"\x00\x01"})
+    write_tree(repos / "filtered_gpl", {"COPYING": GPL3_TEXT, "long.py": LONG_LINE, "blob.bin": b"\x00\x01",
+                                        "ok.py": CODE})
+    lenient_but_long_lines = QualityConfig(**{name: False if s.kind is bool else None
+                                              for name, s in QualityConfig.thresholds().items()}
+                                           | {"max_line_length": 120})
+    config = BuildConfig(**{**LENIENT, "quality": lenient_but_long_lines}, sources=(SourceSpec(str(repos)),),
+                         cache_dir=str(root / "cache"), execution=ExecutionConfig(executor="local"))
     run = build(config, root / "out", Progress(quiet=True))
     files = {(f["repo"], f["path"]): f for f in pq.read_table(root / "out/manifest/files.parquet").to_pylist()}
     repos_rows = {r["repo"]: r for r in pq.read_table(root / "out/manifest/repos.parquet").to_pylist()}
@@ -65,12 +97,16 @@ def test_apache_root_with_a_gpl_header_file(licensed):
     gpl = files[("apache_gpl_header", "gpl.py")]
     assert (gpl["decision"], gpl["reason"]) == ("dropped", "license_not_allowed")
     assert gpl["license"] == "GPL-3.0-or-later" and gpl["license_source"] == "header:gpl.py"
+    # the evidence a reviewer checks: ScanCode's rule and score, and the lines of the file it matched
+    assert (gpl["license_kind"], gpl["license_path"], gpl["license_start_line"], gpl["license_end_line"]) == (
+        "header", "gpl.py", 1, 4)
+    assert gpl["license_rule"].endswith(".RULE") and gpl["license_score"] > 90
 
 
 def test_dual_or_is_kept(licensed):
     _, _, files, _ = licensed
     row = files[("dual_or", "index.js")]
-    assert (row["decision"], row["license"]) == ("kept", "MIT OR GPL-3.0-only")
+    assert (row["decision"], row["license"]) == ("kept", "GPL-3.0-only OR MIT")  # license-expression's order
 
 
 def test_and_with_gpl_is_dropped(licensed):
@@ -107,13 +143,83 @@ def test_metadata_that_disagrees_is_a_conflict(licensed):
     assert files[("metadata_conflict", "c.py")]["reason"] == "license_conflict"
     assert files[("metadata_conflict", "c.py")]["detail"].startswith("repository metadata disagree: ")
     assert repos["metadata_conflict"]["license_conflict"] == "unresolved"
+    # the metadata files themselves are licensed as their directory, not by what they declare
+    assert files[("metadata_conflict", "package.json")]["reason"] == "license_conflict"
 
 
 def test_the_nearest_license_file_wins(licensed):
     _, _, files, _ = licensed
     assert files[("nested", "src/m.py")]["license"] == "MIT"
+    assert files[("nested", "src/m.py")]["copyright_holders"] == ["Jane Doe"]
     vendored = files[("nested", "vendor/gnu/g.c")]
     assert vendored["reason"] == "license_not_allowed" and vendored["license_source"] == "file:vendor/gnu/COPYING"
+
+
+def test_license_files_named_after_their_licenses_offer_a_choice(licensed):
+    _, _, files, repos = licensed
+    row = files[("dual_named", "src/lib.rs")]
+    assert (row["decision"], row["license"]) == ("kept", "Apache-2.0 OR MIT")
+    assert (row["license_source"], row["license_kind"]) == ("file:LICENSE-APACHE,LICENSE-MIT", "license_file")
+    assert repos["dual_named"]["license"] == "Apache-2.0 OR MIT"
+
+
+def test_a_readme_stating_the_choice_lends_its_structure(licensed):
+    _, _, files, repos = licensed
+    row = files[("dual_readme", "d.py")]  # one LICENSE holding both texts: AND, until the README says OR
+    assert (row["decision"], row["license"]) == ("kept", "Apache-2.0 OR MIT")
+    assert repos["dual_readme"]["license_source"] == "LICENSE,README.md"
+
+
+def test_a_license_file_stating_a_choice_then_the_texts_is_the_choice(licensed):
+    _, _, files, repos = licensed
+    assert repos["dual_statement"]["license"] == "AFL-2.1 OR MIT OR Python-2.0"
+    row = files[("dual_statement", "s.py")]
+    assert (row["decision"], row["license"], row["license_path"]) == ("kept", "AFL-2.1 OR MIT OR Python-2.0",
+                                                                       "LICENSE.txt")
+
+
+def test_metadata_saying_mit_in_a_gpl_repository_is_gpl(licensed):
+    _, _, files, repos = licensed
+    for path in ("setup.py", "PKG-INFO", "g.py"):
+        row = files[("gpl_metadata", path)]
+        assert (row["license"], row["license_source"], row["license_kind"]) == (
+            "GPL-3.0-or-later", "file:COPYING", "license_file"), path
+        assert row["reason"] == "license_not_allowed", path
+    assert files[("gpl_metadata", "PKG-INFO")]["detail"] == "not allowed: GPL-3.0-or-later; also package_metadata"
+    assert repos["gpl_metadata"]["license_conflict"] == "resolved"  # the metadata's MIT is recorded, not used
+    assert {e["expression"] for e in json.loads(repos["gpl_metadata"]["license_evidence"])} == {
+        "GPL-3.0-or-later", "MIT"}
+
+
+def test_license_texts_and_package_metadata_are_not_training_data(licensed):
+    _, _, files, _ = licensed
+    reasons = {path: files[("texts_and_metadata", path)]["reason"] for path in (
+        "LICENSE", "NOTICE", "PKG-INFO", "t.egg-info/SOURCES.txt", "t.egg-info/top_level.txt", "t.py",
+        "license.py")}
+    assert reasons == {"LICENSE": "license_text", "NOTICE": "license_text", "PKG-INFO": "package_metadata",
+                       "t.egg-info/SOURCES.txt": "package_metadata", "t.egg-info/top_level.txt": "package_metadata",
+                       "t.py": None, "license.py": None}  # code named like a license file is code
+    for path in ("LICENSE", "PKG-INFO", "t.egg-info/SOURCES.txt"):  # dropped, still with their license
+        assert files[("texts_and_metadata", path)]["license"] == "MIT", path
+
+
+def test_a_file_a_filter_dropped_has_its_license_and_the_license_reason_comes_first(licensed):
+    _, run, files, _ = licensed
+    long = files[("filtered", "long.py")]
+    assert (long["reason"], long["license"], long["license_kind"], long["license_path"]) == (
+        "max_line_length", "MIT", "license_file", "LICENSE")
+    assert long["license_rule"] and long["license_score"] > 90 and long["license_start_line"] >= 1
+    assert long["copyright_holders"] == ["Jane Doe"]
+    assert (files[("filtered", "blob.bin")]["reason"], files[("filtered", "blob.bin")]["license"]) == ("binary", "MIT")
+    for path, earlier in (("long.py", "max_line_length"), ("blob.bin", "binary")):
+        row = files[("filtered_gpl", path)]
+        assert (row["reason"], row["license"]) == ("license_not_allowed", "GPL-3.0-or-later"), path
+        assert row["detail"] == f"not allowed: GPL-3.0-or-later; also {earlier}", path
+    # every row of a repository that is not permissive has its license and a license reason
+    assert {(f["license"], f["reason"]) for (repo, _), f in files.items() if repo == "filtered_gpl"} == {
+        ("GPL-3.0-or-later", "license_not_allowed")}
+    decision = next(s for s in run["stages"] if s["name"] == "license_decision")
+    assert decision["notes"]["relabelled"]["max_line_length"] >= 1  # the quality stage's count is unchanged
 
 
 def test_every_kept_file_has_evidence_and_the_notice_names_it(licensed):

@@ -42,7 +42,7 @@ def ids_of(loader: ShardLoader, epoch: int = 0) -> list[str]:
 
 
 def test_the_corpus_has_several_shards(corpus):
-    index = json.loads((corpus / "shards" / "index.json").read_text())
+    index = json.loads((corpus / "index.json").read_text())
     assert index["totals"]["rows"] == DOCS and len(index["shards"]) >= 4
 
 
@@ -98,8 +98,8 @@ def test_blocks_pack_documents_back_to_back_and_resume_exactly(corpus):
 
 def test_a_corrupted_shard_is_refused(corpus, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(corpus / "shards", copy)
-    victim = sorted(copy.glob("part-*.parquet"))[1]
+    shutil.copytree(corpus, copy)
+    victim = sorted((copy / "shards").glob("part-*.parquet"))[1]
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
@@ -114,12 +114,26 @@ def test_a_corrupted_shard_is_refused(corpus, tmp_path):
 def test_urls_local_file_and_fsspec(corpus):
     import fsspec
 
-    expected = ids_of(ShardLoader(corpus / "shards"))
+    expected = ids_of(ShardLoader(corpus / "shards"))  # the shard folder: its index is beside it
     assert ids_of(ShardLoader(f"file://{corpus}")) == expected
     memory = fsspec.filesystem("memory")
+    memory.pipe("/build/index.json", (corpus / "index.json").read_bytes())
     for path in (corpus / "shards").iterdir():
         memory.pipe(f"/build/shards/{path.name}", path.read_bytes())
     assert ids_of(ShardLoader("memory://build")) == expected
+    assert ids_of(ShardLoader("memory://build/shards/")) == expected
+
+
+def test_an_older_build_with_its_index_among_the_shards_still_loads(corpus, tmp_path):
+    """Builds before index format 3 wrote shards/index.json, its names relative to shards/."""
+    old = tmp_path / "old"
+    shutil.copytree(corpus / "shards", old / "shards")
+    index = json.loads((corpus / "index.json").read_text())
+    del index["shard_dir"]
+    (old / "shards" / "index.json").write_text(json.dumps({**index, "format": 2}))
+    expected = ids_of(ShardLoader(corpus, seed=4))
+    assert ids_of(ShardLoader(old, seed=4)) == ids_of(ShardLoader(old / "shards", seed=4)) == expected
+    assert ShardLoader(old).index["tokenizer_sha256"] == index["tokenizer_sha256"]
 
 
 def test_torch_dataloader_workers_resume_from_their_states(corpus):

@@ -126,20 +126,42 @@ def test_resume_gives_bit_identical_next_steps(shards, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_export_loads_in_transformers_with_the_same_logits(shards, tmp_path):
+def test_export_loads_in_transformers_with_the_same_logits_and_tokens(shards, tmp_path, monkeypatch):
     pytest.importorskip("transformers")
-    from transformers import GPTBigCodeForCausalLM
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPTBigCodeForCausalLM
 
     from trainer.export import export, load_checkpoint
 
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     train(small(shards, tmp_path / "run", max_steps=2), log=lambda line: None)
     model = load_checkpoint(tmp_path / "run" / "ckpt.pt")
     export(model, tmp_path / "hf", shards / "tokenizer.json")
-    hf = GPTBigCodeForCausalLM.from_pretrained(tmp_path / "hf").eval()
-    assert hf.config.multi_query
+    assert {"tokenizer_config.json", "special_tokens_map.json"} <= {p.name for p in (tmp_path / "hf").iterdir()}
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert isinstance(hf, GPTBigCodeForCausalLM) and hf.config.multi_query and hf.config.eos_token_id == EOS
     x = torch.randint(0, 300, (2, 20))
     with torch.no_grad():
         assert torch.allclose(model(x)[0], hf(x).logits, atol=1e-5)
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tokenizer.eos_token == tokenizer.bos_token == "<|endoftext|>" and tokenizer.eos_token_id == EOS
+    fim = ["<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
+    assert tokenizer.convert_tokens_to_ids(fim) == [FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD]
+    assert set(fim) <= set(tokenizer.all_special_tokens)
+    text = "def f(x1, y22):\n\treturn x1 * 333  # é\n"
+    prompt = f"<fim_prefix>{text}<fim_suffix>pass<fim_middle>"
+    build_tokenizer = Tokenizer.from_file(str(shards / "tokenizer.json"))
+    assert tokenizer(prompt)["input_ids"] == build_tokenizer.encode(prompt).ids  # the build's encoding, as is
+    assert tokenizer(prompt)["input_ids"][0] == FIM_PREFIX and tokenizer.decode(tokenizer(text)["input_ids"]) == text
+
+
+def test_export_refuses_a_tokenizer_that_is_not_the_models(shards, tmp_path):
+    from trainer.export import export
+
+    small_vocab = GPTBigCode(preset("tiny", vocab_size=100))  # the build's tokenizer has 300 tokens
+    with pytest.raises(ValueError, match="more than the model's vocab_size 100"):
+        export(small_vocab, tmp_path / "hf", shards / "tokenizer.json")
 
 
 def torchrun(config: TrainConfig, workdir, ranks: int = 2) -> list[dict]:
