@@ -35,7 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from corpus_core.errors import ConfigError
+from corpus_core.errors import BuildFailed, ConfigError
 from corpus_core.settings import Settings, setting
 from corpus_core.stage import NO_DROPS, CorpusContext, CorpusStage
 from corpus_core.storage import sha256_file, sql_path, write_atomic
@@ -87,6 +87,9 @@ def new_tokenizer() -> Any:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tokenizer.decoder = decoders.ByteLevel()
     return tokenizer
+
+
+BASE_VOCAB = len(SPECIAL_TOKENS) + 256  # what a byte-level BPE holds before its first merge
 
 
 def train_tokenizer(texts: Iterator[str], vocab_size: int, min_frequency: int = 2) -> Any:
@@ -219,6 +222,12 @@ class Tokenize(CorpusStage):
                                    f"{total / 1e6:.1f} MB of {len(available)} languages")
             started = time.perf_counter()
             tokenizer = train_tokenizer(self._sample(db, shares), self.config.vocab_size, self.config.min_frequency)
+            merges = tokenizer.get_vocab_size() - BASE_VOCAB
+            if merges <= 0:  # a vocabulary of bytes alone: not a tokenizer anyone should train on
+                raise BuildFailed(
+                    f"tokenize: {total} bytes of kept text taught the BPE no merge (at least "
+                    f"{self.config.min_frequency} occurrences of a pair are needed); see why files were dropped "
+                    "(corpus inspect), or name a trained tokenizer in tokenize.tokenizer")
             notes["tokenizer"] = "trained"
             notes["train_seconds"] = round(time.perf_counter() - started, 3)
         tokenizer.save(str(tokenizer_path))

@@ -133,7 +133,7 @@ def tokenized(tmp_path_factory):
 
 def test_shards_carry_input_ids_that_decode_to_the_content(tokenized):
     out, run, rows = tokenized
-    index = json.loads((out / "shards" / "index.json").read_text())
+    index = json.loads((out / "index.json").read_text())
     tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     assert index["tokenizer_sha256"] == sha256_file(out / "tokenizer.json") and index["vocab_size"] == 500
     assert index["input_ids"] == "uint16"
@@ -197,3 +197,20 @@ def test_sampling_budget_prefers_no_language(tmp_path):
     assert plan["Rust"]["bytes"] == plan["Rust"]["available"]
     assert 0 < plan["Python"]["bytes"] < plan["Python"]["available"]
     assert sum(e["bytes"] for e in plan.values()) == 20_000
+
+
+def test_a_tokenizer_that_learned_nothing_fails_the_build(tmp_path):
+    from dataclasses import replace
+
+    from corpus_core.errors import BuildFailed
+    from pipeline.config import BuildConfig, ExecutionConfig
+    from pipeline.progress import Progress
+    from pipeline.run import build
+    from tests.conftest import LENIENT, mit_license, write_tree
+
+    repo = write_tree(tmp_path / "repo", {"LICENSE": mit_license("Owner"), "a.py": "x\n"})
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(repo)),), execution=ExecutionConfig(executor="local"))
+    config = replace(config, tokenize=replace(config.tokenize, min_frequency=1000))
+    with pytest.raises(BuildFailed, match=r"tokenize: \d+ bytes of kept text taught the BPE no merge"):
+        build(config, tmp_path / "out", Progress(quiet=True))
+    assert not (tmp_path / "out" / "shards").exists()
