@@ -100,3 +100,21 @@ def test_the_quality_patterns_are_linear_on_their_worst_cases(name):
         stage.process(FileRecord("o/r", "hostile.py", len(text), content=text, language="Python"))
 
     assert growth(run, make, n) < MAX_RATIO
+
+
+HTML_CASES: dict[str, Callable[[int], str]] = {
+    "unclosed attribute quotes": lambda size: repeated("<a b='", size),  # html.parser: quadratic
+    "a < with no >": lambda size: repeated("<", size),
+    "comments never closed": lambda size: repeated("<!--", size),
+    "script elements never closed": lambda size: repeated("<script>", size),
+}
+
+
+@pytest.mark.parametrize("name", HTML_CASES)
+def test_the_html_visible_text_is_linear_on_its_worst_cases(name):
+    stage = QualityFilter(LENIENT["quality"].replace(min_html_visible_chars=100, min_html_visible_fraction=0.2))
+
+    def run(text: str) -> None:
+        stage.process(FileRecord("o/r", "hostile.html", len(text), content=text, language="HTML"))
+
+    assert growth(run, HTML_CASES[name], 20_000) < MAX_RATIO
