@@ -152,10 +152,11 @@ class RayExecutor:
         import ray
 
         address = address or os.environ.get("RAY_ADDRESS")
+        if address:
+            check_reachable(address, connect_timeout)
         self._started = not ray.is_initialized()
         if self._started:
             if address:
-                check_reachable(address, connect_timeout)
                 # the workers of a cluster import this project's code from the driver
                 modules = [importlib.import_module(name) for name in worker_packages()]
                 ray.init(address=address, runtime_env={"py_modules": modules}, logging_level="WARNING")

@@ -34,7 +34,7 @@ from pipeline.run import build
 from stages.dedup import NearDedupConfig
 from stages.ingest import IngestConfig
 from stages.tokenize import TokenizeConfig
-from tests.conftest import LENIENT, PYTHON_FILE, make_tar, write_tree
+from tests.conftest import LENIENT, PYTHON_FILE, make_tar, mit_license, write_tree
 
 MAX_FILE_BYTES = 2048
 MAX_MEMBERS = 4
@@ -244,7 +244,8 @@ def test_a_build_of_hostile_sources_never_raises_and_accounts_for_every_input(tm
 def hostile_sources(root: Path) -> list[SourceSpec]:
     """One of each: a name that is not UTF-8 (tree and tar), a broken JSON line, a content that
     is a number, a null path, a link out of the tree, a member past the limit."""
-    repo = write_tree(root / "tree" / TREE, {"ok.py": PYTHON_FILE, "sub/b.py": "b = 2\n"})
+    repo = write_tree(root / "tree" / TREE, {"LICENSE": mit_license("Owner"), "ok.py": PYTHON_FILE,
+                                             "sub/b.py": "b = 2\n"})
     (Path(os.fsdecode(os.fsencode(repo) + b"/caf\xe9.py"))).write_text("cafe = 1\n")
     os.symlink("/etc/hostname", repo / "escape")
     dataset = root / DATASET
@@ -280,8 +281,8 @@ def hostile(tmp_path_factory):
 def test_hostile_sources_build_in_process_with_a_row_each(hostile):
     root, _ = hostile
     rows = {(r["repo"], r["path"]): r["reason"] for r in manifest_rows(root / "local")}
-    assert len(rows) == 4 + 5 + MAX_MEMBERS + 2
-    assert rows[(TREE, "caf\\xe9.py")] == "no_license"  # read, named by its bytes, judged like any other
+    assert len(rows) == 5 + 5 + MAX_MEMBERS + 2
+    assert rows[(TREE, "caf\\xe9.py")] is None  # read, named by its bytes, kept like any other
     assert rows[(TREE, "escape")] == "link_escape"
     assert rows[(DATASET, "line:2")] == rows[(DATASET, "line:4")] == rows[("o/r", "n.py")] == "bad_record"
     assert rows[(ARCHIVE, "m0\\xe9.py")] == "no_license"
