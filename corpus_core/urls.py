@@ -9,7 +9,9 @@ import re
 
 # the userinfo of a URL with a scheme: `scheme://user[:password]@`; `git@host:owner/repo`
 # (ssh's user, no secret) has no scheme and is left alone
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)[^\s/@]{1,1024}@")
+# (up to the last `@` before the host: a password may hold an `@` of its own)
+# (`scheme:/` too: a URL made a path, `https:/user:token@host`, when given without `git+`)
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}:/{1,2})[^\s/]{0,1024}@")
 
 
 def scrub_credentials(text: str | None) -> str | None:

@@ -89,12 +89,13 @@ def write_notice(db: Any, path: Path) -> None:
     for repo, licenses, files, holders, source, commit, evidence in rows:
         needed = sorted(set().union(*(attribution_licenses(e) for e in licenses if e)))
         texts.update(needed)
+        holders = [_one_line(h) for h in holders or []]
         lines += [
-            f"== {repo} ==",
+            f"== {_one_line(repo)} ==",
             f"License: {'; '.join(e or '(none)' for e in licenses)}",
-            f"Source: {source}" + (f" at {commit}" if commit else ""),
+            f"Source: {_one_line(source)}" + (f" at {_one_line(commit)}" if commit else ""),
             f"Copyright: {'; '.join(holders) if holders else '(no holder found)'}",
-            f"Files in this corpus: {files}; license evidence: {evidence or 'file headers'}",
+            f"Files in this corpus: {files}; license evidence: {_one_line(evidence) if evidence else 'file headers'}",
             f"License texts below: {', '.join(needed) if needed else '(none required)'}",
             "",
         ]
@@ -105,3 +106,9 @@ def write_notice(db: Any, path: Path) -> None:
         lines += [f"---- {spdx_id} ----", "",
                   text or f"(not in ScanCode's license database: https://spdx.org/licenses/{spdx_id}.html)", ""]
     path.write_text("\n".join(lines))
+
+
+def _one_line(text: str) -> str:
+    """A crawled name or holder as one line: its control characters escaped, so no name can
+    add a forged `== repo ==` block to the NOTICE."""
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in str(text))

@@ -31,6 +31,7 @@ _END = object()
 # lives: once the driver is gone, the raylet exits and its agents are orphans no tree shows.
 _WATCHDOG = """
 import os, select, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; this stays to clean up
 
 def table():
     found = {}

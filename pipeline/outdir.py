@@ -36,7 +36,8 @@ class OutDir:
 
     def __init__(self, path: Path, sources: Iterable[SourceSpec], force: bool = False):
         self.path = path.resolve()
-        _refuse_inside_sources(self.path, sources)
+        self.force = force
+        refuse_inside_sources(self.path, sources, "--out")
         if not force:
             _refuse_foreign(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -59,26 +60,47 @@ class OutDir:
     def previous_files(self) -> list[str]:
         """The files (relative to OUT) the previous build published."""
         marker = self.path / MARKER
-        if marker.exists():
+        if marker.exists() and not marker.is_symlink():
             try:
-                return list(json.loads(marker.read_text()).get("files", []))
+                names = json.loads(marker.read_text()).get("files", [])
             except (ValueError, AttributeError):
                 return []
+            # the marker travels with the folder: a name it lists is trusted only inside OUT
+            return [name for name in names if isinstance(name, str) and self._inside(name)]
         if (self.path / "manifest" / "run.json").exists():  # a build from before the marker
             return _legacy_outputs(self.path)
         return []  # a folder taken with --force: nothing in it is the build's
+
+    def _inside(self, name: str) -> bool:
+        """A relative name without `..` whose folder, links resolved, lies inside OUT."""
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts or "\0" in name:
+            return False
+        folder = (self.path / name).parent.resolve()
+        return folder == self.path or self.path in folder.parents
 
     def publish(self, staging: Path) -> list[str]:
         """Move every file under `staging` to the same place under OUT; delete what the
         previous build published and this one did not; record the new list."""
         new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        previous = self.previous_files()
+        ours = set(previous)
+        for name in new:
+            target = self.path / name
+            if not self._inside(name):
+                raise ConfigError(f"{target}: a link leads the build's output out of {self.path}; remove it")
+            if target.is_dir() and not target.is_symlink():
+                raise ConfigError(f"{target} is a folder where the build writes a file; move it away")
+            if (target.exists() or target.is_symlink()) and name not in ours and not self.force:
+                raise ConfigError(f"{target} exists and no build wrote it; move it away, or pass --force to "
+                                  "replace it")
+        # listed before the first move: a crash midway leaves nothing a later build would not clean up
+        self._write_marker(sorted(ours | set(new)))
         for name in new:
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_dir() and not target.is_symlink():
-                raise ConfigError(f"{target} is a folder where the build writes a file; move it away")
             os.replace(staging / name, target)
-        for name in sorted(set(self.previous_files()) - set(new)):
+        for name in sorted(ours - set(new)):
             stale = self.path / name
             if stale.is_file() or stale.is_symlink():
                 stale.unlink()
@@ -88,19 +110,26 @@ class OutDir:
 
     def _write_marker(self, files: list[str]) -> None:
         tmp = self.path / (MARKER + ".tmp")
-        tmp.write_text(json.dumps({"format": MARKER_FORMAT, "files": files}, indent=1) + "\n")
+        if tmp.is_symlink():
+            tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps({"format": MARKER_FORMAT, "files": files}, indent=1) + "\n")
         os.replace(tmp, self.path / MARKER)
 
 
-def _refuse_inside_sources(out: Path, sources: Iterable[SourceSpec]) -> None:
+def refuse_inside_sources(folder: Path, sources: Iterable[SourceSpec], what: str) -> None:
+    """A folder the build writes (`--out`, `cache_dir`) must lie outside every source folder:
+    the next build would read what this one wrote as training data."""
+    folder = folder.resolve()
     for spec in sources:
         source = Path(spec.source)
         if spec.source.startswith(("git+", "pypi:", "npm:")) or not source.is_dir():
             continue
         root = source.resolve()
-        if out == root or root in out.parents:
-            raise ConfigError(f"--out {out} is inside the source {spec.source}: the next build would read its own "
-                              "output; choose a folder outside every source")
+        if folder == root or root in folder.parents:
+            raise ConfigError(f"{what} {folder} is inside the source {spec.source}: the next build would read what "
+                              f"this one writes there; choose a folder outside every source")
 
 
 def _refuse_foreign(out: Path) -> None:
@@ -118,7 +147,10 @@ def _refuse_foreign(out: Path) -> None:
 
 
 def _lock(out: Path) -> int:
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # never truncate a link's target
+    except OSError as err:
+        raise ConfigError(f"cannot take the lock {out / LOCK}: {err.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -132,15 +164,12 @@ def _lock(out: Path) -> int:
 
 
 def _legacy_outputs(out: Path) -> list[str]:
-    """What a build from before the marker published: its named outputs."""
-    names = []
-    for name in ("shards", "manifest", "NOTICE", "tokenizer.json"):
-        path = out / name
-        if path.is_file():
-            names.append(name)
-        elif path.is_dir():
-            names += sorted(str(p.relative_to(out)) for p in path.rglob("*") if p.is_file())
-    return names
+    """What a build from before the marker published, by the names older builds wrote."""
+    fixed = ["NOTICE", "tokenizer.json", "shards/index.json",
+             *(f"manifest/{name}" for name in ("files.parquet", "repos.parquet", "attribution.parquet", "run.json"))]
+    shards = sorted(f"shards/{p.name}" for p in (out / "shards").glob("part-*.parquet")) if (out / "shards").is_dir() \
+        else []
+    return [name for name in fixed if (out / name).is_file()] + shards
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

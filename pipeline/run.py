@@ -28,7 +28,7 @@ from manifests.writer import input_fingerprint, write_files_manifest, write_repo
 from pipeline.config import BuildConfig
 from pipeline.executor import make_executor, peak_rss_bytes
 from pipeline.flow import STAGES, stages_of
-from pipeline.outdir import OutDir
+from pipeline.outdir import OutDir, refuse_inside_sources
 from pipeline.progress import Progress
 from pipeline.work import Chunk, WorkDir, mark_done, write_files_part, write_repos_part
 from stages.sources import Unit, resolve_units, source_fingerprint
@@ -164,6 +164,8 @@ def _check_inputs(config: BuildConfig) -> None:
 def _input_below(units: list[Unit], limit: int) -> bool:
     """True when every unit is a local path and all of them hold fewer than `limit` bytes
     (counting stops at the limit; fetched kinds count as large: their size is unknown)."""
+    if limit <= 0:
+        return False
     total = 0
     for unit in units:
         if unit.kind in ("pypi", "npm", "git_url"):
@@ -218,6 +220,7 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
     if not units:
         raise ConfigError("no sources: name some in the config or on the command line")
     _check_inputs(config)
+    refuse_inside_sources(Path(config.cache_dir), config.sources, "cache_dir")
     with OutDir(Path(out_dir), config.sources, force=force) as out:
         return _build(config, out, units, progress, started)
 
@@ -272,7 +275,7 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
     for unit in units:
         first = Chunk(unit, 0, execution.chunk_files)
         if work.is_done(first.key) and _changed_since(work, unit, work.read_marker(first.key)):
-            for part in work.unit_files(unit.key):  # never mix parts of the old input with the new
+            for part in work.unit_files(unit.key, first.key):  # never mix parts of the old input with the new
                 part.unlink()
             redone.append(unit.repo or unit.location)
         if work.is_done(first.key):
@@ -286,12 +289,12 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
     if kind == "ray" and not (execution.ray_address or os.environ.get("RAY_ADDRESS")) \
             and _input_below(units, execution.local_below_bytes):
         kind = "local"  # starting Ray costs more than it saves; the bytes are the same either way
+    db = _connect(work, execution.duckdb_memory_limit)  # a bad memory limit fails before Ray starts
     executor = make_executor(kind, execution.num_workers, execution.ray_address, execution.connect_timeout_s)
     progress.start_units(len(units), resumed=done, workers=executor.num_workers, executor=executor.name)
     if redone:
         progress.note(f"{len(redone)} source(s) changed since the interrupted build, read again: "
                       + ", ".join(redone[:5]) + (" ..." if len(redone) > 5 else ""))
-    db = _connect(work, execution.duckdb_memory_limit)
     try:
         executor.map(process_unit, todo, (config, str(out_dir)), chunk_done)
         progress.end_units()

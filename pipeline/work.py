@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +99,13 @@ class WorkDir:
         """A table a stage keeps per unit (e.g. `licenses`), read back as a DuckDB view."""
         return self.parts / f"{unit_key}.{table}.parquet"
 
-    def unit_files(self, unit_key: str) -> list[Path]:
-        """Every part and marker of a unit's chunks (to redo a unit whose source changed)."""
-        return [p for p in self.parts.iterdir() if p.name.startswith(f"{unit_key}.")]
+    def unit_files(self, unit_key: str, first_key: str) -> list[Path]:
+        """Every part and marker of a unit's chunks, to redo a unit whose source changed, in
+        the order to delete them: the first chunk's marker last, so a kill midway leaves a
+        unit that still reads as changed (never other chunks' old parts trusted)."""
+        chunk = re.compile(re.escape(unit_key) + r"(?:\.\d+-\d{5})?\.[A-Za-z_]+\.(?:parquet|json|tmp)$")
+        found = [p for p in self.parts.iterdir() if chunk.match(p.name)]
+        return sorted(found, key=lambda p: p == self.done_marker(first_key))
 
     def remove(self) -> None:
         remove_work(self.out_dir)

@@ -425,13 +425,13 @@ def declared_licenses(name: str, text: str) -> list[str]:
             return found or [c for c in table.get("classifiers", []) if c.startswith("License ::")]
         if name == "PKG-INFO":
             headers = text.split("\n\n", 1)[0]
-            expression = re.findall(r"^License-Expression:\s*(.+)$", headers, re.MULTILINE)
-            plain = [v for v in re.findall(r"^License:\s*(.+)$", headers, re.MULTILINE) if v.strip() != "UNKNOWN"]
-            classifiers = re.findall(r"^Classifier:\s*(License ::.+)$", headers, re.MULTILINE)
+            expression = re.findall(r"^License-Expression:[ \t]*(.+)$", headers, re.MULTILINE)
+            plain = [v for v in re.findall(r"^License:[ \t]*(.+)$", headers, re.MULTILINE) if v.strip() != "UNKNOWN"]
+            classifiers = re.findall(r"^Classifier:[ \t]*(License ::.+)$", headers, re.MULTILINE)
             return expression or plain or classifiers
         if name == "setup.cfg":
-            value = re.findall(r"^license\s*=\s*(.+)$", text, re.MULTILINE)
-            return value or re.findall(r"^\s*(License ::.+)$", text, re.MULTILINE)
+            value = re.findall(r"^license[ \t]*=[ \t]*(.+)$", text, re.MULTILINE)
+            return value or re.findall(r"^[ \t]*(License ::.+)$", text, re.MULTILINE)
         if name == "setup.py":
             return re.findall(r"""\blicense\s*=\s*["']([^"']+)["']""", text)
     except (ValueError, tomllib.TOMLDecodeError, AttributeError):
@@ -560,10 +560,15 @@ def is_package_metadata(path: str) -> bool:
 
 def _line_of(text: str, value: str) -> int | None:
     """The line a metadata value is declared on: where it follows `license =` or `License:`,
-    else where it first occurs (a classifier)."""
-    found = [m.start() for m in re.finditer(re.escape(value), text)]
-    declared = [at for at in found if DECLARATION.search(text[text.rfind("\n", 0, at) + 1: at])]
-    at = (declared or found or [None])[0]
+    else where it first occurs (a classifier). Each occurrence looks back at most 40
+    characters on its own line, so a file of many occurrences costs linear time."""
+    at = None
+    for found in re.finditer(re.escape(value), text):
+        before = text[max(0, found.start() - 40): found.start()]
+        if DECLARATION.search(before[before.rfind("\n") + 1:]):
+            at = found.start()
+            break
+        at = found.start() if at is None else at
     return None if at is None else text.count("\n", 0, at) + 1
 
 
@@ -642,7 +647,7 @@ class LicenseDetector(FileStage):
             return found
         offset = 0
         if kind == "readme":
-            at = re.search(r"^#*\s*licen[cs]e\b.*$", text, re.IGNORECASE | re.MULTILINE)
+            at = re.search(r"^#*[ \t]*licen[cs]e\b.*$", text, re.IGNORECASE | re.MULTILINE)
             if at is None:
                 return []
             offset = text.count("\n", 0, at.start())

@@ -49,7 +49,8 @@ def _key(name: str, *identity: str) -> str:
 
 
 def _unit(kind: str, location: str, repo: str | None, spec: SourceSpec) -> Unit:
-    return Unit(_key(repo or Path(location).name, kind, location), kind, location, repo, spec)
+    # keyed without credentials: part files' names hold no secret, and a new token redoes nothing
+    return Unit(_key(repo or Path(location).name, kind, scrub_credentials(location)), kind, location, repo, spec)
 
 
 _PYPI = re.compile(r"^pypi:(?P<name>[A-Za-z0-9._-]+)==(?P<version>[A-Za-z0-9._+!-]+)$")
@@ -88,7 +89,7 @@ def check_git_url(source: str) -> None:
 def repo_name_from_url(url: str) -> str:
     """github.com/owner/name from https://github.com/owner/name.git, git@host:o/n and file paths."""
     name = re.sub(r"^[a-z+]+://", "", url)
-    name = re.sub(r"^[^@/]+@", "", name).replace(":", "/")
+    name = re.sub(r"^[^/]*@", "", name).replace(":", "/")  # to the last @: a password may hold one
     return name.removesuffix(".git").strip("/")
 
 
@@ -96,7 +97,10 @@ def resolve_units(specs: tuple[SourceSpec, ...] | list[SourceSpec]) -> list[Unit
     """Expand the source list into units; a spec that cannot work is a ConfigError now."""
     units: list[Unit] = []
     for spec in specs:
-        units.extend(_units_of(spec))
+        try:
+            units.extend(_units_of(spec))
+        except ConfigError as err:  # `https://user:token@…` given without git+ is named without its token
+            raise ConfigError(scrub_credentials(str(err))) from None
     seen: dict[str, str] = {}
     for unit in units:
         if unit.repo is None:
@@ -160,16 +164,19 @@ def _collection_units(root: Path, spec: SourceSpec) -> list[Unit]:
 # --- fetchers (run on the worker, cached) ------------------------------------------------
 
 
-def _run(command: list[str], what: str, cwd: Path | None = None) -> str:
+def _run(command: list[str], what: str, cwd: Path | None = None, timeout: float = 3600) -> str:
     """Run a fixed argument list (user input only after `--`/`--end-of-options`, never a
     shell); a failure is a SourceError whose message holds no credentials."""
     what = scrub_credentials(what)
     # never wait on a password prompt; no transport beyond those `git+` accepts (not ext::)
-    environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
-                   "GIT_ALLOW_PROTOCOL": "https:ssh:file"}
+    # ssh neither (BatchMode: no host-key question, no passphrase on /dev/tty)
+    environment = {"GIT_SSH_COMMAND": "ssh -oBatchMode=yes -oConnectTimeout=30", **os.environ,
+                   "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_ALLOW_PROTOCOL": "https:ssh:file"}
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=cwd, env=environment,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        raise SourceError(f"{what}: {command[0]} ran past {timeout:g} s") from err
     except FileNotFoundError as err:
         raise SourceError(f"{what}: {command[0]} is not installed") from err
     except subprocess.CalledProcessError as err:
@@ -281,7 +288,9 @@ def fetch_git(source: str, cache_dir: Path) -> tuple[Path, str]:
 
     def clone(tmp: Path) -> None:
         _run(["git", "init", "--quiet", "--bare", "--", str(tmp)], source)
-        _run(["git", "-C", str(tmp), "fetch", "--quiet", "--depth", "1", "--end-of-options", url, rev], source)
+        # a server that stalls (under 1 KB/s for FETCH_TIMEOUT seconds) fails the fetch
+        _run(["git", "-c", "http.lowSpeedLimit=1000", "-c", f"http.lowSpeedTime={FETCH_TIMEOUT}", "-C", str(tmp),
+              "fetch", "--quiet", "--depth", "1", "--end-of-options", url, rev], source)
         _run(["git", "-C", str(tmp), "update-ref", "refs/corpus/pinned", "FETCH_HEAD"], source)
 
     _fetch_once(target, clone)

@@ -118,3 +118,25 @@ def test_the_html_visible_text_is_linear_on_its_worst_cases(name):
         stage.process(FileRecord("o/r", "hostile.html", len(text), content=text, language="HTML"))
 
     assert growth(run, HTML_CASES[name], 20_000) < MAX_RATIO
+
+
+LICENSE_METADATA_CASES: dict[str, tuple[str, Callable[[int], str]]] = {
+    # a declared value repeated along one line: each occurrence once looked back to the line's start
+    "package.json, the value repeated": ("package.json", lambda size: '{"license": "MIT", "x": "'
+                                         + repeated("MIT ", size) + '"}\n'),
+    # `^\s*` crossed newlines: with no classifier after them, each line start rescanned them all
+    "setup.cfg, blank lines": ("setup.cfg", lambda size: "[metadata]\n" + "\n" * size + "name = x\n"),
+}
+
+
+@pytest.mark.parametrize("name", LICENSE_METADATA_CASES)
+def test_license_metadata_reading_is_linear_on_its_worst_cases(name):
+    from stages.license import _line_of, declared_licenses
+
+    file_name, make = LICENSE_METADATA_CASES[name]
+
+    def run(text: str) -> None:
+        for value in declared_licenses(file_name, text) or ["MIT"]:
+            _line_of(text, value)
+
+    assert growth(run, make, 8_000) < MAX_RATIO

@@ -263,8 +263,9 @@ def hostile_sources(root: Path) -> list[SourceSpec]:
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
-    manifests = [out / "manifest" / "files.parquet", out / "manifest" / "repos.parquet", out / "index.json",
-                 out / "README.md"]
+    manifests = [out / "manifest" / name for name in ("files.parquet", "repos.parquet", "attribution.parquet",
+                                                      "sbom.spdx.json")] + [out / "index.json", out / "README.md",
+                                                                            out / "NOTICE"]
     files = [*sorted((out / "shards").iterdir()), *manifests]
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 

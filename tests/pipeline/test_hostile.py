@@ -66,15 +66,21 @@ def test_a_git_fetch_never_reads_the_url_as_an_option(tmp_path, monkeypatch):
     assert fetch[fetch.index("--end-of-options") + 1:] == ["file:///srv/repo", "v1"]
 
 
-def test_credentials_in_a_source_url_are_written_nowhere(tmp_path):
+def test_credentials_in_a_source_url_are_written_nowhere(tmp_path, monkeypatch, capsys):
     origin = make_git_repo(tmp_path / "origin", [{"LICENSE": mit_license("Origin"), "a.py": PYTHON_FILE}])
-    source = f"git+file://user:s3cr3t-t0ken@{origin}"  # file:// ignores the userinfo; git accepts it
+    source = f"git+file://user:s3cr3t@t0ken@{origin}"  # a password with an @ of its own; file:// ignores it
+    monkeypatch.chdir(tmp_path)  # the default cache_dir, ./.cache/corpus, is looked at too
     out = tmp_path / "out"
-    assert main(["build", "--executor", "local", "--out", str(out), source]) == 0
-    written = [p for p in out.rglob("*") if p.is_file()]
-    assert written and not [p for p in written if b"s3cr3t-t0ken" in p.read_bytes()]
+    assert main(["build", "--executor", "local", "--keep-work", "--out", str(out), source]) == 0
+    printed = capsys.readouterr()
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(origin)]
+    assert any(".cache" in p.parts for p in written) and any("_work" in p.parts for p in written)
+    assert [p for p in written if "s3cr3t" in str(p) or b"s3cr3t" in p.read_bytes()] == []
+    assert "s3cr3t" not in printed.out + printed.err
     repos = pq.read_table(out / "manifest" / "repos.parquet").to_pylist()
     assert repos[0]["source"] == f"git+file://***@{origin}"
+    assert main(["build", "--out", str(tmp_path / "o2"), "https://user:s3cr3t@example.org/o/r"]) == 2
+    assert "s3cr3t" not in capsys.readouterr().err  # `git+` forgotten: the error names it without the token
 
 
 def test_a_failed_fetch_names_the_url_without_its_credentials(tmp_path, capsys):
