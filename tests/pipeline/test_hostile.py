@@ -240,3 +240,28 @@ def test_a_secret_in_a_source_file_reaches_no_output_work_file_or_cache(tmp_path
     assert 'TOKEN = \\"<KEY>' in shard_text
     rows = pq.read_table(tmp_path / "out" / "manifest" / "files.parquet").to_pylist()
     assert {r["path"]: r["pii_key"] for r in rows}["client.py"] == 1
+
+
+def test_a_marker_naming_files_outside_out_deletes_nothing_there(tmp_path):
+    repo = small_repo(tmp_path / "src" / "repo")
+    victim = write_tree(tmp_path / "home", {"notes.txt": "mine\n", "deep/x.txt": "mine too\n"})
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(victim / "deep", out / "linked")  # a folder link inside OUT leads out of it
+    (out / MARKER).write_text(json.dumps({"format": 1, "files": [
+        str(victim / "notes.txt"), "../home/notes.txt", "linked/x.txt"]}))  # a marker that came with the folder
+    build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True))
+    assert (victim / "notes.txt").read_text() == "mine\n" and (victim / "deep" / "x.txt").exists()
+    assert set(json.loads((out / MARKER).read_text())["files"]) >= {"manifest/run.json", "index.json"}
+
+
+def test_a_file_no_build_wrote_is_never_replaced_without_force(tmp_path):
+    repo = small_repo(tmp_path / "src" / "repo")
+    out = tmp_path / "out"
+    build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True))
+    marker = json.loads((out / MARKER).read_text())
+    (out / MARKER).write_text(json.dumps({**marker, "files": [f for f in marker["files"] if f != "README.md"]}))
+    (out / "README.md").write_text("the team's own notes\n")  # as if an older build had not written one
+    with pytest.raises(ConfigError, match="README.md exists and no build wrote it"):
+        build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True))
+    assert (out / "README.md").read_text() == "the team's own notes\n"
