@@ -58,12 +58,12 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", Ingest, "repository"),
     StageSpec("optout", OptOutFilter, "file"),  # first: an opted-out file gets no more work
     StageSpec("language", LanguageDetector, "file"),
-    StageSpec("license", LicenseDetector, "file"),  # writes `licenses` per unit
+    StageSpec("license", LicenseDetector, "file"),  # writes `license_evidence` per chunk
     StageSpec("quality", QualityFilter, "file"),
     StageSpec("comments", CommentRatioFilter, "file"),
     StageSpec("pii", PiiRedactor, "file"),  # a transform: redacts, never drops
     StageSpec("duplicate_paths", DuplicatePaths, "corpus"),
-    StageSpec("license_decision", LicenseDecision, "corpus"),  # reads `licenses`, writes `annotations`
+    StageSpec("license_decision", LicenseDecision, "corpus"),  # every read file: `licenses`, `annotations`
     StageSpec("exact_dedup", ExactDedup, "corpus"),
     StageSpec("near_dedup", NearDedup, "corpus"),
     StageSpec("tokenize", Tokenize, "corpus"),  # drops nothing: writes the view `tokens`
