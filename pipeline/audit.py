@@ -201,7 +201,7 @@ def audit(out_dir: str | Path, policy: Policy | None = None, pii_sample: int | N
     policy = policy or Policy()
     db = connect(out_dir)
     found = find_index(out_dir)
-    shard_dir = found.shard_dir if found else out_dir / "shards"
+    shard_dir = out_dir / "shards"  # what loaders read, whatever the index says
     index_check, index, readable = _check_index(found, shard_dir)
     rows_check = _register_shard_rows(db, shard_dir, readable)
     report = AuditReport(policy=policy)
@@ -272,10 +272,16 @@ def _check_index(found: BuildIndex | None, shard_dir: Path) -> tuple[Check, dict
         check.problems.append(f"{shard_dir.parent / 'index.json'} is missing")
         return check, {}, on_disk
     index = found.data
+    if found.shard_dir.resolve() != shard_dir.resolve():
+        check.problems.append(f"index.json names {found.shard_dir} as the shard folder, not {shard_dir}")
     listed = {entry["file"] for entry in index["shards"]}
     check.checked = len(listed | {p.name for p in on_disk})
-    for stray in sorted(p.name for p in on_disk if p.name not in listed):
-        check.problems.append(f"shard {stray} is not in index.json")
+    # anything else in the folder is loaded (or breaks loading) by pyarrow.dataset and datasets
+    everything = sorted(p.relative_to(shard_dir).as_posix() for p in shard_dir.rglob("*") if p.is_file()) \
+        if shard_dir.is_dir() else []
+    for stray in everything:
+        if stray not in listed and shard_dir / stray != found.path:
+            check.problems.append(f"shards/{stray} is not a shard of index.json (loaders would read it)")
     for entry in index["shards"]:
         path = shard_dir / entry["file"]
         if not path.exists():

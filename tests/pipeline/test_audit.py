@@ -283,3 +283,12 @@ def test_sql_over_the_manifests(out, capsys):
 def test_not_a_build(tmp_path, capsys):
     assert main(["audit", str(tmp_path)]) == 2
     assert "is missing" in capsys.readouterr().err
+
+
+def test_a_stray_file_in_the_shard_folder_fails(out):
+    (out / "shards" / "notes.txt").write_text("loaders would choke on this\n")
+    (out / "shards" / "old").mkdir()
+    pq.write_table(pq.read_table(next((out / "shards").glob("*.parquet"))), out / "shards" / "old" / "x.parquet")
+    failures = audit(out).failures
+    assert failures == ["shards/notes.txt is not a shard of index.json (loaders would read it)",
+                        "shards/old/x.parquet is not a shard of index.json (loaders would read it)"]
