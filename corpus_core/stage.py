@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from corpus_core import reasons
+from corpus_core.names import error_detail
 from corpus_core.records import FileRecord, RepoRecord
 from corpus_core.settings import Settings
 
@@ -149,9 +150,8 @@ class FileStage(Stage):
 
 
 def stage_error_detail(stage: str, err: BaseException) -> str:
-    """`stage: ExceptionClass: message`, the message cut to one line of at most 200 characters."""
-    message = " ".join(str(err).split())[:200]
-    return f"{stage}: {type(err).__name__}" + (f": {message}" if message else "")
+    """`stage: ExceptionClass: message`, as `names.error_detail` writes the exception."""
+    return f"{stage}: {error_detail(err)}"
 
 
 class Filter(FileStage):

@@ -183,7 +183,7 @@ def _input_below(units: list[Unit], limit: int) -> bool:
     return True
 
 
-def _changed_since(work: WorkDir, unit: Unit, marker: dict[str, Any]) -> bool:
+def _changed_since(unit: Unit, marker: dict[str, Any]) -> bool:
     """True when the unit's source is not what its done parts were made from."""
     recorded = marker.get("source_fingerprint")
     return recorded is not None and source_fingerprint(unit) != recorded
@@ -274,7 +274,7 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
     redone: list[str] = []
     for unit in units:
         first = Chunk(unit, 0, execution.chunk_files)
-        if work.is_done(first.key) and _changed_since(work, unit, work.read_marker(first.key)):
+        if work.is_done(first.key) and _changed_since(unit, work.read_marker(first.key)):
             for part in work.unit_files(unit.key, first.key):  # never mix parts of the old input with the new
                 part.unlink()
             redone.append(unit.repo or unit.location)

@@ -4,7 +4,7 @@ that cannot become text is a dropped record, one a reader fails on in a way nobo
 is an `unreadable` record naming the exception (a failure of our own decoding code is a
 `stage_error`, counted against `execution.max_stage_error_share`), a source that cannot be read at all is a
 repository row with its error and one dropped record standing for it (path "").
-Names that are not UTF-8 are written as `readers.printable_name` says.
+Names that are not UTF-8 are written as `corpus_core.names.printable_name` says.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import charset_normalizer
 
 from corpus_core import reasons
 from corpus_core.errors import ConfigError
+from corpus_core.names import error_detail, printable_name
 from corpus_core.records import FileRecord, RepoRecord
 from corpus_core.settings import Settings, setting
 from corpus_core.stage import Stage, StageContext, stage_error_detail
 from stages import readers
-from stages.readers import Entry, SourceError, error_detail, printable_name
+from stages.readers import Entry, SourceError
 from stages.sources import Unit, fetch_git, fetch_npm, fetch_pypi, verify_sha256
 
 _BOMS = (

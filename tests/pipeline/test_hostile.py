@@ -16,7 +16,7 @@ import pytest
 from corpus_core import reasons
 from corpus_core.errors import BuildFailed, ConfigError
 from corpus_core.records import FileRecord, SourceSpec
-from corpus_core.stage import FileStage
+from corpus_core.stage import FileStage, stage_error_detail
 from corpus_core.urls import scrub_credentials
 from pipeline.cli import main
 from pipeline.config import BuildConfig, ExecutionConfig
@@ -186,6 +186,8 @@ def test_a_stage_raising_on_one_file_drops_that_file_with_its_reason():
     assert [r.reason for r in out] == [None, reasons.STAGE_ERROR, None]
     assert out[1].detail == "flaky: ValueError: cannot handle this one" and out[1].content is None
     assert [r.kept for r in out] == [True, False, True]
+    # a message naming a file that is not UTF-8 is written as its name is, or Parquet refuses it
+    assert stage_error_detail("s", OSError(b"caf\xe9".decode("utf-8", "surrogateescape"))) == "s: OSError: caf\\xe9"
 
 
 def test_stage_errors_past_the_configured_share_fail_the_build(tmp_path, monkeypatch):

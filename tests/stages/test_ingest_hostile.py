@@ -15,11 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from corpus_core import reasons
+from corpus_core.names import printable_name
 from corpus_core.records import SourceSpec
 from stages import ingest as ingest_module
 from stages import readers
 from stages.ingest import UTF8_REPLACED, Ingest, IngestConfig, decode_text
-from stages.readers import BAD_RECORD, printable_name, read_archive
+from stages.readers import BAD_RECORD, read_archive
 from stages.sources import Unit, resolve_units
 from tests.conftest import PYTHON_FILE, git, make_tar, make_zip, write_tree
 
