@@ -6,10 +6,11 @@ registered (none of Presidio's predefined ones: they fire thousands of times on 
 code, and its e-mail and URL recognizers reach for the public suffix list online).
 
 Speed comes from the gate: a few compiled patterns over the whole file find the lines
-that could hold anything (an `x@y.z`, four dotted numbers, `-----BEGIN`, a known
-token prefix, a password-like name followed by `=` or `:`, a `://user:pass@`). Only those
-lines (a private key block: through its END line) go to Presidio, joined into one text per
-file, and the findings are mapped back to the file's offsets.
+that could hold anything (an `x@y.z`, four dotted numbers, `-----BEGIN`, a known token
+prefix, a secret-like name followed by what assigns it a value, a header scheme, a command
+line with a password, a password hash, a `://user:pass@`). Only those lines (a private key
+block: through its END line; a PuTTY key: through its private lines) go to Presidio, joined
+into one text per file, and the findings are mapped back to the file's offsets.
 
 Cost is linear in the file's size, whatever its content, with no time budget (the output does
 not depend on the machine): the recognizers are RE2 patterns (google-re2, which does not
@@ -28,16 +29,33 @@ What is redacted, and with what (as StarCoder did; the same value gets the same 
                           link-local, documentation and reserved addresses are left alone, so
                           are well-known public DNS servers (8.8.8.8, 1.1.1.1, ...) and
                           dotted numbers in a version context (`version = "1.2.3.4"`)
-  KEY         <KEY>       private key blocks (the body between BEGIN and END), AWS access key
-                          ids and secrets, GitHub, GitLab, Slack, Stripe and Google API keys,
-                          JWTs, and random-looking values assigned to key/token/secret names
-  PASSWORD    <PASSWORD>  values assigned to password-like names (quoted anywhere, or bare as a
-                          whole `NAME=value` line of .env, INI, YAML, shell) and the password
-                          of a `scheme://user:password@host` URL
-A generic value must be longer than 8 characters (and at most 200), mix at least two of lower
+  KEY         <KEY>       private key blocks (the body between BEGIN and END, also in a JSON
+                          string with escaped newlines, and PGP's armor) and PuTTY keys' private
+                          lines; AWS access key ids and secrets, GitHub, GitLab, Slack, Stripe
+                          and Google API keys, JWTs (wherever they stand), NATS NKEY seeds,
+                          password and token hashes (bcrypt, argon2, sha-crypt, Django's
+                          pbkdf2); random-looking values assigned to key/token/secret names
+                          (also OAuth consumer keys and nonces), in any of these shapes: quoted,
+                          quoted inside an escaped JSON string (`\"X-Api-Key\": \"...\"`),
+                          HTML-escaped, as a `"name", "value"` pair, unquoted on a line of
+                          their own or within one (`?api_key=...&`, `# auth token: ...`), as
+                          an XML element, a setter's literal (`SetAuthToken("...")`), a
+                          command-line flag (`--token ...`), after `Bearer` or `Token`
+  PASSWORD    <PASSWORD>  values assigned to password-like names in the shapes above; the
+                          password of a `scheme://user:password@host` URL, of `curl -u
+                          user:password`, of `Authorization: Basic base64(user:password)`;
+                          openssl's `-passin pass:...`, `sshpass -p ...`, `mysql -p...`, an
+                          HTML password input's value
+A random value must be longer than 8 characters (and at most 200), mix at least two of lower
 case, upper case and digits, reach an entropy threshold, and not look like a placeholder
-(`changeme`, `<...>`, `${...}`, `xxxx`, `your_...`, `example`, ...); `password = get_password()`
-has no literal and is never touched. Documented example keys (AWS's `...EXAMPLE`) are left alone.
+(`changeme`, `<...>`, `${...}`, `xxxx`, `your_...`, `example`, ...) or a UUID. A password may
+be a plain word (`"password": "sunshine"`) where the value is a literal: quoted, a YAML value,
+after an environment variable's name (`DB_PASSWORD=...`), a flag or in a URL's query, and the
+name is a password's (`DB_PASSWORD_PROD`, not `password_hash`, `PASSWORD_FILE` or `bypass`),
+and the word is none that code or configuration puts there instead (`str`, `required`,
+`Optional`, `self.password`, `DB_PASSWORD`, `/run/secrets/db`, `Passwort`, ...). Unquoted in
+code, `password = credentials` is a reference, not a value. `password = get_password()` has
+no literal and is never touched. Documented example keys (AWS's `...EXAMPLE`) are left alone.
 
 The original values are never stored: the record keeps counts per type and the findings'
 (type, start, end) offsets for `corpus inspect`.
@@ -45,6 +63,7 @@ The original values are never stored: the record keeps counts per type and the f
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import math
@@ -113,17 +132,34 @@ GATES = (
     re.compile(r"\.(?<=\d\.)\d{1,3}\.\d{1,3}\.\d"),  # IPv4
     re.compile(r":(?<=[0-9A-Fa-f]:)[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:"),  # IPv6
     # known shapes, one pattern each: as one alternation they ran at 31 MB/s, apart at 120
+    # (Private-Lines: a PuTTY key's; here, not in GATE_NAMES: `re` calls cost a third of RE2's)
     *(re.compile(shape) for shape in (r"-----BEGIN", r"A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{8}", r"gh[pousr]_",
                                       r"github_pat_", r"glpat-", r"xox[abposr]-", r"hooks\.slack\.com",
-                                      r"k_(?:live|test)_(?<=[sr]k_live_|[sr]k_test_)", r"AIza", r"eyJ")),
+                                      r"k_(?:live|test)_(?<=[sr]k_live_|[sr]k_test_)", r"AIza", r"eyJ",
+                                      r"Private-Lines:")),
     re.compile(r"://[^\s/@:]+:[^\s/@]+@"),  # a password in a URL
 )
-# password-like names followed by = or :, in any case. Under `re` this was quadratic in a run
-# of names ("tokentoken..."); `pass` must end a word, which the [.-] after it (or the
-# separator) says without \b, whose RE2 form is ASCII-only.
+# Secret-like names followed by what assigns them a value: `=` or `:` (after a closing quote,
+# plain, backslash-escaped as in a JSON string inside a string, or HTML-escaped), a `,` after a
+# quoted name (`("password", "...")`), a call with a literal (`SetAuthToken("...")`), an XML
+# element's text (`<password>...`) or a run of token characters after a space (`auth token
+# 4c9184f3...`), in any case. Then the shapes that need no name: header schemes, command lines,
+# NKEY seeds, password hashes, HTML password inputs. One RE2 pattern, 320 MB/s on real code: its
+# DFA reads each byte once whatever the number of branches, as long as its states fit its memory
+# (a branch `<[name]{0,32}password` made it fall back to the NFA at 12 MB/s). Under `re` the names
+# were quadratic in a run of names ("tokentoken..."); `pass` must end a word, which the [.-] after
+# it (or the separator) says without \b, whose RE2 form is ASCII-only.
+SECRET_WORDS = (r"secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|consumer[_-]?key"
+                r"|oauth[_-]?nonce")  # not any nonce: HTTP Digest's and CSP's are public
 GATE_NAMES = _re2(
-    rf"(?i)(?:(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|passw|pwd)[{WORD}.-]*"
-    rf"|pass(?:[.-][{WORD}.-]*)?)[\"']?[{SPACE}]*[:=]")
+    rf"(?i:(?:{SECRET_WORDS}|passw|pwd)[{WORD}.-]*|pass(?:[.-][{WORD}.-]*)?)"
+    rf"(?:\\{{0,3}}[\"']?[{SPACE}]*[:=]|(?:&quot;|&#3[49];)[{SPACE}]*[:=]|\\{{0,3}}[\"'][{SPACE}]*,"
+    rf"|[{SPACE}]*\([{SPACE}]*\\{{0,3}}[\"'`]|[ \t]+[A-Za-z0-9+/]{{16}}|>[A-Za-z0-9])"
+    r"|(?i:basic|bearer)[ \t]+[A-Za-z0-9+/_.~=-]{8}|\$2[abxy]?\$[0-9]{2}\$|\$argon2|\$[56]\$|pbkdf2_sha"
+    r"|(?i:type)=[\"']?(?i:password)|S[ACNOPUX]A[A-Z2-7]{55}"
+    r"|-(?i:password|passwd|pass|pwd|passphrase|api[_-]?key|token|secret|client[_-]secret|auth[_-]token"
+    rf"|access[_-]token)[ \t]+[\"']?[^-{SPACE}\"'$<{{\[]"
+    r"|(?i:sshpass)[ \t]|mysql[^\n]*[ \t]-p[^ \t\n]|curl[^\n]*[ \t](?:-u|--user)[ \t=]")
 
 
 @dataclass(frozen=True)
@@ -232,10 +268,12 @@ class Rule:
             yield from self.scan(text.text)
             return
         value = self.pattern.groupindex["v"]  # re2's match objects take group numbers only
+        name = self.pattern.groupindex.get("n")  # the name assigned, where the pattern reads one (bounded)
         position = 0
         while (match := self.pattern.search(text.data, position)) is not None:
             position = match.end(value)
-            yield Value(text.offset(match.start(value)), text.offset(position))
+            start = text.offset(match.start(value))  # before `position`'s: offsets are mapped in increasing order
+            yield Value(start, text.offset(position), "" if name is None else match.group(name).decode())
 
 
 NAME_RUN = _re2(rf"[{WORD}.-]*")  # the characters of a name a secret is assigned to
@@ -311,15 +349,191 @@ def _url_password_ok(value: str, found: Value, text: str) -> bool:
     return len(value) >= 3 and value.lower() not in PLACEHOLDER_WORDS and not PLACEHOLDER.search(value)
 
 
-def _generic_check(config: PiiConfig) -> Check:
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _random_value(value: str, name: str, config: PiiConfig) -> bool:
+    """A value that looks random: long enough, two classes of characters, entropy, no placeholder."""
+    if len(value) < config.min_secret_length or PLACEHOLDER.search(value) or "://" in value or UUID.match(value):
+        return False
+    if _classes(value) < 2:
+        return False
+    is_password = bool(PASSWORD_NAME.search(name))
+    return entropy(value) >= (config.min_password_entropy if is_password else config.min_secret_entropy)
+
+
+# A password may be a plain word (`"password": "sunshine"`), where a key or token is random. So
+# a plain value counts only where the name is a password's (its last part, or one followed only
+# by qualifiers: DB_PASSWORD_PROD, passwordConfirm; not password_hash, PASSWORD_FILE, bypass) and
+# the value is not a word that code or configuration puts there instead of a password.
+NAME_WORDS = re.compile(r"[a-z]+|[0-9]+")
+CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+PASSWORD_PARTS = ("password", "passwd", "passphrase", "pwd", "passwort", "passcode")
+# a name with one of these words names something about a password, not its value
+NAME_NOT_VALUE = frozenset({
+    "invalid", "wrong", "bad", "incorrect", "min", "max", "length", "len", "forgot", "reset", "show", "hide",
+    "toggle", "validate", "validation", "error", "errors", "msg", "message", "label", "placeholder", "hint", "help",
+    "policy", "regex", "pattern", "rule", "rules", "strength", "field", "input", "type", "form", "column", "attr",
+    "param", "env", "file", "path", "url", "uri", "hash", "hashed", "hasher", "prompt", "text", "title", "icon"})
+NAME_QUALIFIERS = frozenset({
+    "confirm", "confirmation", "again", "repeat", "verify", "new", "old", "current", "prod", "production", "dev",
+    "staging", "stage", "test", "local", "default", "value", "plain", "clear", "raw", "literal"})
+NOT_PASSWORDS = frozenset({
+    # types, annotations and form or schema words
+    "str", "string", "text", "bool", "boolean", "int", "integer", "number", "float", "object", "bytes", "any",
+    "char", "varchar", "secretstr", "optional", "required", "hidden", "input", "field", "masked", "sensitive",
+    "invalid", "missing", "weak", "short", "mismatch", "incorrect", "wrong", "match", "error", "unknown",
+    # values that say there is none, or where it comes from
+    "none", "null", "nil", "undefined", "true", "false", "yes", "no", "on", "off", "empty", "blank", "default",
+    "env", "environ", "file", "prompt", "ask", "stdin", "vault", "keyring", "auto", "manual", "always", "never",
+    "enabled", "disabled", "secure", "insecure", "plain", "plaintext", "cleartext", "encrypted", "hashed", "hash",
+    "md5", "sha1", "sha256", "sha512", "bcrypt", "argon2", "scrypt", "pbkdf2", "crypt", "value",
+    # example values
+    "pass", "pwd", "pw", "user", "username", "admin", "root", "guest", "demo", "foo", "bar", "baz", "qux", "foobar",
+    "abc", "abcd", "abcdef", "abc123", "1234", "12345", "123456", "12345678", "123456789", "testing", "tester",
+    # the word itself, in other languages (i18n files)
+    "passwort", "kennwort", "contrasena", "contraseña", "senha", "parola", "wachtwoord", "salasana", "lösenord",
+    "heslo", "hasło", "jelszó", "пароль", "密码", "密碼", "パスワード", "비밀번호"})
+# Capitalized and CamelCase type names (Text, CharField), ALL_CAPS references and metavars (DB_PASSWORD,
+# TEXT), dotted references (self.password, forms.CharField), paths and calls
+NOT_LITERAL = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z0-9]*)*$|^[A-Z_]+$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[~.]?/|\w\(")
+# the parts of a reference in code: words with at most a few digits at their end (user_pass2,
+# hashlib.sha256); a random value has digits among its letters
+CODE_WORD = re.compile(r"^[A-Za-z]*[0-9]{0,3}$")
+IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*$")
+SETTER_VERBS = frozenset({"set", "with", "use", "add", "put", "update", "store", "save", "login", "auth",
+                          "authenticate", "connect", "new", "init", "configure", "token", "secret", "password"})
+SECRET_PARTS = ("password", "passwd", "passphrase", "pwd", "token", "secret", "key", "credential", "credentials")
+
+
+def _name_words(name: str) -> list[str]:
+    return NAME_WORDS.findall(CAMEL.sub(r"\1 \2", name).lower())
+
+
+def is_password_name(name: str) -> bool:
+    """The name is a password's: a password word whose followers are only qualifiers."""
+    words = _name_words(name)
+    if NAME_NOT_VALUE.intersection(words):
+        return False
+    last = max((i for i, w in enumerate(words) if w in ("pass", "pw") or w.endswith(PASSWORD_PARTS)), default=None)
+    return last is not None and all(w in NAME_QUALIFIERS or w.isdigit() for w in words[last + 1:])
+
+
+def plain_password(value: str, name: str) -> bool:
+    """A plain word is a password here: not a placeholder, a type, a reference or the name again."""
+    if not 4 <= len(value) <= 200 or PLACEHOLDER.search(value) or NOT_LITERAL.search(value):
+        return False
+    lowered = value.lower()
+    return lowered not in NOT_PASSWORDS and len(set(lowered)) > 1 and lowered not in name.lower()
+
+
+def code_reference(value: str) -> bool:
+    """`user_pass2`, `hashlib.sha256`, `credentials`: what an unquoted value in code names."""
+    return bool(IDENTIFIER.match(value)) and all(CODE_WORD.match(part) for part in re.split(r"[._$]", value))
+
+
+def _literal_context(found: Value, text: str) -> bool:
+    """An unquoted value that is a literal, not a reference: after an environment variable's name
+    (DB_PASSWORD=), a command-line flag (--password=) or in a URL's query (?password=)."""
+    name = found.name.lstrip("-")
+    if name != found.name or (name[:1].isupper() and name.upper() == name):
+        return True
+    position = found.start
+    while position > 0 and text[position - 1] in " \t":
+        position -= 1
+    position -= 1  # the separator
+    while position > 0 and text[position - 1] in " \t":
+        position -= 1
+    before = position - len(found.name) - 1
+    return before >= 0 and text[before] in "?&"
+
+
+def _assigned_check(config: PiiConfig, literal: bool | None = True) -> Check:
+    """A value assigned to a secret-like name: random, or a plain password where the value is a
+    literal (quoted: `literal`=True; unquoted: where `_literal_context` says so, `literal`=None)."""
     def check(value: str, found: Value, text: str) -> bool:
-        if len(value) < config.min_secret_length or PLACEHOLDER.search(value) or "://" in value:
+        is_literal = literal if literal is not None else _literal_context(found, text)
+        if NOT_LITERAL.search(value) or not is_literal and code_reference(value):
             return False
-        if _classes(value) < 2:
-            return False
-        is_password = bool(PASSWORD_NAME.search(found.name))
-        return entropy(value) >= (config.min_password_entropy if is_password else config.min_secret_entropy)
+        if _random_value(value, found.name, config):
+            return True
+        return is_literal and is_password_name(found.name) and plain_password(value, found.name)
     return check
+
+
+def _bare_check(config: PiiConfig) -> Check:
+    """A whole line `NAME: value` (YAML) or `NAME=value` (.env, shell): a plain password after a
+    colon or an environment variable's name; in code, `password = credentials` is a reference."""
+    assigned = _assigned_check(config)
+    reference = _assigned_check(config, literal=None)
+
+    def check(value: str, found: Value, text: str) -> bool:
+        position = found.start
+        while position > 0 and text[position - 1] in " \t":
+            position -= 1
+        colon = position > 0 and text[position - 1] == ":"
+        return (assigned if colon else reference)(value, found, text)
+    return check
+
+
+def _call_check(config: PiiConfig) -> Check:
+    """`client.SetAuthToken("...")`, `setPassword("...")`: a setter of a secret, called with a
+    literal; a getter (`get_secret("name")`) or a tokenizer's call is not one."""
+    assigned = _assigned_check(config)
+
+    def check(value: str, found: Value, text: str) -> bool:
+        words = _name_words(found.name.rsplit(".", 1)[-1])
+        if not words or not any(w.endswith(SECRET_PARTS) for w in words):
+            return False
+        if words[0] not in SETTER_VERBS and not words[0].endswith(SECRET_PARTS):
+            return False
+        return assigned(value, found, text)
+    return check
+
+
+def _flag_check(config: PiiConfig) -> Check:
+    """`--password hunter2`, `-passin pass:hunter2`, `sshpass -p hunter2`: a password or token on a
+    command line; a metavar (`--password TEXT`) or a variable (`$PASS`) is not one."""
+    def check(value: str, found: Value, text: str) -> bool:
+        if not found.name or is_password_name(found.name) or "pass" in found.name:
+            return plain_password(value, found.name or "password") or _random_value(value, "password", config)
+        return _random_value(value, found.name, config)
+    return check
+
+
+def _basic_auth_ok(value: str, found: Value, text: str) -> bool:
+    """`Basic dXNlcjpwYXNz`: base64 of `user:password`, printable, the password not a placeholder."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    user, colon, password = decoded.partition(":")
+    return (bool(colon and user and password) and decoded.isprintable()
+            and _url_password_ok(password, found, text) and not UUID.match(user))
+
+
+def _jwt_ok(value: str, found: Value, text: str) -> bool:
+    """A JWT: a claims part that is JSON too (`eyJ...`), or a header that decodes to one with `alg`
+    or `typ` (a JWT inside a word or an URL-encoded header, or with claims not starting `{"`)."""
+    header, _, rest = value.partition(".")
+    before = text[found.start - 1] if found.start else ""
+    if rest.startswith("eyJ") and not (before.isalnum() or before == "_"):
+        return True
+    try:
+        decoded = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return decoded.startswith("{") and ('"alg"' in decoded or '"typ"' in decoded)
+
+
+def _hash_ok(value: str, found: Value, text: str) -> bool:
+    """A password hash ($2b$..., $argon2id$..., $6$..., pbkdf2_sha256$...) whose digest looks random."""
+    digest = value.rsplit("$", 1)[-1]
+    return entropy(digest) >= 3.0
+
+
+def _seed_ok(value: str, found: Value, text: str) -> bool:
+    return entropy(value) >= 3.5  # not `SUAAAAAAAA...`
 
 
 # A private key block, as `-----BEGIN L-----\s*(?P<v>[A-Za-z0-9+/=\s:,.-]+?)\s*-----END L-----`
@@ -332,8 +546,8 @@ def _generic_check(config: PiiConfig) -> Check:
 # given position (linear), at a fifth of RE2's cost per match through its Python binding.
 PEM_MARKER = re.compile(r"-----(BEGIN|END) ([A-Z0-9 ]*)")  # without the closing dashes: they may open the next
 PEM_KEY_LABELS = ("PRIVATE KEY", "PRIVATE KEY BLOCK")
-KEY_BODY = re.compile(r"[A-Za-z0-9+/=\s:,.-]*")
-SPACES = re.compile(r"\s*")
+KEY_BODY = re.compile(r"[A-Za-z0-9+/=\s:,.()@\\-]*")  # \ : a key in a JSON string, "\n" escaped; () @ : PGP armor
+SPACES = re.compile(r"(?:\s|\\[nr])*")
 
 
 def _private_keys(text: str) -> Iterator[Value]:
@@ -358,7 +572,7 @@ def _private_keys(text: str) -> Iterator[Value]:
         at = bisect_left(closings, body + 1)  # the body is one character at least
         if at < len(closings) and closings[at] <= run_end:
             closing = closings[at]
-            value = Value(body, body + len(text[body:closing].rstrip()))
+            value = Value(body, _body_end(text, body, closing))
         elif body > header_end and (at := bisect_left(closings, body)) < len(closings) and closings[at] == body:
             closing = body  # only white space before END: the body is its last character, as `re` backtracked
             value = Value(body - 1, body)
@@ -366,6 +580,40 @@ def _private_keys(text: str) -> Iterator[Value]:
             continue
         taken = closing + len("-----END ") + len(label) + 5
         yield value
+
+
+def _body_end(text: str, start: int, end: int) -> int:
+    """Where a key body in text[start:end] ends: before the white space and escaped newlines
+    ("\\n", "\\r") at its end. One step a character, no copy: linear in the run."""
+    while end > start:
+        if text[end - 1].isspace():
+            end -= 1
+        elif end - 2 >= start and text[end - 2] == "\\" and text[end - 1] in "nr":
+            end -= 2
+        else:
+            break
+    return end
+
+
+# A PuTTY key file (.ppk) holds its private key as base64 lines after `Private-Lines: N`.
+PUTTY_LINES = re.compile(r"Private-Lines:[ \t]*([0-9]{1,3})[ \t]*\r?\n")
+PUTTY_MAX_LINES = 64  # an RSA-4096 key takes 28
+BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]+\r?")
+
+
+def _putty_keys(text: str) -> Iterator[Value]:
+    """The lines after each `Private-Lines: N`, up to N and while they are base64: each line is
+    read by one marker at most (a marker's line is not base64), so linear."""
+    for marker in PUTTY_LINES.finditer(text):
+        start = end = marker.end()
+        for _ in range(min(int(marker.group(1)), PUTTY_MAX_LINES)):
+            line_end = text.find("\n", end)
+            line_end = len(text) if line_end == -1 else line_end
+            if not BASE64_LINE.fullmatch(text, end, line_end):
+                break
+            end = line_end + 1
+        if end > start:
+            yield Value(start, start + len(text[start:end].rstrip()))
 
 
 def rules(config: PiiConfig) -> list[Rule]:
@@ -403,26 +651,87 @@ def rules(config: PiiConfig) -> list[Rule]:
                 rf"(?:^|[^{WORD}])(?P<v>[sr]k_(?:live|test)_[A-Za-z0-9]{{16,}})(?:$|[^{WORD}])")),
             Rule("google_api_key", KEY, _re2(
                 rf"(?:^|[^{WORD}])(?P<v>AIza[0-9A-Za-z_-]{{35}})(?:$|[^0-9A-Za-z_-])")),
-            Rule("jwt", KEY, _re2(
-                rf"(?:^|[^{WORD}])(?P<v>eyJ[A-Za-z0-9_-]{{8,}}\.eyJ[A-Za-z0-9_-]{{8,}}\.[A-Za-z0-9_-]{{8,}})")),
+            Rule("jwt", KEY, _re2(r"(?P<v>eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)"), _jwt_ok),
             Rule("url_password", PASSWORD, _re2(
                 rf"(?:^|[^{WORD}])[a-z][a-z0-9+.-]*://[^{SPACE}:/@\"'`]+:(?P<v>[^{SPACE}@/\"'`]+)@"),
                 _url_password_ok),
+            # HTTP authorization: `Basic base64(user:password)`, `Bearer ...`, `Token ...`
+            Rule("basic_auth", PASSWORD, _re2(
+                rf"(?:^|[^{WORD}])(?i:basic)[ \t]+(?P<v>[A-Za-z0-9+/]{{6,}}={{0,2}})(?:$|[^A-Za-z0-9+/=])"),
+                _basic_auth_ok),
+            Rule("bearer_token", KEY, _re2(
+                rf"(?:^|[^{WORD}])(?i:bearer|token)[ \t]+(?P<v>[A-Za-z0-9._~+/-]{{16,}}=*)(?:$|[^A-Za-z0-9._~+/=-])"),
+                _assigned_check(config, literal=False)),
+            # command lines: openssl's `-passin pass:...`, `sshpass -p ...`, `mysql -p...`, `--password ...`
+            Rule("openssl_pass", PASSWORD, _re2(
+                rf"-pass(?:in|out|word)?[ \t]+pass:(?P<v>[^{SPACE}\"'`]{{1,200}})"), _flag_check(config)),
+            Rule("cli_password", PASSWORD, _re2(
+                rf"(?:sshpass[ \t]+-p[ \t]*|mysql[^\n]*[ \t]-p)(?P<v>[^-{SPACE}\"'`][^{SPACE}\"'`]{{0,199}})"),
+                _flag_check(config)),
+            Rule("cli_flag", KEY, _re2(
+                rf"(?:^|[{SPACE}\"'`(])--?(?P<n>(?i:password|passwd|pass|pwd|passphrase|api[_-]?key|token|secret"
+                r"|client[_-]secret|auth[_-]token|access[_-]token))[ \t]+[\"']?"
+                rf"(?P<v>[^-{SPACE}\"'`$<{{\[][^{SPACE}\"'`]{{0,199}})"), _flag_check(config), password_by_name=True),
+            Rule("curl_user", PASSWORD, _re2(
+                rf"curl[ \t](?:[^\n]*?[ \t])?(?:-u|--user)[ \t=]+[\"']?[^{SPACE}:\"'@]{{1,100}}:"
+                rf"(?P<v>[^{SPACE}\"'@]{{1,200}})"), _url_password_ok),
+            # NATS NKEY seeds (S, the key type, A, then base32) and password or token hashes
+            Rule("nkey_seed", KEY, _re2(r"(?:^|[^A-Za-z0-9])(?P<v>S[ACNOPUX]A[A-Z2-7]{55})(?:$|[^A-Za-z0-9])"),
+                 _seed_ok),
+            Rule("password_hash", KEY, _re2(
+                r"(?P<v>\$2[abxy]?\$[0-9]{2}\$[./A-Za-z0-9]{53}"
+                r"|\$argon2(?:id|i|d)\$v=[0-9]{1,3}\$m=[0-9]{1,10},t=[0-9]{1,10},p=[0-9]{1,3}\$[A-Za-z0-9+/]{8,128}"
+                r"\$[A-Za-z0-9+/]{16,128}"
+                r"|\$[56]\$(?:rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86}"
+                r"|pbkdf2_sha(?:1|256|512)\$[0-9]{1,7}\$[A-Za-z0-9./+]{1,64}\$[A-Za-z0-9./+]{20,88}={0,2})"
+                r"(?:$|[^./A-Za-z0-9+=$])"), _hash_ok),
+            Rule("putty_private_key", KEY, None, _private_key_ok, scan=_putty_keys),
         ]
-        name = (rf"(?i:[{WORD}.-]*(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|passwd"
-                rf"|password|pwd|pass)[{WORD}.-]*)")
+        words = rf"{SECRET_WORDS}|passwd|password|pwd|pass"
+        name = rf"(?i:[{WORD}.-]*(?:{words})[{WORD}.-]*)"
+        esc = r"\\{0,3}"  # a JSON string inside a string escapes its quotes: \"token\": \"...\"
         # NAME = 'value', in any of three quotes, the same at both ends
-        quoted = (rf"[\"']?[{SPACE}]*(?::=|=>|[:=])[{SPACE}]*(?P<q>[\"'`])(?P<v>[^\"'`{SPACE}]{{1,200}})"
-                  r"(?P<close>[\"'`])")
-        # the same, unquoted, as a whole line of a .env, INI, YAML or shell file: NAME=value
-        line_start = r"^[ \t]*(?:export[ \t]+)?"
+        value = rf"{esc}(?P<q>[\"'`])(?P<v>[^\"'`\\{SPACE}]{{1,200}}){esc}(?P<close>[\"'`])"
+        quoted = rf"{esc}[\"']?[{SPACE}]*(?::=|=>|[:=])[{SPACE}]*{value}"
+        # `("password", "...")`: as often a tuple of names as a name and its value, so random values only
+        pair = rf"{esc}[\"'][{SPACE}]*,[{SPACE}]*{value}"
+        # the same in HTML, its quotes escaped: {&quot;password&quot;: &quot;...&quot;}
+        entity_quote = r"(?:&quot;|&#34;|&#39;)"
+        html_quoted = (rf"{entity_quote}?[{SPACE}]*[:=][{SPACE}]*(?P<q>&quot;|&#34;|&#39;)"
+                       rf"(?P<v>[^&<>\"'`\\{SPACE}]{{1,200}})(?P<close>&quot;|&#34;|&#39;)")
+        # unquoted, as a whole line of a .env, INI, YAML or shell file or a YAML list: NAME=value
+        line_start = r"^[ \t]*(?:(?:export|ENV|set|-)[ \t]+)?"
         bare = rf"[ \t]*[:=][ \t]*(?P<v>[^{SPACE}\"'`#;,()\[\]{{}}<>$]{{1,200}})[ \t]*(?:#.*)?$"
+        # unquoted, within a line: `-e DB_PASSWORD=...`, `?api_key=...&`, `# auth token: 4c91...`
+        unquoted = rf"[^{SPACE}\"'`#;,()\[\]{{}}<>$&|\\]"
+        inline = rf"[ \t]*[:=][ \t]*(?P<v>{unquoted}{{1,200}})(?:[{SPACE}\"'`#;,()\[\]{{}}<>$&|\\]|$)"
+        inline_head = rf"(?m)(?:[^{WORD}.-]|^)"
+        # a setter called with a literal: client.SetAuthToken("..."), setPassword('...')
+        call = rf"[{SPACE}]*\([{SPACE}]*{value}"
         found += [
-            AssignedRule("assigned_secret", KEY, _re2(_without_groups(name + quoted)), _generic_check(config),
+            AssignedRule("assigned_secret", KEY, _re2(_without_groups(name + quoted)), _assigned_check(config),
                          password_by_name=True, tail=_re2(quoted)),
+            AssignedRule("assigned_pair", KEY, _re2(_without_groups(name + pair)),
+                         _assigned_check(config, literal=False), password_by_name=True, tail=_re2(pair)),
+            AssignedRule("assigned_secret_html", KEY, _re2(_without_groups(name + html_quoted)),
+                         _assigned_check(config), password_by_name=True, tail=_re2(html_quoted)),
             AssignedRule("assigned_secret_bare", KEY, _re2("(?m)" + _without_groups(line_start + name + bare)),
-                         _generic_check(config), password_by_name=True, head=_re2("(?m)" + line_start),
+                         _bare_check(config), password_by_name=True, head=_re2("(?m)" + line_start),
                          tail=_re2("(?m)" + bare)),
+            AssignedRule("assigned_secret_inline", KEY, _re2(_without_groups(inline_head + name + inline)),
+                         _assigned_check(config, literal=None), password_by_name=True, head=_re2(inline_head),
+                         tail=_re2(inline)),
+            AssignedRule("assigned_call", KEY, _re2(_without_groups(name + call)), _call_check(config),
+                         password_by_name=True, tail=_re2(call)),
+            Rule("xml_secret", KEY, _re2(
+                rf"<(?P<n>(?i:[A-Za-z0-9_:.-]{{0,32}}(?:{words})[A-Za-z0-9_:.-]{{0,32}}))>[ \t]*"
+                rf"(?P<v>[^<>&{SPACE}]{{1,200}})[ \t]*</"), _assigned_check(config), password_by_name=True),
+            Rule("html_password_input", PASSWORD, _re2(
+                rf"(?i:<input)[^<>]*?[{SPACE}](?i:type)=[\"']?(?i:password)[\"']?[^<>]*?[{SPACE}](?i:value)="
+                r"[\"'](?P<v>[^\"'<>]{1,200})[\"']"), _flag_check(config)),
+            Rule("html_password_input_value_first", PASSWORD, _re2(
+                rf"(?i:<input)[^<>]*?[{SPACE}](?i:value)=[\"'](?P<v>[^\"'<>]{{1,200}})[\"'][^<>]*?[{SPACE}]"
+                r"(?i:type)=[\"']?(?i:password)"), _flag_check(config)),
         ]
     return found
 
@@ -532,6 +841,10 @@ def _windows(content: str) -> list[tuple[int, int]]:
             if closing is None or -1 < closing < hit_end:
                 closing = content.find("-----END", hit_end)
             end_at = closing + 8 if closing != -1 else hit_end
+        elif (putty := PUTTY_LINES.match(content, hit_start)) is not None:  # the key's lines follow
+            end_at = putty.end()
+            for _ in range(min(int(putty.group(1)), PUTTY_MAX_LINES) - 1):
+                end_at = content.find("\n", end_at) + 1 or len(content)
         end = content.find("\n", end_at)
         end = len(content) if end == -1 else end
         if spans and start <= spans[-1][1] + 1:

@@ -146,7 +146,7 @@ def test_the_gates_find_what_their_look_behind_first_forms_find():
 
 
 def test_known_shapes_apart_select_the_lines_the_alternation_selected(monkeypatch):
-    """The known-shape gate is ten patterns instead of one alternation: matches may overlap
+    """The known-shape gate is eleven patterns instead of one alternation: matches may overlap
     where the alternation's could not, but no match spans a line, so the lines selected
     (and a key block's run to its END line) are the same."""
     import random
@@ -155,11 +155,11 @@ def test_known_shapes_apart_select_the_lines_the_alternation_selected(monkeypatc
     from filters import pii
 
     alternation = re.compile(r"-----BEGIN|A(?:KIA|SIA|BIA|CCA)[A-Z0-9]{8}|gh[pousr]_|github_pat_|glpat-|"
-                             r"xox[abposr]-|hooks\.slack\.com|[sr]k_(?:live|test)_|AIza|eyJ")
+                             r"xox[abposr]-|hooks\.slack\.com|[sr]k_(?:live|test)_|AIza|eyJ|Private-Lines:")
     rng = random.Random(11)
     pieces = ["-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----", "AKIAABCDEFGH1234",
               "ghp_x", "github_pat_1", "glpat-9", "xoxb-1", "hooks.slack.com", "sk_live_", "rk_test_", "AIzaX",
-              "eyJhb", "eyJ-----BEGIN", "ghs_AKIA12345678", "x = 1", "\n", " ", "k_live_", "A"]
+              "eyJhb", "eyJ-----BEGIN", "ghs_AKIA12345678", "x = 1", "\n", " ", "k_live_", "A", "Private-Lines: 2\n"]
     text = "".join(rng.choice(pieces) for _ in range(30_000))
     split = pii._windows(text)
     first_known = 3  # after the e-mail, IPv4 and IPv6 gates
@@ -169,18 +169,22 @@ def test_known_shapes_apart_select_the_lines_the_alternation_selected(monkeypatc
     assert len(split) > 1000
 
 
-# The recognizers as they were under `re`, with look-arounds and backreferences: the RE2 forms
-# must find the same values (and names) on text dense in their shapes, Unicode included.
+# The recognizers in `re`, with look-arounds and backreferences (as they were before RE2, for
+# the old ones): the RE2 forms must find the same values (and names) on text dense in their
+# shapes, Unicode included.
 OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-NAME = (r"(?P<name>(?i:[\w.-]*(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|passwd|password"
-        r"|pwd|pass)[\w.-]*))")
+NAME = (r"(?P<name>(?i:[\w.-]*(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|consumer[_-]?key"
+        r"|oauth[_-]?nonce|passwd|password|pwd|pass)[\w.-]*))")
+ESC = r"\\{0,3}"  # a JSON string inside a string: \"token\": \"...\"
+QUOTED_VALUE = ESC + r"(?P<q>[\"'`])(?P<v>[^\"'`\\\s]{1,200})" + ESC + r"(?P=q)"
+UNQUOTED = r"[^\s\"'`#;,()\[\]{}<>$&|\\]"
 RE_FORMS = {
     "email": r"(?<![\w.+%:/-])(?P<v>[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
              r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![\w-])",
     "ipv4": rf"(?<![\w.])(?P<v>{OCTET}\.{OCTET}\.{OCTET}\.{OCTET})(?![\w]|\.[\d*]|-\w)",
     "ipv6": r"(?<![\w:.])(?P<v>(?:[0-9A-Fa-f]{1,4}:|:){2,7}(?:[0-9A-Fa-f]{1,4}|:))(?![\w:.])",
-    "private_key": r"-----BEGIN (?P<label>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----\s*(?P<v>[A-Za-z0-9+/=\s:,.-]+?)\s*"
-                   r"-----END (?P=label)-----",
+    "private_key": r"-----BEGIN (?P<label>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----(?:\s|\\[nr])*"
+                   r"(?P<v>[A-Za-z0-9+/=\s:,.()@\\-]+?)(?:\s|\\[nr])*-----END (?P=label)-----",
     "aws_access_key_id": r"(?<![A-Z0-9])(?P<v>(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})(?![A-Z0-9])",
     "aws_secret_access_key": r"(?i:aws[A-Za-z0-9_.-]{0,20}(?:secret|key)[A-Za-z0-9_.-]{0,20})[\"']?\s*[:=]\s*[\"']?"
                              r"(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",  # the name's letters: ASCII (see the rule)
@@ -190,11 +194,16 @@ RE_FORMS = {
     "slack_webhook": r"hooks\.slack\.com/services/(?P<v>T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+)",
     "stripe_key": r"(?P<v>\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,})\b",
     "google_api_key": r"(?P<v>\bAIza[0-9A-Za-z_-]{35})(?![0-9A-Za-z_-])",
-    "jwt": r"(?P<v>\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})",
+    "jwt": r"(?P<v>eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)",
     "url_password": r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"'`]+:(?P<v>[^\s@/\"'`]+)@",
-    "assigned_secret": NAME + r"[\"']?\s*(?::=|=>|[:=])\s*(?P<q>[\"'`])(?P<v>[^\"'`\s]{1,200})(?P=q)",
-    "assigned_secret_bare": r"(?m)^[ \t]*(?:export[ \t]+)?" + NAME + r"[ \t]*[:=][ \t]*"
+    "assigned_secret": NAME + ESC + r"[\"']?\s*(?::=|=>|[:=])\s*" + QUOTED_VALUE,
+    "assigned_pair": NAME + ESC + r"[\"']\s*,\s*" + QUOTED_VALUE,
+    "assigned_secret_html": NAME + r"(?:&quot;|&#34;|&#39;)?\s*[:=]\s*(?P<q>&quot;|&#34;|&#39;)"
+                            r"(?P<v>[^&<>\"'`\\\s]{1,200})(?P=q)",
+    "assigned_secret_bare": r"(?m)^[ \t]*(?:(?:export|ENV|set|-)[ \t]+)?" + NAME + r"[ \t]*[:=][ \t]*"
                             r"(?P<v>[^\s\"'`#;,()\[\]{}<>$]{1,200})[ \t]*(?:#.*)?$",
+    "assigned_secret_inline": r"(?m)(?<![\w.-])" + NAME + rf"[ \t]*[:=][ \t]*(?P<v>{UNQUOTED}{{1,200}})(?!{UNQUOTED})",
+    "assigned_call": NAME + r"\s*\(\s*" + QUOTED_VALUE,
 }
 SHAPES = {  # whole values and pieces of them, joined at random with NOISE
     "email": ["jane.roe@corp-mail.io", "a@b.cd", "x@y", "@", ".", "-", "+", "%", ":", "/", "corp", "io"],
@@ -203,7 +212,8 @@ SHAPES = {  # whole values and pieces of them, joined at random with NOISE
     "private_key": ["-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----",
                     "-----BEGIN EC PRIVATE KEY-----", "-----END EC PRIVATE KEY-----",
                     "-----BEGIN PGP PRIVATE KEY BLOCK", "-----END PGP PRIVATE KEY BLOCK", "-----",
-                    "MIIBOgIBAAJBAKj34GkxFhD9", "Proc-Type: 4,ENCRYPTED", "\n", "\u2028", '"'],
+                    "MIIBOgIBAAJBAKj34GkxFhD9", "Proc-Type: 4,ENCRYPTED", "Version: GnuPG v1 (GNU/Linux)", "\n",
+                    "\u2028", '"'],
     "aws_access_key_id": ["AKIAQX7ZLMB2RT4KW9PD", "ASIA1234567890ABCDEF", "AKIA", "Z", "9", "a", "-"],
     "aws_secret_access_key": ["aws_secret_access_key = '", "AWS_KEY=", 'aws_x_key: "',
                               "q8Zr/3kLw0XbT7uYv2NcPm5Hs9JdGf4AeR1tKoWz", "q8Zr/3kLw0", "+", "'", "="],
@@ -217,9 +227,17 @@ SHAPES = {  # whole values and pieces of them, joined at random with NOISE
     "url_password": ["postgres://admin:S3cret@db.io", "https://", "u:p@", "://", "admin", ":", "S3cret", "@", "/", "a.",
                      "'"],
     "assigned_secret": ["password = 'Tr0ub4dor&3xQ'", "token=", 'api_key: "', "pass", "=", ":", "=>", ":=", "'", '"',
-                        "`", "Tr0ub4dor&3xQ", "/" * 205, "\u212a", "\u017f", "-", "."],
-    "assigned_secret_bare": ["password=Tr0ub4dor&3xQ", "export API_KEY=", "api_key: ", "=", ":", "Tr0ub4dor&3xQ",
-                             "/" * 205, "#", "\n", "$", ";"],
+                        "`", "\\", '\\"', "Tr0ub4dor&3xQ", "/" * 205, "\u212a", "\u017f", "-", ".", "oauth_nonce"],
+    "assigned_pair": ['"password", "Tr0ub4dor&3xQ"', '("token"', ",", "'", '"', "`", "\\", "Tr0ub4dor&3xQ", "/" * 205,
+                      "consumer_key", "\u017f"],
+    "assigned_secret_html": ["&quot;password&quot;: &quot;sunshine&quot;", "&#34;", "&#39;", "&quot;", "token", ":",
+                             "=", "sunshine", "&", "/" * 205],
+    "assigned_secret_bare": ["password=Tr0ub4dor&3xQ", "export API_KEY=", "api_key: ", "- ", "ENV ", "set ", "=", ":",
+                             "Tr0ub4dor&3xQ", "/" * 205, "#", "\n", "$", ";"],
+    "assigned_secret_inline": ["DB_PASSWORD=hunter2", "?api_key=", "&", "--password=", "token: ", "=", ":", "-", ".",
+                               "Tr0ub4dor3xQ", "/" * 205, "#", "\n", "$", ";", '"', "\\", "\u017f"],
+    "assigned_call": ['client.SetAuthToken("', "setPassword(", "token", "(", "'", '"', "\\", "Tr0ub4dor&3xQ",
+                      "/" * 205, ".", "\u212a"],
 }
 NOISE = [" ", "\n", "\t", "x", "_", "\u00e9", "\u00a0", "\ud800"]  # a letter, a space and a lone surrogate beyond ASCII
 
@@ -251,12 +269,23 @@ def test_the_name_gate_matches_what_its_re_form_matched():
 
     from filters.pii import GATE_NAMES, Utf8Text
 
-    reference = re.compile(r"(?i)(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|passw|pwd"
-                           r"|pass\b)[\w.-]*[\"']?\s*[:=]")
+    reference = re.compile(
+        r"(?i:(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|consumer[_-]?key|oauth[_-]?nonce"
+        r"|passw|pwd)[\w.-]*|pass(?:[.-][\w.-]*)?)"
+        r"(?:\\{0,3}[\"']?\s*[:=]|(?:&quot;|&#3[49];)\s*[:=]|\\{0,3}[\"']\s*,|\s*\(\s*\\{0,3}[\"'`]"
+        r"|[ \t]+[A-Za-z0-9+/]{16}|>[A-Za-z0-9])"
+        r"|(?i:basic|bearer)[ \t]+[A-Za-z0-9+/_.~=-]{8}|\$2[abxy]?\$[0-9]{2}\$|\$argon2|\$[56]\$|pbkdf2_sha"
+        r"|(?i:type)=[\"']?(?i:password)|S[ACNOPUX]A[A-Z2-7]{55}"
+        r"|-(?i:password|passwd|pass|pwd|passphrase|api[_-]?key|token|secret|client[_-]secret|auth[_-]token"
+        r"|access[_-]token)[ \t]+[\"']?[^-\s\"'$<{\[]|(?i:sshpass)[ \t]|mysql[^\n]*[ \t]-p[^ \t\n]"
+        r"|curl[^\n]*[ \t](?:-u|--user)[ \t=]")
     pieces = ["password", "pass", "pass.x", "pass\u00e9", "token", "TOKEN", "\u017fecret", "to\u212aen", "api-key", "=",
-              ":", "'", '"', " ", "\n", "\u00a0", "\u2028", "x", "\ud800"]
+              ":", "'", '"', " ", "\n", "\u00a0", "\u2028", "x", "\ud800", "\\", "&quot;", ",", "(", "`", ">",
+              "4c9184f37cff01bcdc32dc486ec36961", "Basic ", "dXNlcjpwYXNz", "$2b$12$", "$argon2", "pbkdf2_sha",
+              "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY", "curl ", "-u ", "mysql ", "-pX",
+              "sshpass ", "--password ", "type=", "Private-Lines:", "oauth_nonce", "consumer_key", "\t", "-"]
     rng = random.Random(3)
-    for _ in range(2000):
+    for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
         utf8 = Utf8Text(text)
         assert [(utf8.offset(m.start()), utf8.offset(m.end())) for m in GATE_NAMES.finditer(utf8.data)] == \

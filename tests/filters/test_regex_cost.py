@@ -43,6 +43,28 @@ PII_CASES: dict[str, tuple[int, Callable[[int], str]]] = {
                                              + "-----END EC PRIVATE KEY-----\n"),
     "dotted words before ://": (128_000, lambda size: repeated("a.", size) + "://admin:S3cretPassw0rd@db.acme.io"),
     "JWT prefixes glued with -": (128_000, lambda size: repeated("eyJ-", size)),
+    # the detectors of escaped, paired, HTML-escaped, inline and called values, headers, command
+    # lines, seeds, hashes, XML and HTML forms, PuTTY and escaped key bodies (issue 16)
+    "backslashes after a name": (128_000, lambda size: "password=" + repeated("\\", size)),
+    "escaped quotes after names": (128_000, lambda size: repeated('token\\"', size)),
+    "quoted names and commas": (128_000, lambda size: repeated('"password", ', size)),
+    "HTML-escaped quotes after a name": (128_000, lambda size: "password" + repeated("&quot;", size)),
+    "an env name, then no end": (128_000, lambda size: "x DB_PASSWORD=" + repeated("a=", size)),
+    "calls of setters, no literal": (128_000, lambda size: repeated("setToken(", size)),
+    "Basic then base64 with no end": (128_000, lambda size: "Authorization: Basic " + repeated(BASE64, size)),
+    "Bearer repeated": (128_000, lambda size: repeated("Bearer ", size)),
+    "a token after a name and a space": (128_000, lambda size: "token " + repeated("A", size)),
+    "flags without values": (128_000, lambda size: repeated("--password -", size)),
+    "mysql, no -p value": (128_000, lambda size: "mysql " + repeated(" -p-", size)),
+    "curl, no -u": (128_000, lambda size: "curl " + repeated("-H x ", size)),
+    "NKEY seed prefixes glued": (128_000, lambda size: repeated("SUA", size)),
+    "hash prefixes repeated": (128_000, lambda size: repeated("$2b$12$", size)),
+    "XML elements never closed": (128_000, lambda size: repeated("<password>", size)),
+    "password inputs without a value": (128_000, lambda size: repeated('<input type="password" ', size)),
+    "PuTTY markers": (64_000, lambda size: repeated("Private-Lines: 64\n", size)),
+    "escaped newlines after BEGIN": (128_000, lambda size: "-----BEGIN RSA PRIVATE KEY-----" + repeated("\\n", size)
+                                     + "-----END RSA PRIVATE KEY-----"),
+    "JWT without its third part": (128_000, lambda size: "eyJ" + repeated("a", size // 2) + "." + repeated("b", size)),
     "public IPs on one line": (8_000, lambda size: repeated("93.184.216.34 ", size)),
     "one e-mail address a paragraph": (8_000, lambda size: repeated("jane.roe@corp-mail.io\n\n", size)),
 }
