@@ -33,6 +33,7 @@ class FileRecord:
     repo: str
     path: str  # POSIX path relative to the repository root
     size: int  # bytes as stored in the source
+    owner: str | None = None  # its repository's owner (stages/origin.py); set by ingest before any file stage
     sha256: str | None = None  # of the raw bytes; None when the bytes were never read
     content: str | None = None  # decoded text; None for dropped-at-ingest files
     encoding: str | None = None  # "utf-8" or what charset detection found
@@ -92,6 +93,7 @@ class RepoRecord:
     source: str  # the SOURCE string it came from
     kind: str  # archive | git | directory | dataset | pypi | npm
     url: str | None = None
+    owner: str | None = None  # the account its origin names (stages/origin.py); None when it names none
     commit: str | None = None  # git commit, or the package version for registry sources
     sha256: str | None = None  # of the archive the repository was read from
     stars: int | None = None

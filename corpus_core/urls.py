@@ -19,3 +19,51 @@ def scrub_credentials(text: str | None) -> str | None:
     if not text or "@" not in text:
         return text
     return _USERINFO.sub(r"\1***@", text)
+
+
+# --- where a repository comes from ------------------------------------------------------------
+
+# hosts whose first path part is an account (a user or an organization) that owns the repository:
+# a URL in package metadata names its owner only on one of these (a project's home page may be
+# anywhere); a git remote is a repository on any host
+CODE_HOSTS = frozenset({"github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "git.sr.ht", "sr.ht"})
+# npm's shorthands for a repository: `github:owner/name`, `gitlab:…`, `bitbucket:…`
+_SHORTHAND = {"github": "github.com", "gitlab": "gitlab.com", "bitbucket": "bitbucket.org"}
+ACCOUNT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_])?$")
+_SCP = re.compile(r"^(?:[^@/\s]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/\s][^\s]*)$")
+_WITH_SCHEME = re.compile(r"^(?:git\+)?[a-z][a-z0-9+.-]*://(?:[^/@\s]*@)?(?P<host>[^/:\s]+)(?::\d+)?(?P<path>/[^\s]*)?$",
+                          re.IGNORECASE)
+
+
+def host_and_path(url: str) -> tuple[str, list[str]] | None:
+    """(host, path parts) of a repository URL in any of the forms git and npm accept:
+    `https://host/o/n(.git)`, `ssh://git@host/o/n`, `git@host:o/n`, `git+https://…`,
+    `github:o/n`; None for local paths and `file://` URLs."""
+    url = url.strip()
+    if match := _WITH_SCHEME.match(url):
+        if url.lower().startswith(("file:", "git+file:")):
+            return None
+        host, path = match["host"].lower(), match["path"] or ""
+    elif (prefix := url.partition(":")[0].lower()) in _SHORTHAND and "/" in url:
+        host, path = _SHORTHAND[prefix], url.partition(":")[2]
+    elif match := _SCP.match(url):
+        host, path = match["host"].lower(), match["path"]
+    else:
+        return None
+    parts = [part for part in re.split(r"[/?#]", path.removesuffix(".git"))[:3] if part]
+    return host, parts
+
+
+def repository_owner(url: str | None, any_host: bool) -> str | None:
+    """The account that owns the repository at `url`: the first part of its path on a code
+    host (`github.com/psf/requests` -> `psf`; sourcehut's `~user` -> `user`). `any_host`: the
+    URL is a git remote, a repository wherever it is; otherwise only CODE_HOSTS count (a
+    package's home page may be a project site). None when no owner can be told."""
+    found = host_and_path(url) if url else None
+    if found is None:
+        return None
+    host, parts = found
+    if len(parts) < 2 or not (any_host or host in CODE_HOSTS):
+        return None
+    owner = parts[0].removeprefix("~")
+    return owner if ACCOUNT.match(owner) else None

@@ -37,6 +37,6 @@ class OptOutFilter(FileStage):
         return self._matcher
 
     def process(self, record: FileRecord) -> None:
-        entry = self.matcher.match(record.repo, record.path, record.sha256) if self.matcher else None
+        entry = self.matcher.match(record.repo, record.path, record.sha256, record.owner) if self.matcher else None
         if entry is not None:
             record.drop(reasons.OPTED_OUT, f"opt-out {entry.id} ({entry.kind})")

@@ -3,8 +3,10 @@ in a plain file kept under version control (`optout.registry` in the config; the
 config names configs/optout.jsonl), so every change is reviewed and dated in git.
 
 An entry opts out, by `kind`:
-  repo     one repository: `owner/name` (also matches `host/owner/name`, e.g. git URLs)
-  owner    every repository of an owner: `owner`
+  repo     one repository: `owner/name` (also matches `host/owner/name`, e.g. git URLs), or
+           the name the build gave it (`pypi/six`, `npm/@scope/pkg`, a folder's name)
+  owner    every repository whose origin names this owner (stages/origin.py), never a part
+           of a repository's name
   path     files of one repository whose path matches a glob (fnmatch: `*` crosses `/`),
            `repo` naming the repository
   sha256   one content, wherever it appears: the sha256 of the file's bytes
@@ -32,7 +34,7 @@ from corpus_core.errors import ConfigError
 
 KINDS = ("repo", "owner", "path", "sha256")
 OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_])?$")
-NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+BUILD_NAME_PART = re.compile(r"^[A-Za-z0-9@_][A-Za-z0-9@._~-]{0,99}$")  # one part of a repository name
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -52,9 +54,12 @@ class Entry:
 
 
 def check_repo(value: str) -> str:
-    owner, _, name = value.partition("/")
-    if not (OWNER.match(owner) and NAME.match(name)) or name in (".", ".."):
-        raise ConfigError(f"repository {value!r}: expected owner/name, e.g. octocat/hello-world")
+    """`owner/name`, or a name a build gives a repository that has no owner/name of its own:
+    `pypi/six`, `npm/@scope/pkg`, `host/owner/name`, an archive's or folder's name."""
+    parts = value.split("/")
+    if not (1 <= len(parts) <= 4 and all(BUILD_NAME_PART.match(part) and part not in (".", "..") for part in parts)):
+        raise ConfigError(f"repository {value!r}: expected owner/name (e.g. octocat/hello-world) or the name a build "
+                          "gave it (pypi/six, npm/@scope/name, a folder's name)")
     return value
 
 
@@ -170,14 +175,18 @@ class Matcher:
     def __bool__(self) -> bool:
         return bool(self.repos or self.owners or self.hashes or self.paths)
 
-    def match(self, repo: str, path: str, sha256: str | None) -> Entry | None:
+    def match(self, repo: str, path: str, sha256: str | None, owner: str | None) -> Entry | None:
+        """The entry for a file of repository `repo` (its name in the build) owned by `owner`
+        (the account its origin names, stages/origin.py; None: none is known). A repository
+        entry matches the name, or its last two parts (`github.com/o/n` is `o/n`); an owner
+        entry matches the owner only, never a part of the name: `npm/left-pad` is not npm's."""
         full = owner_name(repo)
         keys = {repo.lower(), full} - {None}
         for key in keys:
             if key in self.repos:
                 return self.repos[key]
-        if full and full.split("/")[0] in self.owners:
-            return self.owners[full.split("/")[0]]
+        if owner and owner.lower() in self.owners:
+            return self.owners[owner.lower()]
         for key in keys:
             for entry in self.paths.get(key, ()):
                 if fnmatch.fnmatchcase(path, entry.value):

@@ -5,7 +5,8 @@ file the registry names removed; OUT is only read. Shards that held such files a
 rewritten without them (same order, rows renumbered); the others are copied byte for
 byte. files.parquet marks the removed files `dropped` / `opted_out` (the entry id in
 `detail`) and moves the shifted rows; repos.parquet, attribution.parquet, NOTICE,
-index.json and the dataset card README.md are recomputed; run.json is the old one plus a
+index.json and the dataset card README.md are recomputed, and the SBOM loses the removed
+files (manifests/sbom.py `without_files`); run.json is the old one plus a
 `republished` record. NEW has the current layout (index.json beside shards/) whatever
 OUT's (older builds kept it in shards/).
 
@@ -33,6 +34,7 @@ from corpus_core.storage import sha256_file
 from manifests.attribution import ATTRIBUTION, write_notice
 from manifests.card import find_index, write_card
 from manifests.optout import Matcher, load, owner_name
+from manifests.sbom import without_files
 
 INDEX_FORMAT = 3  # the layout stages/shards.py writes: index.json at the top, the shards in SHARD_DIR
 SHARD_DIR = "shards"
@@ -54,9 +56,10 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
     files = pq.read_table(files_path)
     removed: dict[str, str] = {}  # file id -> entry id
     columns = [files.column(name).to_pylist() for name in ("id", "repo", "path", "sha256", "decision")]
-    for file_id, repo, path, sha256, decision in zip(*columns, strict=True):
+    owners = owners_of(files)
+    for file_id, repo, path, sha256, decision, owner in zip(*columns, owners, strict=True):
         if decision == "kept":
-            entry = matcher.match(repo, path, sha256)
+            entry = matcher.match(repo, path, sha256, owner)
             if entry is not None:
                 removed[file_id] = entry.id
 
@@ -113,6 +116,7 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
     new_files = pa.Table.from_pylist(rows, schema=schema.FILES)
     pq.write_table(new_files, target / "manifest" / "files.parquet", compression="zstd")
     _write_repos_and_attribution(out, target, new_files)
+    without_files(out / "manifest" / "sbom.spdx.json", target / "manifest" / "sbom.spdx.json", set(removed))
 
     record = {"from": str(out.resolve()), "registry": str(Path(registry).resolve()),
               "registry_sha256": hashlib.sha256(Path(registry).read_bytes()).hexdigest()
@@ -128,6 +132,13 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
     write_card(target)
     return {"removed": [{"id": r["id"], "repo": r["repo"], "path": r["path"], "optout": removed[r["id"]]}
                         for r in rows if r["id"] in removed], "out": str(target)}
+
+
+def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
+    """`table` in `target`'s columns: a column an older build did not write (repos' `owner`) is null."""
+    columns = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in target]
+    return pa.Table.from_arrays(columns, schema=pa.schema([f.with_nullable(True) for f in target])).cast(target)
 
 
 def _write_repos_and_attribution(out: Path, target: Path, files: pa.Table) -> None:
@@ -151,7 +162,8 @@ def _write_repos_and_attribution(out: Path, target: Path, files: pa.Table) -> No
                         ELSE coalesce(m.reason, '{reasons.OPTED_OUT}') END AS reason)
         FROM old_repos r LEFT JOIN counts c USING (repo) LEFT JOIN main_reason m USING (repo)
         ORDER BY r.repo""").to_arrow_table()
-    pq.write_table(repos.cast(schema.REPOS), target / "manifest" / "repos.parquet", compression="zstd")
+    repos = _conform(repos, schema.REPOS)
+    pq.write_table(repos, target / "manifest" / "repos.parquet", compression="zstd")
     db.register("new_repos", repos)
     attribution = db.sql("""
         SELECT f.shard, f.repo, f.license, count(*) AS files, any_value(r.copyright_holders) AS copyright_holders,
@@ -165,15 +177,28 @@ def _write_repos_and_attribution(out: Path, target: Path, files: pa.Table) -> No
     db.close()
 
 
+def owners_of(files: pa.Table) -> list[str | None]:
+    """Each row's owner: the `owner` column; a build from before it had none records its
+    owners nowhere, and the name's first part (`octo` of `octo/repo`, `github.com/octo/repo`)
+    stands in, as it did then."""
+    if "owner" in files.column_names:
+        return files.column("owner").to_pylist()
+    return [(owner_name(repo) or "").split("/")[0] or None for repo in files.column("repo").to_pylist()]
+
+
 def lookup(out: str | Path, *, repo: str | None = None, owner: str | None = None,
            sha256: str | None = None) -> list[dict[str, Any]]:
-    """Files of the build that belong to `repo` (owner/name) or `owner`, or have content `sha256`."""
-    files = pq.read_table(_manifest(Path(out)), columns=[
-        "id", "repo", "path", "sha256", "decision", "reason", "dup_of", "shard", "row"]).to_pylist()
+    """Files of the build that belong to `repo` (its name, or owner/name of host/owner/name)
+    or to repositories `owner` owns, or have content `sha256`."""
+    manifest = _manifest(Path(out))
+    present = set(pq.read_schema(manifest).names)
+    files = pq.read_table(manifest, columns=[name for name in (
+        "id", "repo", "owner", "path", "sha256", "decision", "reason", "dup_of", "shard", "row") if name in present])
     found = []
-    for row in files:
+    for row, row_owner in zip(files.to_pylist(), owners_of(files), strict=True):
         full = owner_name(row["repo"])
         if (repo and (row["repo"].lower() == repo.lower() or full == repo.lower())) or (
-                owner and full and full.split("/")[0] == owner.lower()) or (sha256 and row["sha256"] == sha256):
+                owner and row_owner and row_owner.lower() == owner.lower()) or (sha256 and row["sha256"] == sha256):
+            row["owner"] = row_owner
             found.append(row)
     return found

@@ -173,3 +173,37 @@ def write_sbom(db: Any, path: Path) -> None:
                 out.write(",\n  " + json.dumps({"spdxElementId": _package_id(repo), "relationshipType": "CONTAINS",
                                                 "relatedSpdxElement": f"SPDXRef-File-{file_id}"}))
         out.write("\n ]\n}\n")
+
+
+def without_files(source: Path, target: Path, removed: set[str]) -> bool:
+    """The SBOM at `source` less the files whose ids are in `removed` (an opt-out applied to a
+    published build: `corpus optout apply`), written to `target`: their file entries and
+    relationships go, a package left with no file goes, the others' counts follow, and the
+    namespace names the new document. False when `source` does not exist (a build from
+    before SBOMs): nothing is written."""
+    if not source.exists():
+        return False
+    document = json.loads(source.read_text(encoding="ascii"))
+    gone = {f"SPDXRef-File-{file_id}" for file_id in removed}
+    document["files"] = [entry for entry in document["files"] if entry["SPDXID"] not in gone]
+    contains: dict[str, int] = {}
+    relationships = []
+    for relation in document["relationships"]:
+        if relation["relatedSpdxElement"] in gone:
+            continue
+        if relation["relationshipType"] == "CONTAINS":
+            contains[relation["spdxElementId"]] = contains.get(relation["spdxElementId"], 0) + 1
+        relationships.append(relation)
+    packages = {package["SPDXID"] for package in document["packages"] if contains.get(package["SPDXID"])}
+    document["relationships"] = [r for r in relationships if r["relatedSpdxElement"] in packages
+                                 or r["relationshipType"] != "DESCRIBES"]
+    document["packages"] = [package for package in document["packages"] if package["SPDXID"] in packages]
+    for package in document["packages"]:
+        package["sourceInfo"] = re.sub(r"; \d+ of its files are in this corpus;",
+                                       f"; {contains[package['SPDXID']]} of its files are in this corpus;",
+                                       package["sourceInfo"], count=1)
+    digest = hashlib.sha256("\n".join(sorted(removed)).encode()).hexdigest()[:16]
+    document["documentNamespace"] += f"-without-{digest}"
+    document["creationInfo"]["comment"] += f" {len(removed)} opted-out files removed after the build."
+    target.write_text(json.dumps(document, indent=1) + "\n", encoding="ascii")
+    return True

@@ -39,7 +39,7 @@ def write_repos_manifest(db: Any, path: Path) -> None:
             FROM (SELECT repo, reason, count(*) AS n FROM files WHERE reason IS NOT NULL GROUP BY ALL)
             GROUP BY repo
         )
-        SELECT r.repo, r.source, r.kind, r.url, r.commit, r.sha256, r.stars,
+        SELECT r.repo, r.source, r.kind, r.url, r.owner, r.commit, r.sha256, r.stars,
                coalesce(c.files, 0) AS files, coalesce(c.files_kept, 0) AS files_kept,
                coalesce(c.bytes_kept, 0) AS bytes_kept, r.license, r.license_source, r.license_conflict,
                r.license_evidence, r.copyright_holders,

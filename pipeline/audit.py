@@ -399,10 +399,16 @@ def _check_optout(db: duckdb.DuckDBPyConnection, policy: Policy) -> Check:
     matcher = Matcher(list(policy.optouts))
     if not matcher:
         return check
-    shipped = db.sql('SELECT shard, "row", repo, path, sha256 FROM shard_rows ORDER BY shard, "row"')
+    # a build from before files.parquet had owners: the name's first part stands in (manifests.republish.owners_of)
+    has_owner = "owner" in {name for name, *_ in db.execute("DESCRIBE files").fetchall()}
+    owner = "f.owner" if has_owner else "nullif(split_part(regexp_extract(s.repo, '([^/]+/[^/]+)$', 1), '/', 1), '')"
+    shipped = db.sql(f"""SELECT s.shard, s."row", s.repo, s.path, s.sha256, {owner} AS owner
+                         FROM shard_rows s LEFT JOIN (SELECT DISTINCT ON (id) * FROM files
+                                                      ORDER BY id, decision <> 'kept') f ON s.id = f.id
+                         ORDER BY s.shard, s."row" """)
     for batch in shipped.to_arrow_reader():
         for row in batch.to_pylist():
-            entry = matcher.match(row["repo"], row["path"], row["sha256"])
+            entry = matcher.match(row["repo"], row["path"], row["sha256"], row["owner"])
             if entry is not None:
                 check.problems.append(f"{_where(row)}: opted out by {entry.id} ({entry.kind}) in "
                                       f"{policy.optout.registry}")

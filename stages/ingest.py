@@ -24,9 +24,9 @@ from corpus_core.names import error_detail, printable_name
 from corpus_core.records import FileRecord, RepoRecord
 from corpus_core.settings import Settings, setting
 from corpus_core.stage import Stage, StageContext, stage_error_detail
-from stages import readers
+from stages import origin, readers
 from stages.readers import Entry, SourceError
-from stages.sources import Unit, fetch_git, fetch_npm, fetch_pypi, verify_sha256
+from stages.sources import Unit, fetch_git, fetch_npm, fetch_pypi, parse_git_url, verify_sha256
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -161,13 +161,19 @@ class Ingest(Stage):
             entries = self._dataset_entries(unit, stop) if unit.kind == "dataset" else (
                 (repo.repo, entry) for entry in self._entries(unit, repo))
             for ordinal, item in enumerate(entries):
-                yield self._record(*item) if item is not None and inside(ordinal) else None
+                yield self._owned(self._record(*item)) if item is not None and inside(ordinal) else None
         except Exception as err:  # noqa: BLE001 - a SourceError, or a reader that broke mid-stream: one row says so
             error = str(err) if isinstance(err, SourceError) else error_detail(err)
             name = printable_name(unit.repo or Path(unit.location).name)
             repo = self.repos.setdefault(name, RepoRecord(name, printable_name(unit.spec.source), unit.kind))
             repo.error = printable_name(error)
-            yield self.unreadable_source(name, repo.error) if inside(ordinal + 1) else None
+            yield self._owned(self.unreadable_source(name, repo.error)) if inside(ordinal + 1) else None
+
+    def _owned(self, record: FileRecord) -> FileRecord:
+        """The record with its repository's owner, which the opt-out filter matches."""
+        repo = self.repos.get(record.repo)
+        record.owner = repo.owner if repo is not None else None
+        return record
 
     def _record(self, repo: str, entry: Entry) -> FileRecord:
         """`to_record`, with whatever it raises on this one entry made the entry's drop."""
@@ -191,17 +197,23 @@ class Ingest(Stage):
             fetch = fetch_pypi if unit.kind == "pypi" else fetch_npm
             location = fetch(unit.location, self.cache_dir)
             repo.commit = unit.location.split("==" if unit.kind == "pypi" else "@")[-1]
+        # the owner is known before the first file: the opt-out filter matches it on every file
         if unit.kind in ("pypi", "npm", "archive"):
             repo.sha256 = verify_sha256(location, unit.spec.sha256, unit.spec.source)
+            repo.owner = origin.owner_of_archive(location, self.config.max_archive_bytes)
             return readers.read_archive(location, self.config)
         if unit.kind == "git_url":
             bare, repo.commit = fetch_git(unit.location, self.cache_dir)
             repo.url = unit.location.removeprefix("git+")
+            repo.owner = origin.owner_of_git(parse_git_url(unit.location)[0])
             return readers.read_git(bare, self.config, repo.commit)
         if unit.kind == "git":
             repo.commit = readers.git_head(location)
             repo.url = readers.git_remote_url(location)
+            repo.owner = origin.owner_of_git(repo.url)
             return readers.read_git(location, self.config, repo.commit)
+        if unit.kind == "directory":
+            repo.owner = origin.owner_of_directory(location)
         return readers.read_directory(location, self.config, top_level_only=unit.kind == "loose")
 
     def to_record(self, repo: str, entry: Entry) -> FileRecord:
@@ -234,5 +246,6 @@ class Ingest(Stage):
                 continue
             if row.repo not in self.repos:
                 self.repos[row.repo] = RepoRecord(repo=row.repo, source=source, kind="dataset", url=row.url,
+                                                  owner=origin.owner_of_dataset_row(row.repo, row.url),
                                                   commit=row.commit, stars=row.stars, declared_license=row.license)
             yield row.repo, row.entry

@@ -145,7 +145,7 @@ class _ArchiveBudgetExceeded(Exception):
     pass
 
 
-def _open_tar_stream(path: Path, limit: int) -> tarfile.TarFile:
+def open_tar_stream(path: Path, limit: int) -> tarfile.TarFile:
     with open(path, "rb") as raw:
         magic = raw.read(6)
     if magic.startswith(b"\x1f\x8b"):
@@ -191,7 +191,7 @@ def _tar_scan(path: Path, limits: IngestConfig) -> _TarScan:
     scan = _TarScan()
     pending: tarfile.TarInfo | None = None
     try:
-        with _open_tar_stream(path, limits.max_archive_bytes) as tar:
+        with open_tar_stream(path, limits.max_archive_bytes) as tar:
             for index, member in enumerate(tar):
                 tar.members.clear()  # stream mode keeps every header read: memory would grow with the archive
                 if pending is not None:
@@ -225,7 +225,7 @@ def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
     if scan.readable:
         index = -1
         try:
-            with _open_tar_stream(path, limits.max_archive_bytes) as tar:
+            with open_tar_stream(path, limits.max_archive_bytes) as tar:
                 for index, member in enumerate(tar):
                     tar.members.clear()
                     if index >= scan.readable:

@@ -71,13 +71,18 @@ def test_matcher_kinds():
                optout.make_entry("path", "internal/*", repo="zed/lib", requested_by="a", reason=""),
                optout.make_entry("sha256", "0" * 64, requested_by="a", reason="")]
     matcher = optout.Matcher(entries)
-    assert matcher.match("octo/hello", "a.py", None).kind == "repo"  # names compare without case
-    assert matcher.match("github.com/octo/hello", "a.py", None).kind == "repo"
-    assert matcher.match("github.com/acme/tools", "x", None).kind == "owner"
-    assert matcher.match("zed/lib", "internal/a/b.py", None).kind == "path"  # * crosses /
-    assert matcher.match("zed/lib", "src/internal/b.py", None) is None
-    assert matcher.match("else/where", "f", "0" * 64).kind == "sha256"
-    assert matcher.match("octo/hellox", "a.py", None) is None
+    assert matcher.match("octo/hello", "a.py", None, None).kind == "repo"  # names compare without case
+    assert matcher.match("github.com/octo/hello", "a.py", None, None).kind == "repo"
+    # an owner entry matches the owner the origin names, never a part of the repository's name
+    assert matcher.match("github.com/acme/tools", "x", None, "acme").kind == "owner"
+    assert matcher.match("pypi/tools", "x", None, "ACME").kind == "owner"
+    assert matcher.match("acme/tools", "x", None, None) is None
+    assert optout.Matcher([optout.make_entry("owner", "npm", requested_by="a", reason="")]).match(
+        "npm/left-pad", "index.js", None, "stevemao") is None
+    assert matcher.match("zed/lib", "internal/a/b.py", None, None).kind == "path"  # * crosses /
+    assert matcher.match("zed/lib", "src/internal/b.py", None, None) is None
+    assert matcher.match("else/where", "f", "0" * 64, None).kind == "sha256"
+    assert matcher.match("octo/hellox", "a.py", None, None) is None
 
 
 @pytest.fixture(scope="module")

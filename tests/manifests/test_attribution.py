@@ -13,6 +13,8 @@ from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
 from corpus_core.records import SourceSpec
+from manifests import optout
+from manifests.republish import apply_optout
 from pipeline.config import BuildConfig, ExecutionConfig
 from pipeline.progress import Progress
 from pipeline.run import build
@@ -76,6 +78,29 @@ def test_the_sbom_is_valid_spdx_and_lists_what_was_kept(built):
     contains = {(r["spdxElementId"], r["relatedSpdxElement"]) for r in data["relationships"]
                 if r["relationshipType"] == "CONTAINS"}
     assert (mit["SPDXID"], lib["SPDXID"]) in contains and len(contains) == len(kept)
+
+
+def test_an_opt_out_applied_after_the_build_leaves_the_sbom_valid_and_without_its_files(built, tmp_path):
+    root, _ = built
+    registry = tmp_path / "optout.jsonl"
+    optout.add(registry, optout.make_entry("repo", "mit_lib", requested_by="a@b.c", reason=""))
+    optout.add(registry, optout.make_entry("path", "*", repo="zero_bsd", requested_by="a@b.c", reason=""))
+    removed = apply_optout(root / "out", registry, tmp_path / "v2")["removed"]
+    assert {r["repo"] for r in removed} == {"mit_lib", "zero_bsd"}
+    before = json.loads((root / "out/manifest/sbom.spdx.json").read_text())
+    path = tmp_path / "v2" / "manifest" / "sbom.spdx.json"
+    document = parse_file(str(path))
+    assert validate_full_spdx_document(document) == []
+    assert {p.name for p in document.packages} == {"apache_app"}  # the packages left with no file are gone
+    kept = {f"./{f['path']}" for f in pq.read_table(tmp_path / "v2/manifest/files.parquet").to_pylist()
+            if f["decision"] == "kept"}
+    assert {f.name for f in document.files} == kept and len(kept) == len(before["files"]) - len(removed)
+    data = json.loads(path.read_text())
+    assert data["documentNamespace"] != before["documentNamespace"]
+    (app,) = data["packages"]
+    assert f"; {len(kept)} of its files are in this corpus;" in app["sourceInfo"]
+    related = {r["relatedSpdxElement"] for r in data["relationships"]}
+    assert not related & {f"SPDXRef-File-{r['id']}" for r in removed}
 
 
 def test_the_same_input_gives_the_same_sbom_and_notice(built, tmp_path):

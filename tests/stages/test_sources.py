@@ -124,8 +124,9 @@ SIX = ("pypi:six==1.17.0", "ff70335d468e7eb6ec65b95b99d3a2836546063f63acc5171de3
 IS_NUMBER = ("npm:is-number@7.0.0", "7b75c1057198cf97696909a9bee176c9c5e9bcb5b03bf3ecef2f484defadd51e")
 
 
-@pytest.mark.parametrize("source, sha256, expected", [(*SIX, "six.py"), (*IS_NUMBER, "index.js")])
-def test_registry_packages_are_fetched_and_checked(tmp_path, source, sha256, expected):
+@pytest.mark.parametrize("source, sha256, expected, owner", [(*SIX, "six.py", "benjaminp"),
+                                                              (*IS_NUMBER, "index.js", "jonschlinkert")])
+def test_registry_packages_are_fetched_and_checked(tmp_path, source, sha256, expected, owner):
     if source.startswith("npm:") and shutil.which("npm") is None:
         pytest.skip("npm is not installed")
     records, stage = ingest_all(resolve_units([SourceSpec(source, sha256=sha256)]), tmp_path / "cache")
@@ -135,6 +136,8 @@ def test_registry_packages_are_fetched_and_checked(tmp_path, source, sha256, exp
     (repo,) = stage.repos.values()
     assert repo.sha256 == sha256 and repo.commit == source.split("==" if "==" in source else "@")[-1]
     assert expected in {r.path for r in records if r.kept}
+    # the owner is the repository's account that the package's metadata names, on every file
+    assert repo.owner == owner and {r.owner for r in records} == {owner}
     # a second ingest is served from the cache
     again, _ = ingest_all(resolve_units([SourceSpec(source, sha256=sha256)]), tmp_path / "cache")
     assert [r.sha256 for r in again] == [r.sha256 for r in records]
