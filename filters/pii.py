@@ -153,8 +153,8 @@ SECRET_WORDS = (r"secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_
                 r"|oauth[_-]?nonce")  # not any nonce: HTTP Digest's and CSP's are public
 GATE_NAMES = _re2(
     rf"(?i:(?:{SECRET_WORDS}|passw|pwd)[{WORD}.-]*|pass(?:[.-][{WORD}.-]*)?)"
-    rf"(?:\\{{0,3}}[\"']?[{SPACE}]*[:=]|(?:&quot;|&#3[49];)[{SPACE}]*[:=]|\\{{0,3}}[\"'][{SPACE}]*,"
-    rf"|[{SPACE}]*\([{SPACE}]*\\{{0,3}}[\"'`]|[ \t]+[A-Za-z0-9+/]{{16}}|>[A-Za-z0-9])"
+    rf"(?:\\{{0,3}}[\"']?\]?[{SPACE}]*[:=]|(?:&quot;|&#3[49];)[{SPACE}]*[:=]|\\{{0,3}}[\"'][{SPACE}]*,"
+    rf"|[{SPACE}]*\([{SPACE}]*\\{{0,3}}[\"'`]|[ \t]+[A-Za-z0-9+/]{{16}}|>[A-Za-z0-9]|`?[ \t]*\||(?:</code>)?</t[dh]>)"
     r"|(?i:basic|bearer)[ \t]+[A-Za-z0-9+/_.~=-]{8}|\$2[abxy]?\$[0-9]{2}\$|\$argon2|\$[56]\$|pbkdf2_sha"
     r"|(?i:type)=[\"']?(?i:password)|S[ACNOPUX]A[A-Z2-7]{55}"
     r"|-(?i:password|passwd|pass|pwd|passphrase|api[_-]?key|token|secret|client[_-]secret|auth[_-]token"
@@ -350,11 +350,15 @@ def _url_password_ok(value: str, found: Value, text: str) -> bool:
 
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# values documentation publishes as examples: jwt.io's token (its signature), AWS's example secret
+DOCUMENTED_EXAMPLES = ("SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 
 
 def _random_value(value: str, name: str, config: PiiConfig) -> bool:
     """A value that looks random: long enough, two classes of characters, entropy, no placeholder."""
     if len(value) < config.min_secret_length or PLACEHOLDER.search(value) or "://" in value or UUID.match(value):
+        return False
+    if any(example in value for example in DOCUMENTED_EXAMPLES):
         return False
     if _classes(value) < 2:
         return False
@@ -393,10 +397,13 @@ NOT_PASSWORDS = frozenset({
     "abc", "abcd", "abcdef", "abc123", "1234", "12345", "123456", "12345678", "123456789", "testing", "tester",
     # the word itself, in other languages (i18n files)
     "passwort", "kennwort", "contrasena", "contraseña", "senha", "parola", "wachtwoord", "salasana", "lösenord",
-    "heslo", "hasło", "jelszó", "пароль", "密码", "密碼", "パスワード", "비밀번호"})
+    "heslo", "hasło", "jelszó", "пароль", "密码", "密碼", "パスワード", "비밀번호",
+    # the classic example passwords of documentation, "secret" and "password" spelled with digits
+    "s3cr3t", "s3cret", "secr3t", "passw0rd", "p4ssw0rd", "p4ssword", "p@ssw0rd", "p@ssword", "hunter2", "changeit"})
 # Capitalized and CamelCase type names (Text, CharField), ALL_CAPS references and metavars (DB_PASSWORD,
 # TEXT), dotted references (self.password, forms.CharField), paths and calls
-NOT_LITERAL = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z0-9]*)*$|^[A-Z_]+$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[~.]?/|\w\(")
+NOT_LITERAL = re.compile(
+    r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*[0-9]{0,2}$|^[A-Z_]+$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[~.]?/|\w\(")
 # the parts of a reference in code: words with at most a few digits at their end (user_pass2,
 # hashlib.sha256); a random value has digits among its letters
 CODE_WORD = re.compile(r"^[A-Za-z]*[0-9]{0,3}$")
@@ -432,9 +439,14 @@ def code_reference(value: str) -> bool:
     return bool(IDENTIFIER.match(value)) and all(CODE_WORD.match(part) for part in re.split(r"[._$]", value))
 
 
+# `host=db user=app password=...`: a libpq connection string, its pairs apart by spaces
+CONNINFO_PAIR = re.compile(r"(?:^|[\s\"'])\w+=[^\s=\"']+[ \t]+$")
+
+
 def _literal_context(found: Value, text: str) -> bool:
     """An unquoted value that is a literal, not a reference: after an environment variable's name
-    (DB_PASSWORD=), a command-line flag (--password=) or in a URL's query (?password=)."""
+    (DB_PASSWORD=), a command-line flag (--password=), in a URL's query (?password=), in HTML text
+    or Markdown code (<code>password: ..., `password: ...), or a connection string's pair."""
     name = found.name.lstrip("-")
     if name != found.name or (name[:1].isupper() and name.upper() == name):
         return True
@@ -445,7 +457,9 @@ def _literal_context(found: Value, text: str) -> bool:
     while position > 0 and text[position - 1] in " \t":
         position -= 1
     before = position - len(found.name) - 1
-    return before >= 0 and text[before] in "?&"
+    if before < 0:
+        return False
+    return text[before] in "?&>`" or bool(CONNINFO_PAIR.search(text, max(0, before - 80), before + 1))
 
 
 def _assigned_check(config: PiiConfig, literal: bool | None = True) -> Check:
@@ -454,6 +468,8 @@ def _assigned_check(config: PiiConfig, literal: bool | None = True) -> Check:
     def check(value: str, found: Value, text: str) -> bool:
         is_literal = literal if literal is not None else _literal_context(found, text)
         if NOT_LITERAL.search(value) or not is_literal and code_reference(value):
+            return False
+        if "public" in _name_words(found.name):  # publicKeyToken, public_key: published on purpose
             return False
         if _random_value(value, found.name, config):
             return True
@@ -515,6 +531,8 @@ def _basic_auth_ok(value: str, found: Value, text: str) -> bool:
 def _jwt_ok(value: str, found: Value, text: str) -> bool:
     """A JWT: a claims part that is JSON too (`eyJ...`), or a header that decodes to one with `alg`
     or `typ` (a JWT inside a word or an URL-encoded header, or with claims not starting `{"`)."""
+    if any(example in value for example in DOCUMENTED_EXAMPLES):
+        return False
     header, _, rest = value.partition(".")
     before = text[found.start - 1] if found.start else ""
     if rest.startswith("eyJ") and not (before.isalnum() or before == "_"):
@@ -595,25 +613,10 @@ def _body_end(text: str, start: int, end: int) -> int:
     return end
 
 
-# A PuTTY key file (.ppk) holds its private key as base64 lines after `Private-Lines: N`.
+# A PuTTY key file (.ppk) holds its private key as base64 lines after `Private-Lines: N` (N
+# is at most 64 here: an RSA-4096 key takes 28); the window of such a line runs through them.
 PUTTY_LINES = re.compile(r"Private-Lines:[ \t]*([0-9]{1,3})[ \t]*\r?\n")
-PUTTY_MAX_LINES = 64  # an RSA-4096 key takes 28
-BASE64_LINE = re.compile(r"[A-Za-z0-9+/=]+\r?")
-
-
-def _putty_keys(text: str) -> Iterator[Value]:
-    """The lines after each `Private-Lines: N`, up to N and while they are base64: each line is
-    read by one marker at most (a marker's line is not base64), so linear."""
-    for marker in PUTTY_LINES.finditer(text):
-        start = end = marker.end()
-        for _ in range(min(int(marker.group(1)), PUTTY_MAX_LINES)):
-            line_end = text.find("\n", end)
-            line_end = len(text) if line_end == -1 else line_end
-            if not BASE64_LINE.fullmatch(text, end, line_end):
-                break
-            end = line_end + 1
-        if end > start:
-            yield Value(start, start + len(text[start:end].rstrip()))
+PUTTY_MAX_LINES = 64
 
 
 def rules(config: PiiConfig) -> list[Rule]:
@@ -663,8 +666,9 @@ def rules(config: PiiConfig) -> list[Rule]:
                 rf"(?:^|[^{WORD}])(?i:bearer|token)[ \t]+(?P<v>[A-Za-z0-9._~+/-]{{16,}}=*)(?:$|[^A-Za-z0-9._~+/=-])"),
                 _assigned_check(config, literal=False)),
             # command lines: openssl's `-passin pass:...`, `sshpass -p ...`, `mysql -p...`, `--password ...`
-            Rule("openssl_pass", PASSWORD, _re2(
-                rf"-pass(?:in|out|word)?[ \t]+pass:(?P<v>[^{SPACE}\"'`]{{1,200}})"), _flag_check(config)),
+            Rule("openssl_pass", PASSWORD, _re2(  # also quoted, or as the next item of an argument list
+                rf"-pass(?:in|out|word)?[\"']?(?:[ \t]+|,[ \t]*)[\"']?pass:(?P<v>[^{SPACE}\"'`]{{1,200}})"),
+                _flag_check(config)),
             Rule("cli_password", PASSWORD, _re2(
                 rf"(?:sshpass[ \t]+-p[ \t]*|mysql[^\n]*[ \t]-p)(?P<v>[^-{SPACE}\"'`][^{SPACE}\"'`]{{0,199}})"),
                 _flag_check(config)),
@@ -685,14 +689,16 @@ def rules(config: PiiConfig) -> list[Rule]:
                 r"|\$[56]\$(?:rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{43,86}"
                 r"|pbkdf2_sha(?:1|256|512)\$[0-9]{1,7}\$[A-Za-z0-9./+]{1,64}\$[A-Za-z0-9./+]{20,88}={0,2})"
                 r"(?:$|[^./A-Za-z0-9+=$])"), _hash_ok),
-            Rule("putty_private_key", KEY, None, _private_key_ok, scan=_putty_keys),
+            Rule("putty_private_key", KEY, _re2(  # the base64 lines after the marker, up to 64
+                r"Private-Lines:[ \t]*[0-9]{1,3}[ \t]*\r?\n(?P<v>(?:[A-Za-z0-9+/=]+\r?\n){0,63}[A-Za-z0-9+/=]+)"
+                r"(?:\r?\n|$)"), _private_key_ok),
         ]
         words = rf"{SECRET_WORDS}|passwd|password|pwd|pass"
         name = rf"(?i:[{WORD}.-]*(?:{words})[{WORD}.-]*)"
         esc = r"\\{0,3}"  # a JSON string inside a string escapes its quotes: \"token\": \"...\"
         # NAME = 'value', in any of three quotes, the same at both ends
         value = rf"{esc}(?P<q>[\"'`])(?P<v>[^\"'`\\{SPACE}]{{1,200}}){esc}(?P<close>[\"'`])"
-        quoted = rf"{esc}[\"']?[{SPACE}]*(?::=|=>|[:=])[{SPACE}]*{value}"
+        quoted = rf"{esc}[\"']?\]?[{SPACE}]*(?::=|=>|[:=])[{SPACE}]*{value}"  # ]: headers["X-Api-Key"] = ...
         # `("password", "...")`: as often a tuple of names as a name and its value, so random values only
         pair = rf"{esc}[\"'][{SPACE}]*,[{SPACE}]*{value}"
         # the same in HTML, its quotes escaped: {&quot;password&quot;: &quot;...&quot;}
@@ -726,6 +732,15 @@ def rules(config: PiiConfig) -> list[Rule]:
             Rule("xml_secret", KEY, _re2(
                 rf"<(?P<n>(?i:[A-Za-z0-9_:.-]{{0,32}}(?:{words})[A-Za-z0-9_:.-]{{0,32}}))>[ \t]*"
                 rf"(?P<v>[^<>&{SPACE}]{{1,200}})[ \t]*</"), _assigned_check(config), password_by_name=True),
+            # a table of settings and their values: | `DB_PASSWORD` | `...` |, <td>DB_PASSWORD</td><td>...</td>
+            Rule("table_secret", KEY, _re2(
+                rf"\|[ \t]*`?(?P<n>(?i:[A-Za-z0-9_.-]{{0,32}}(?:{words})[A-Za-z0-9_.-]{{0,32}}))`?[ \t]*\|[ \t]*`?"
+                rf"(?P<v>[^|`<>{SPACE}]{{1,200}})`?[ \t]*\|"), _assigned_check(config), password_by_name=True),
+            Rule("html_table_secret", KEY, _re2(
+                rf"<t[dh]>[ \t]*(?:<code>)?(?P<n>(?i:[A-Za-z0-9_.-]{{0,32}}(?:{words})[A-Za-z0-9_.-]{{0,32}}))"
+                rf"(?:</code>)?[ \t]*</t[dh]>[ \t]*<td>[ \t]*(?:<code>)?(?P<v>[^<>{SPACE}]{{1,200}})(?:</code>)?"
+                r"[ \t]*</td>"),
+                _assigned_check(config), password_by_name=True),
             Rule("html_password_input", PASSWORD, _re2(
                 rf"(?i:<input)[^<>]*?[{SPACE}](?i:type)=[\"']?(?i:password)[\"']?[^<>]*?[{SPACE}](?i:value)="
                 r"[\"'](?P<v>[^\"'<>]{1,200})[\"']"), _flag_check(config)),

@@ -196,7 +196,7 @@ RE_FORMS = {
     "google_api_key": r"(?P<v>\bAIza[0-9A-Za-z_-]{35})(?![0-9A-Za-z_-])",
     "jwt": r"(?P<v>eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)",
     "url_password": r"\b[a-z][a-z0-9+.-]*://[^\s:/@\"'`]+:(?P<v>[^\s@/\"'`]+)@",
-    "assigned_secret": NAME + ESC + r"[\"']?\s*(?::=|=>|[:=])\s*" + QUOTED_VALUE,
+    "assigned_secret": NAME + ESC + r"[\"']?\]?\s*(?::=|=>|[:=])\s*" + QUOTED_VALUE,
     "assigned_pair": NAME + ESC + r"[\"']\s*,\s*" + QUOTED_VALUE,
     "assigned_secret_html": NAME + r"(?:&quot;|&#34;|&#39;)?\s*[:=]\s*(?P<q>&quot;|&#34;|&#39;)"
                             r"(?P<v>[^&<>\"'`\\\s]{1,200})(?P=q)",
@@ -227,7 +227,7 @@ SHAPES = {  # whole values and pieces of them, joined at random with NOISE
     "url_password": ["postgres://admin:S3cret@db.io", "https://", "u:p@", "://", "admin", ":", "S3cret", "@", "/", "a.",
                      "'"],
     "assigned_secret": ["password = 'Tr0ub4dor&3xQ'", "token=", 'api_key: "', "pass", "=", ":", "=>", ":=", "'", '"',
-                        "`", "\\", '\\"', "Tr0ub4dor&3xQ", "/" * 205, "\u212a", "\u017f", "-", ".", "oauth_nonce"],
+                        "`", "\\", '\\"', "]", "Tr0ub4dor&3xQ", "/" * 205, "\u212a", "\u017f", "-", ".", "oauth_nonce"],
     "assigned_pair": ['"password", "Tr0ub4dor&3xQ"', '("token"', ",", "'", '"', "`", "\\", "Tr0ub4dor&3xQ", "/" * 205,
                       "consumer_key", "\u017f"],
     "assigned_secret_html": ["&quot;password&quot;: &quot;sunshine&quot;", "&#34;", "&#39;", "&quot;", "token", ":",
@@ -272,18 +272,19 @@ def test_the_name_gate_matches_what_its_re_form_matched():
     reference = re.compile(
         r"(?i:(?:secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth[_-]?key|consumer[_-]?key|oauth[_-]?nonce"
         r"|passw|pwd)[\w.-]*|pass(?:[.-][\w.-]*)?)"
-        r"(?:\\{0,3}[\"']?\s*[:=]|(?:&quot;|&#3[49];)\s*[:=]|\\{0,3}[\"']\s*,|\s*\(\s*\\{0,3}[\"'`]"
-        r"|[ \t]+[A-Za-z0-9+/]{16}|>[A-Za-z0-9])"
+        r"(?:\\{0,3}[\"']?\]?\s*[:=]|(?:&quot;|&#3[49];)\s*[:=]|\\{0,3}[\"']\s*,|\s*\(\s*\\{0,3}[\"'`]"
+        r"|[ \t]+[A-Za-z0-9+/]{16}|>[A-Za-z0-9]|`?[ \t]*\||(?:</code>)?</t[dh]>)"
         r"|(?i:basic|bearer)[ \t]+[A-Za-z0-9+/_.~=-]{8}|\$2[abxy]?\$[0-9]{2}\$|\$argon2|\$[56]\$|pbkdf2_sha"
         r"|(?i:type)=[\"']?(?i:password)|S[ACNOPUX]A[A-Z2-7]{55}"
         r"|-(?i:password|passwd|pass|pwd|passphrase|api[_-]?key|token|secret|client[_-]secret|auth[_-]token"
         r"|access[_-]token)[ \t]+[\"']?[^-\s\"'$<{\[]|(?i:sshpass)[ \t]|mysql[^\n]*[ \t]-p[^ \t\n]"
         r"|curl[^\n]*[ \t](?:-u|--user)[ \t=]")
     pieces = ["password", "pass", "pass.x", "pass\u00e9", "token", "TOKEN", "\u017fecret", "to\u212aen", "api-key", "=",
-              ":", "'", '"', " ", "\n", "\u00a0", "\u2028", "x", "\ud800", "\\", "&quot;", ",", "(", "`", ">",
+              ":", "'", '"', " ", "\n", "\u00a0", "\u2028", "x", "\ud800", "\\", "]", "&quot;", ",", "(", "`", ">",
               "4c9184f37cff01bcdc32dc486ec36961", "Basic ", "dXNlcjpwYXNz", "$2b$12$", "$argon2", "pbkdf2_sha",
               "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY", "curl ", "-u ", "mysql ", "-pX",
-              "sshpass ", "--password ", "type=", "Private-Lines:", "oauth_nonce", "consumer_key", "\t", "-"]
+              "sshpass ", "--password ", "type=", "|", "</td>", "</code>", "Private-Lines:", "oauth_nonce",
+              "consumer_key", "\t", "-"]
     rng = random.Random(3)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))

@@ -15,8 +15,9 @@ from filters.pii import PiiConfig, PiiRedactor
 HEX_TOKEN = "4c9184f37cff01bcdc32dc486ec36961"
 NKEY_SEED = "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY"
 BCRYPT = "$2b$12$KIXQJq8gS1mTz2b7yZ3r5eO9xVw4Lq6n8pT1dR3sH5uY7iB9oC0aG"
+ARGON2 = "$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQxMjM0$Kq8vNw3ZtR5xLm2Yb7Hc1Jd6G"
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0"
-       ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+       ".Kq8vNw3ZtR5xLm2Yb7Hc1Jd6Gf0Ae5Rk9Wm2Qz8Lx7V")
 KEY_LINES = ("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
              "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu")
 ESCAPED_KEY = "\\n".join(KEY_LINES)  # as a JSON string holds it: "\n" escaped
@@ -42,9 +43,15 @@ SECRETS = [
      "<PASSWORD>"),
     ("password_inline", "run.sh", "env DB_PASSWORD=tangerine ./server --port 80\n", "tangerine", "<PASSWORD>"),
     ("password_xml", "settings.xml", "  <password>tangerine</password>\n", "tangerine", "<PASSWORD>"),
+    ("password_table", "CONFIG.md", "| `DB_PASSWORD` | `wildflower-9` |\n", "wildflower-9", "<PASSWORD>"),
+    ("password_table", "config.html", "<tr><td>DB_PASSWORD</td><td>firefly</td></tr>\n", "firefly", "<PASSWORD>"),
+    ("password_conninfo", "db.py", 'dsn = "host=db.internal user=app password=pinecone_sunshine dbname=app"\n',
+     "pinecone_sunshine", "<PASSWORD>"),
     ("password_setter", "Db.java", '    ds.setPassword("marigold7");\n', "marigold7", "<PASSWORD>"),
     ("openssl_passin", "make-certs.sh", "openssl rsa -in key.pem -passin pass:marigold -out plain.pem\n", "marigold",
      "<PASSWORD>"),
+    ("openssl_passin", "certs.py", '    subprocess.run(["openssl", "rsa", "-in", key, "-passin", "pass:marigold"])\n',
+     "marigold", "<PASSWORD>"),
     ("cli_password", "deploy.sh", "sshpass -p tangerine ssh deploy@host\n", "tangerine", "<PASSWORD>"),
     ("cli_password", "backup.sh", "mysqldump -h db.internal -u root -pTangerine42 appdb > x.sql\n", "Tangerine42",
      "<PASSWORD>"),
@@ -65,6 +72,8 @@ SECRETS = [
      "xvz1evFS4wEEPTGEFPHBog", "<KEY>"),
     ("oauth", "twitter.md", 'OAuth oauth_nonce="kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg", oauth_version="1.0"\n',
      "kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg", "<KEY>"),
+    ("oauth", "client.py", '    params["oauth_token_secret"] = "QIn0yltui7hW16Qs7XINlWZMYR4PZ5aW2r4J538J"\n',
+     "QIn0yltui7hW16Qs7XINlWZMYR4PZ5aW2r4J538J", "<KEY>"),
     ("oauth", "settings.py", "CONSUMER_SECRET = 'kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw'\n",
      "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw", "<KEY>"),
     ("hex_token", "main.go", f"// auth token: {HEX_TOKEN}\n", HEX_TOKEN, "<KEY>"),
@@ -73,6 +82,7 @@ SECRETS = [
     ("nkey_seed", "user.creds", f"-----BEGIN USER NKEY SEED-----\n{NKEY_SEED}\n------END USER NKEY SEED------\n",
      NKEY_SEED, "<KEY>"),
     ("password_hash", "users.yml", f'admin:\n  password_hash: "{BCRYPT}"\n', BCRYPT, "<KEY>"),
+    ("password_hash", "users.yml", f"  hash: {ARGON2}\n", ARGON2, "<KEY>"),
     ("password_hash", ".htpasswd", "deploy:$apr1$ignored\nadmin:" + BCRYPT + "\n", BCRYPT, "<KEY>"),
     ("jwt_config", "kubeconfig.yaml", f"users:\n- name: ci\n  user:\n    token: {JWT}\n", JWT, "<KEY>"),
     ("jwt_config", "app.env", f"CALLBACK=https://x.io/cb?auth=Bearer%20{JWT}\n", JWT, "<KEY>"),
@@ -97,6 +107,10 @@ LOOK_ALIKES = [
     ("password_env_list", "docker-compose.yml", "      - POSTGRES_PASSWORD=${POSTGRES_PASSWORD}\n"),
     ("password_env_list", "docker-compose.yml", "      - POSTGRES_PASSWORD_FILE=/run/secrets/db_password\n"),
     ("password_markdown", "README.md", "Run `docker run -e POSTGRES_PASSWORD=<password> -d postgres` first.\n"),
+    ("password_table", "CONFIG.md", "| `DB_PASSWORD` | `string` | The database password |\n"),
+    ("password_table", "config.html", "<tr><td>DB_PASSWORD</td><td>required</td></tr>\n"),
+    ("password_conninfo", "extensions.rst", "    >>> make_dsn('dbname=foo host=example.com', password=\"s3cr3t\")\n"),
+    ("placeholder", "app.manifest", '<assemblyIdentity name="VC90.CRT" publicKeyToken="1fc8b3b9a1e18e3b"/>\n'),
     ("password_html", "login.html", '<input type="password" name="password" placeholder="Password">\n'),
     ("password_inline", "db.py", "    conn = connect(user=user, password=password, host=host)\n"),
     ("password_inline", "db.py", "    password = credentials\n    password = user_pass2\n"
@@ -121,6 +135,9 @@ LOOK_ALIKES = [
      "authorization: { users: [ { nkey: UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4 } ] }\n"),
     ("password_hash", "hashing.py", 'PREFIX = "$2b$"\nhashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=12))\n'),
     ("jwt_config", "config.yaml", 'header: "eyJhbGciOiJIUzI1NiJ9"\n'),
+    ("jwt_config", "README.md",  # jwt.io's example token
+     "token: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0Ijox"
+     "NTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c\n"),
     ("private_key", "pub.pem",
      "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n"
      "-----END PUBLIC KEY-----\n"),
