@@ -155,11 +155,13 @@ GATE_NAMES = _re2(
     rf"(?i:(?:{SECRET_WORDS}|passw|pwd)[{WORD}.-]*|pass(?:[.-][{WORD}.-]*)?)"
     rf"(?:\\{{0,3}}[\"']?\]?[{SPACE}]*[:=]|(?:&quot;|&#3[49];)[{SPACE}]*[:=]|\\{{0,3}}[\"'][{SPACE}]*,"
     rf"|[{SPACE}]*\([{SPACE}]*\\{{0,3}}[\"'`]|[ \t]+[A-Za-z0-9+/]{{16}}|>[A-Za-z0-9]|`?[ \t]*\||(?:</code>)?</t[dh]>)"
-    r"|(?i:basic|bearer)[ \t]+[A-Za-z0-9+/_.~=-]{8}|\$2[abxy]?\$[0-9]{2}\$|\$argon2|\$[56]\$|pbkdf2_sha"
+    r"|(?i:basic|bearer)(?:[ \t]+|%20)[A-Za-z0-9+/_.~=-]{8}|\$2[abxy]?\$[0-9]{2}\$|\$argon2|\$[56]\$|pbkdf2_sha"
     r"|(?i:type)=[\"']?(?i:password)|S[ACNOPUX]A[A-Z2-7]{55}"
     r"|-(?i:password|passwd|pass|pwd|passphrase|api[_-]?key|token|secret|client[_-]secret|auth[_-]token"
     rf"|access[_-]token)[ \t]+[\"']?[^-{SPACE}\"'$<{{\[]"
-    r"|(?i:sshpass)[ \t]|mysql[^\n]*[ \t]-p[^ \t\n]|curl[^\n]*[ \t](?:-u|--user)[ \t=]")
+    r"|(?i:sshpass)[ \t]|mysql[^\n]*[ \t]-p[^ \t\n]|curl[^\n]*[ \t](?:-u|--user)[ \t=]"
+    rf"|(?i:name)[ \t]*:[ \t]*[\"']?[A-Za-z0-9_.-]*(?i:passw|secret|token|api[_-]?key)[A-Za-z0-9_.-]*[\"']?[ \t]*\r?\n"
+    r"[ \t]*(?i:value)[ \t]*:")
 
 
 @dataclass(frozen=True)
@@ -401,9 +403,10 @@ NOT_PASSWORDS = frozenset({
     # the classic example passwords of documentation, "secret" and "password" spelled with digits
     "s3cr3t", "s3cret", "secr3t", "passw0rd", "p4ssw0rd", "p4ssword", "p@ssw0rd", "p@ssword", "hunter2", "changeit"})
 # Capitalized and CamelCase type names (Text, CharField), ALL_CAPS references and metavars (DB_PASSWORD,
-# TEXT), dotted references (self.password, forms.CharField), paths and calls
+# TEXT), dotted references (self.password, forms.CharField), paths, calls and assignments
 NOT_LITERAL = re.compile(
-    r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*[0-9]{0,2}$|^[A-Z_]+$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[~.]?/|\w\(")
+    r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*[0-9]{0,2}$|^[A-Z_]+$|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[~.]?/|\w\("
+    r"|^[A-Za-z_]\w*=[^=]")  # the next assignment, after an empty value: `make DB_PASSWORD= ENV=prod`
 # the parts of a reference in code: words with at most a few digits at their end (user_pass2,
 # hashlib.sha256); a random value has digits among its letters
 CODE_WORD = re.compile(r"^[A-Za-z]*[0-9]{0,3}$")
@@ -443,6 +446,17 @@ def code_reference(value: str) -> bool:
 CONNINFO_PAIR = re.compile(r"(?:^|[\s\"'])\w+=[^\s=\"']+[ \t]+$")
 
 
+def _before_name(found: Value, text: str) -> int:
+    """Where the character before an unquoted value's name is (-1: none), back over the separator."""
+    position = found.start
+    while position > 0 and text[position - 1] in " \t":
+        position -= 1
+    position -= 1  # the separator
+    while position > 0 and text[position - 1] in " \t":
+        position -= 1
+    return position - len(found.name) - 1
+
+
 def _literal_context(found: Value, text: str) -> bool:
     """An unquoted value that is a literal, not a reference: after an environment variable's name
     (DB_PASSWORD=), a command-line flag (--password=), in a URL's query (?password=), in HTML text
@@ -450,13 +464,7 @@ def _literal_context(found: Value, text: str) -> bool:
     name = found.name.lstrip("-")
     if name != found.name or (name[:1].isupper() and name.upper() == name):
         return True
-    position = found.start
-    while position > 0 and text[position - 1] in " \t":
-        position -= 1
-    position -= 1  # the separator
-    while position > 0 and text[position - 1] in " \t":
-        position -= 1
-    before = position - len(found.name) - 1
+    before = _before_name(found, text)
     if before < 0:
         return False
     return text[before] in "?&>`" or bool(CONNINFO_PAIR.search(text, max(0, before - 80), before + 1))
@@ -466,6 +474,8 @@ def _assigned_check(config: PiiConfig, literal: bool | None = True) -> Check:
     """A value assigned to a secret-like name: random, or a plain password where the value is a
     literal (quoted: `literal`=True; unquoted: where `_literal_context` says so, `literal`=None)."""
     def check(value: str, found: Value, text: str) -> bool:
+        if literal is None and text.endswith("${", 0, _before_name(found, text) + 1):
+            return False  # a shell expansion, ${DB_PASSWORD:?required}: what follows is not its value
         is_literal = literal if literal is not None else _literal_context(found, text)
         if NOT_LITERAL.search(value) or not is_literal and code_reference(value):
             return False
@@ -507,10 +517,15 @@ def _call_check(config: PiiConfig) -> Check:
     return check
 
 
+PASS_PHRASE_SOURCE = re.compile(r"(?:pass|env|file|fd):|stdin$")
+
+
 def _flag_check(config: PiiConfig) -> Check:
     """`--password hunter2`, `-passin pass:hunter2`, `sshpass -p hunter2`: a password or token on a
     command line; a metavar (`--password TEXT`) or a variable (`$PASS`) is not one."""
     def check(value: str, found: Value, text: str) -> bool:
+        if PASS_PHRASE_SOURCE.match(value):  # openssl's -password env:VAR, file:path, fd:3, stdin; pass:... apart
+            return False
         if not found.name or is_password_name(found.name) or "pass" in found.name:
             return plain_password(value, found.name or "password") or _random_value(value, "password", config)
         return _random_value(value, found.name, config)
@@ -660,7 +675,7 @@ def rules(config: PiiConfig) -> list[Rule]:
                 _url_password_ok),
             # HTTP authorization: `Basic base64(user:password)`, `Bearer ...`, `Token ...`
             Rule("basic_auth", PASSWORD, _re2(
-                rf"(?:^|[^{WORD}])(?i:basic)[ \t]+(?P<v>[A-Za-z0-9+/]{{6,}}={{0,2}})(?:$|[^A-Za-z0-9+/=])"),
+                rf"(?:^|[^{WORD}])(?i:basic)(?:[ \t]+|%20)(?P<v>[A-Za-z0-9+/]{{6,}}={{0,2}})(?:$|[^A-Za-z0-9+/=])"),
                 _basic_auth_ok),
             Rule("bearer_token", KEY, _re2(
                 rf"(?:^|[^{WORD}])(?i:bearer|token)[ \t]+(?P<v>[A-Za-z0-9._~+/-]{{16,}}=*)(?:$|[^A-Za-z0-9._~+/=-])"),
@@ -740,6 +755,11 @@ def rules(config: PiiConfig) -> list[Rule]:
                 rf"<t[dh]>[ \t]*(?:<code>)?(?P<n>(?i:[A-Za-z0-9_.-]{{0,32}}(?:{words})[A-Za-z0-9_.-]{{0,32}}))"
                 rf"(?:</code>)?[ \t]*</t[dh]>[ \t]*<td>[ \t]*(?:<code>)?(?P<v>[^<>{SPACE}]{{1,200}})(?:</code>)?"
                 r"[ \t]*</td>"),
+                _assigned_check(config), password_by_name=True),
+            # a Kubernetes container's env: `- name: DB_PASSWORD` then `value: ...` on the next line
+            Rule("name_value_pair", KEY, _re2(
+                rf"(?i:name)[ \t]*:[ \t]*[\"']?(?P<n>(?i:[A-Za-z0-9_.-]{{0,32}}(?:{words})[A-Za-z0-9_.-]{{0,32}}))"
+                rf"[\"']?[ \t]*\r?\n[ \t]*(?i:value)[ \t]*:[ \t]*[\"']?(?P<v>[^\"'#{SPACE}]{{1,200}})"),
                 _assigned_check(config), password_by_name=True),
             Rule("html_password_input", PASSWORD, _re2(
                 rf"(?i:<input)[^<>]*?[{SPACE}](?i:type)=[\"']?(?i:password)[\"']?[^<>]*?[{SPACE}](?i:value)="

@@ -274,17 +274,19 @@ def test_the_name_gate_matches_what_its_re_form_matched():
         r"|passw|pwd)[\w.-]*|pass(?:[.-][\w.-]*)?)"
         r"(?:\\{0,3}[\"']?\]?\s*[:=]|(?:&quot;|&#3[49];)\s*[:=]|\\{0,3}[\"']\s*,|\s*\(\s*\\{0,3}[\"'`]"
         r"|[ \t]+[A-Za-z0-9+/]{16}|>[A-Za-z0-9]|`?[ \t]*\||(?:</code>)?</t[dh]>)"
-        r"|(?i:basic|bearer)[ \t]+[A-Za-z0-9+/_.~=-]{8}|\$2[abxy]?\$[0-9]{2}\$|\$argon2|\$[56]\$|pbkdf2_sha"
+        r"|(?i:basic|bearer)(?:[ \t]+|%20)[A-Za-z0-9+/_.~=-]{8}|\$2[abxy]?\$[0-9]{2}\$|\$argon2|\$[56]\$|pbkdf2_sha"
         r"|(?i:type)=[\"']?(?i:password)|S[ACNOPUX]A[A-Z2-7]{55}"
         r"|-(?i:password|passwd|pass|pwd|passphrase|api[_-]?key|token|secret|client[_-]secret|auth[_-]token"
         r"|access[_-]token)[ \t]+[\"']?[^-\s\"'$<{\[]|(?i:sshpass)[ \t]|mysql[^\n]*[ \t]-p[^ \t\n]"
-        r"|curl[^\n]*[ \t](?:-u|--user)[ \t=]")
+        r"|curl[^\n]*[ \t](?:-u|--user)[ \t=]"
+        r"|(?i:name)[ \t]*:[ \t]*[\"']?[A-Za-z0-9_.-]*(?i:passw|secret|token|api[_-]?key)[A-Za-z0-9_.-]*[\"']?"
+        r"[ \t]*\r?\n[ \t]*(?i:value)[ \t]*:")
     pieces = ["password", "pass", "pass.x", "pass\u00e9", "token", "TOKEN", "\u017fecret", "to\u212aen", "api-key", "=",
               ":", "'", '"', " ", "\n", "\u00a0", "\u2028", "x", "\ud800", "\\", "]", "&quot;", ",", "(", "`", ">",
               "4c9184f37cff01bcdc32dc486ec36961", "Basic ", "dXNlcjpwYXNz", "$2b$12$", "$argon2", "pbkdf2_sha",
               "SUACSSL3UAHUDXKFSNVUZRF5UHPMWZ6BFDTJ7M6USDXIEDNPPQYYYCU3VY", "curl ", "-u ", "mysql ", "-pX",
-              "sshpass ", "--password ", "type=", "|", "</td>", "</code>", "Private-Lines:", "oauth_nonce",
-              "consumer_key", "\t", "-"]
+              "sshpass ", "--password ", "type=", "|", "</td>", "</code>", "%20", "name: ", "value:", "Private-Lines:",
+              "oauth_nonce", "consumer_key", "\t", "-"]
     rng = random.Random(3)
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))

@@ -62,6 +62,7 @@ PII_CASES: dict[str, tuple[int, Callable[[int], str]]] = {
     "XML elements never closed": (128_000, lambda size: repeated("<password>", size)),
     "password inputs without a value": (128_000, lambda size: repeated('<input type="password" ', size)),
     "PuTTY markers": (64_000, lambda size: repeated("Private-Lines: 64\n", size)),
+    "env names without a value": (64_000, lambda size: repeated("- name: DB_PASSWORD\n", size)),
     "escaped newlines after BEGIN": (128_000, lambda size: "-----BEGIN RSA PRIVATE KEY-----" + repeated("\\n", size)
                                      + "-----END RSA PRIVATE KEY-----"),
     "JWT without its third part": (128_000, lambda size: "eyJ" + repeated("a", size // 2) + "." + repeated("b", size)),
