@@ -1,156 +1,69 @@
-"""Benchmark: the PII stage against plain Presidio, for speed on real code and for recall and
-false positives on a labeled set of code with secrets.
+"""Benchmark: the PII stage against plain Presidio for speed on real code, and against
+detect-secrets and CredSweeper for secrets: recall and false alarms per kind on a labeled
+evaluation, MB/s per core on real code, side by side in the same run.
 
-    .venv/bin/python bench/pii.py [--config configs/default.toml] [--repeat 3] [--plain-mb 1.0] [--hostile-mb 1.0]
+    .venv/bin/python bench/pii.py [--config configs/default.toml] [--repeat 3] [--per-kind 20]
+                                  [--plain-mb 1.0] [--tools-mb 1.0] [--hostile-mb 1.0]
+
+The other tools are bench-only dependencies: `pip install -e .[bench]` (pinned in pyproject.toml).
 
 Real code: the programming-language files of the default sample (public PyPI and npm
 packages, fetched into the cache if needed).
 
-Speed (one core, median of --repeat): MB/s of `PiiRedactor.process` on every file, and on
+Speed (one core, CPU time, median of --repeat): MB/s of `PiiRedactor.process` on every file, and on
 the first --plain-mb MB of them next to plain Presidio on the same files in the same run:
 `AnalyzerEngine` with Presidio's predefined recognizers (the same blank spaCy pipeline,
 since no model can be downloaded) and every finding redacted. Also: plain Presidio's
-findings per MB of this clean code.
+findings per MB of this clean code. detect-secrets (its default plugins and filters, one
+file at a time as `detect-secrets scan` does) and CredSweeper (its rules and ML validator,
+one process) run on the first --tools-mb MB, next to the stage on the same files.
 
-The labeled set (assembled here, seeded, nothing real in it):
-  secrets      SECRETS_PER_KIND values of each kind below, random but of the real format
-               (AWS key ids and secrets, GitHub/GitLab/Slack/Stripe/Google keys, JWTs,
-               private key blocks, passwords and tokens assigned in Python/JS/YAML/.env
-               syntax, passwords in connection URLs, e-mail addresses, public IPs), plus
-               four shapes no recognizer targets (an XML <password> element, a Java
-               setter, a curl header, HTTP basic auth), each inserted as one line at a
-               random line of a random real file;
-  look-alikes  handwritten lines that look like secrets and are not (calls, placeholders,
-               environment lookups, hashes from lock files, UUIDs, versions, private and
-               DNS addresses, documentation e-mails, base64 images, git SHAs), inserted
-               the same way, plus up to 300 lines of the real files with a password-like
-               name followed by = or : (`token = ...`, `password: ...`), which public
-               packages hold as code, not as secrets (e-mail addresses and IPs in them are
-               real PII, not look-alikes, and are not among these lines).
-recall: the share of secret values no longer in the output; touched: the share of
-look-alike lines changed. Plain Presidio is scored on the same files.
+The labeled evaluation (bench/secrets_eval.py, seeded): real files of the default sample and of
+three config-heavy packages as carriers; --per-kind documents of each kind issue 16 found
+leaking, each a carrier with one secret of the kind in one of its realistic shapes and places
+and one look-alike of the same shape (placeholders, templates, hashes, UUIDs, public keys,
+example values) at two random lines; plus up to 300 real lines of the carriers with a
+secret-like name followed by = or : (`token = ...`, `password: ...`), which public packages
+hold as code, not as secrets, scored where they stand. Every tool reads the same documents
+under their own file names. A secret is found when a tool reports a finding on its lines
+that overlaps its value (a private key: any line of its block); a look-alike is a false alarm
+when a tool reports anything on its lines. For the stage, `value_gone` also checks that no
+planted value is left in its output. The second-round shapes (secrets_eval.HELD_OUT_KINDS,
+--per-kind / 2 documents a kind) were written after the detectors and run once as held out:
+recall 0.912, false alarms 0.094 for the stage. The bugs that run exposed were fixed (a shell
+expansion `${VAR:?message}`, an empty `NAME= NEXT=...`, openssl's `-password env:VAR`, Kubernetes'
+name/value pairs, `Basic%20...`), so they are no longer held out; what they still miss
+(`**Password:** ...` in Markdown prose, a token as a call's second argument) is left as a miss.
 
 Hostile input (issue 20): MB/s per core of the stage on files of --hostile-mb MB built from
 the worst case of each detector (the shapes of tests/filters/test_regex_cost.py: a run of
 password-like names, long runs of `=`, quotes and base64 after a name, `-----BEGIN` without
 an END, ...), median of --repeat, next to the real code above in the same run: the worst
 must stay within 10x of real code. Files dense in findings (an IP address every 14
-characters, an e-mail address every 23) are reported apart: their cost is linear too, but it
-is the per-finding work (checks, Presidio's results, the redaction), not the regex engine.
+characters, an e-mail address every 23) or in candidates the checks reject (a quoted name and
+a value every 12) are reported apart: their cost is linear too, but it is the per-match work
+(checks, Presidio's results, the redaction), not the regex engine.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import random
+import io
 import statistics
-import string
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from report import publish  # bench/report.py
+from secrets_eval import HELD_OUT_KINDS, Carrier, Evaluation, Planted, build, harvested_look_alikes, load_carriers
 
 from corpus_core.records import FileRecord
-from filters.pii import GATE_NAMES, PiiConfig, PiiRedactor, blank_english_engine
-from pipeline.config import load_config
-from pipeline.flow import stages_of
-from stages.ingest import Ingest
-from stages.sources import resolve_units
+from filters.pii import PiiConfig, PiiRedactor, blank_english_engine
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRETS_PER_KIND = 20
-ALNUM = string.ascii_letters + string.digits
-
-
-def sample_code(config_path: Path) -> list[str]:
-    config = load_config(config_path)
-    found, seen = [], set()
-    for unit in resolve_units(config.sources):
-        records = Ingest(config.ingest, config.cache_dir).run(unit)
-        for spec in (s for s in stages_of("file") if s.name == "language"):
-            records = spec.build(config).run(records)
-        for record in records:
-            if record.kept and record.language_type == "programming" and record.sha256 not in seen:
-                seen.add(record.sha256)
-                found.append(record.content)
-    return sorted(found)
-
-
-def secrets(rng: random.Random) -> list[tuple[str, str, str]]:
-    """(kind, line, value): the value appears once in the line."""
-    def r(n: int, alphabet: str = ALNUM) -> str:
-        return "".join(rng.choice(alphabet) for _ in range(n))
-
-    def b64(n: int) -> str:
-        return base64.b64encode(bytes(rng.randrange(256) for _ in range(n))).decode()
-
-    makers = {
-        "aws_access_key_id": lambda: (v := "AKIA" + r(16, string.ascii_uppercase + string.digits),
-                                      f'aws_access_key_id = "{v}"'),
-        "aws_secret": lambda: (v := r(40, ALNUM + "/+"), f"AWS_SECRET_ACCESS_KEY={v}"),
-        "github": lambda: (v := "ghp_" + r(36), f'    headers = {{"Authorization": "token {v}"}}'),
-        "gitlab": lambda: (v := "glpat-" + r(20, ALNUM + "_-"), f"GITLAB_TOKEN = '{v}'"),
-        "slack": lambda: (v := "xoxb-" + r(10, string.digits) + "-" + r(24), f'client = WebClient(token="{v}")'),
-        "stripe": lambda: (v := "sk_live_" + r(24), f'stripe.api_key = "{v}"'),
-        "google": lambda: (v := "AIza" + r(35, ALNUM + "_-"), f'const MAPS_KEY = "{v}";'),
-        "jwt": lambda: (v := "eyJ" + r(30, ALNUM + "_-") + ".eyJ" + r(40, ALNUM + "_-") + "." + r(43, ALNUM + "_-"),
-                        f"Authorization: Bearer {v}"),
-        "private_key": lambda: (v := "\n".join(b64(48) for _ in range(6)),
-                                f"-----BEGIN RSA PRIVATE KEY-----\n{v}\n-----END RSA PRIVATE KEY-----"),
-        "password_py": lambda: (v := r(6) + rng.choice("!#%&*") + r(6), f'    DB_PASSWORD = "{v}"'),
-        "password_js": lambda: (v := r(14), f"  password: '{v}',"),
-        "password_env": lambda: (v := r(16), f"POSTGRES_PASSWORD={v}"),
-        "token_yaml": lambda: (v := r(32), f"  api_token: {v}"),
-        "secret_py": lambda: (v := r(32, string.hexdigits.lower()[:16]), f'SECRET_KEY = "{v}"'),
-        "url_password": lambda: (v := r(12), f'DATABASE_URL = "postgres://app:{v}@db.prod.acme-corp.io:5432/app"'),
-        "email": lambda: (v := f"{r(6, string.ascii_lowercase)}.{r(5, string.ascii_lowercase)}@"
-                              f"{r(7, string.ascii_lowercase)}.com", f"# Maintainer: Sam Doe <{v}>"),
-        "ipv4": lambda: (v := f"{rng.choice([23, 45, 52, 93, 104, 151, 185])}.{rng.randrange(256)}."
-                              f"{rng.randrange(256)}.{rng.randrange(1, 255)}", f'SERVER = "{v}"'),
-        # shapes no recognizer targets: what the recall of secrets in the wild misses
-        "xml_password": lambda: (v := r(14), f"  <password>{v}</password>"),
-        "java_setter": lambda: (v := r(14), f'    ds.setPassword("{v}");'),
-        "curl_header": lambda: (v := r(32), f'curl -H "X-Api-Key: {v}" https://api.acme-corp.io/v1/items'),
-        "basic_auth": lambda: (v := base64.b64encode(f"svc:{r(12)}".encode()).decode(),
-                               f'HEADERS = {{"Authorization": "Basic {v}"}}'),
-    }
-    found = []
-    for kind, make in makers.items():
-        for _ in range(SECRETS_PER_KIND):
-            value, line = make()
-            found.append((kind, line, value))
-    return found
-
-
-LOOK_ALIKES = [
-    "password = get_password()", 'password = "changeme"', 'PASSWORD = "<your password here>"',
-    'api_key = os.environ["API_KEY"]', 'token = "${GITHUB_TOKEN}"', 'secret = "xxxxxxxxxxxxxxxx"',
-    'SECRET_KEY = os.environ.get("SECRET_KEY", "")', "token = tokens[0]", "api_key = self.api_key",
-    'password_field = "password_confirmation"', 'token_type = "bearer"', "if password is None:",
-    'aws_access_key_id = "AKIAIOSFODNN7EXAMPLE"', 'version = "1.2.3.4"', "__version__ = '2.10.0.1'",
-    'LOCAL = "192.168.1.10"', 'DNS = "8.8.8.8"', 'contact = "user@example.com"', "icon = 'logo@2x.png'",
-    'id = "123e4567-e89b-12d3-a456-426614174000"',
-    '"integrity": "sha512-Vx7bYqZ3kLm9PzT2wR8nQ4hJ6cF1dS5aG0eU3iO7pK2lM9xN8vB4cZ1yT6rE5wQ=="',
-    'commit = "3f786850e387550fdab836ed7e6dc881de23001b"',
-    'img = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA"',
-    "url = 'postgres://user:password@localhost/db'", "DB_PASSWORD=${DB_PASSWORD}", "    password = pw",
-    "git clone git@github.com:acme/tools.git", "@app.route('/login', methods=['POST'])",
-    "std::map<std::string, int> m;", 'time = "12:34:56"', "-----BEGIN PRIVATE KEY-----",
-    'hash = "5d41402abc4b2a76b9719d911017c592"', "passwd = getpass.getpass()", "key = keys[i]",
-    "secret_name: my-app-secret", 'token: "{{ .Values.token }}"', "password: ''",
-]
-
-
-def line_at(text: str, position: int) -> str:
-    end = text.find("\n", position)
-    return text[text.rfind("\n", 0, position) + 1:len(text) if end == -1 else end]
-
-
-def insert(files: list[str], line: str, rng: random.Random) -> str:
-    lines = rng.choice(files).split("\n")
-    at = rng.randrange(len(lines) + 1)
-    return "\n".join(lines[:at] + [line] + lines[at:])
+SEED = 16  # the issue's number: any fixed seed gives a fixed evaluation
+Finding = tuple[int, int | None, int | None]  # (line, start column, end column); columns None: the whole line
 
 
 def plain_presidio():
@@ -187,6 +100,143 @@ def ours():
     return redact
 
 
+def sample_code(config_path: Path) -> list[tuple[str, str]]:
+    """(path, content) of the programming-language files of the default sample, by content."""
+    from pipeline.config import load_config
+    from pipeline.flow import stages_of
+    from stages.ingest import Ingest
+    from stages.sources import resolve_units
+
+    config = load_config(config_path)
+    found, seen = [], set()
+    for unit in resolve_units(config.sources):
+        records = Ingest(config.ingest, config.cache_dir).run(unit)
+        for spec in (s for s in stages_of("file") if s.name == "language"):
+            records = spec.build(config).run(records)
+        for record in records:
+            if record.kept and record.language_type == "programming" and record.sha256 not in seen:
+                seen.add(record.sha256)
+                found.append((record.path, record.content))
+    return sorted(found, key=lambda named: named[1])
+
+
+# Each tool: documents [(path, content)] in, findings per document out.
+Tool = Callable[[list[tuple[str, str]]], list[list[Finding]]]
+
+
+def _line_spans(content: str, start: int, end: int) -> list[Finding]:
+    """A character span as (line, start column, end column) on each line it covers."""
+    line = content.count("\n", 0, start)
+    line_start = content.rfind("\n", 0, start) + 1
+    spans = []
+    while True:
+        line_end = content.find("\n", line_start)
+        line_end = len(content) if line_end == -1 else line_end
+        spans.append((line, max(start, line_start) - line_start, min(end, line_end) - line_start))
+        if end <= line_end + 1:
+            return spans
+        line, line_start = line + 1, line_end + 1
+
+
+def run_ours(docs: list[tuple[str, str]]) -> tuple[list[list[Finding]], list[str]]:
+    stage = PiiRedactor(PiiConfig())
+    findings, outputs = [], []
+    for path, content in docs:
+        record = FileRecord("bench/pii", path, len(content), content=content)
+        stage.process(record)
+        findings.append([s for f in record.pii_findings for s in _line_spans(content, f["start"], f["end"])])
+        outputs.append(record.content)
+    return findings, outputs
+
+
+def run_detect_secrets(docs: list[tuple[str, str]]) -> list[list[Finding]]:
+    """detect-secrets' default plugins and filters, file by file as `detect-secrets scan` runs them."""
+    from detect_secrets.core.scan import scan_file
+    from detect_secrets.settings import default_settings
+
+    findings = []
+    with tempfile.TemporaryDirectory() as tmp, default_settings():
+        for path, content in docs:
+            file = Path(tmp) / path
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(content, encoding="utf-8", errors="surrogatepass")
+            lines = content.split("\n")
+            found = []
+            for secret in scan_file(str(file)):
+                line = secret.line_number - 1
+                column = lines[line].find(secret.secret_value) if secret.secret_value and line < len(lines) else -1
+                found.append((line, None, None) if column < 0 else
+                             (line, column, column + len(secret.secret_value)))
+            findings.append(found)
+    return findings
+
+
+def credsweeper():
+    """CredSweeper with its defaults (rules, filters and its ML validator), one process; built
+    once (loading the model takes seconds), each run on a fresh candidate list."""
+    from credsweeper.app import CredSweeper
+    from credsweeper.file_handler.files_provider import FilesProvider
+
+    sweeper = CredSweeper(pool_count=1)
+
+    def run(docs: list[tuple[str, str]]) -> list[list[Finding]]:
+        sweeper.credential_manager.set_credentials([])
+        index = {path: i for i, (path, _) in enumerate(docs)}
+        sweeper.run(FilesProvider([(path, io.BytesIO(content.encode("utf-8", "surrogatepass")))
+                                   for path, content in docs]))
+        findings: list[list[Finding]] = [[] for _ in docs]
+        for candidate in sweeper.credential_manager.get_credentials():
+            for data in candidate.line_data_list:
+                if data.path in index:
+                    start = data.value_start if data.value_start >= 0 else None
+                    end = data.value_end if start is not None and data.value_end >= 0 else None
+                    findings[index[data.path]].append((data.line_num - 1, start, end if end is not None else None))
+        return findings
+    return run
+
+
+def found(secret: Planted, findings: list[Finding]) -> bool:
+    """A finding on the secret's block that overlaps its value (columns are checked on the
+    value's own lines only: a key block reported on its BEGIN line is found)."""
+    for line, start, end in findings:
+        if not secret.block_first <= line <= secret.block_last:
+            continue
+        if start is None or not secret.first <= line <= secret.last:
+            return True
+        if (line > secret.first or end > secret.start) and (line < secret.last or start < secret.end):
+            return True
+    return False
+
+
+def touched(look_alike: Planted, findings: list[Finding]) -> bool:
+    return any(look_alike.first <= line <= look_alike.last for line, _, _ in findings)
+
+
+def score(evaluation: Evaluation, findings: list[list[Finding]]) -> dict:
+    by_kind: dict[str, dict[str, list[bool]]] = {}
+    for secret in evaluation.secrets:
+        by_kind.setdefault(secret.kind, {"found": [], "alarm": []})["found"].append(found(secret, findings[secret.doc]))
+    for look in evaluation.look_alikes:
+        by_kind.setdefault(look.kind, {"found": [], "alarm": []})["alarm"].append(touched(look, findings[look.doc]))
+    every_found = [f for kind in by_kind.values() for f in kind["found"]]
+    every_alarm = [a for kind in by_kind.values() for a in kind["alarm"]]
+    return {"recall": round(sum(every_found) / len(every_found), 3),
+            "false_alarms": round(sum(every_alarm) / len(every_alarm), 3),
+            "by_kind": {kind: {"recall": round(sum(v["found"]) / len(v["found"]), 2) if v["found"] else None,
+                               "false_alarms": round(sum(v["alarm"]) / len(v["alarm"]), 2) if v["alarm"] else None}
+                        for kind, v in by_kind.items()}}
+
+
+def evaluation_with_real_lines(carriers: list[Carrier], per_kind: int) -> Evaluation:
+    evaluation = build(carriers, per_kind, SEED)
+    texts = {c.path: c.text for c in carriers}
+    for path, numbers in harvested_look_alikes(carriers, 300, SEED).items():
+        doc = len(evaluation.docs)
+        evaluation.docs.append((f"{doc:04d}/{Path(path).name}", texts[path]))
+        evaluation.look_alikes += [Planted(doc, "real_lines", n, n, block_first=n, block_last=n) for n in numbers]
+    return evaluation
+
+
 BASE64 = "QUJDRGVmZ2g0NTY3aWprbE1OT1BxcnN0dXZ3eHl6MDEyMzQ1Njc4OSsv"
 HOSTILE = {  # the worst case of each detector, as a function of the file's size in characters
     "password= repeated on one line": lambda size: repeated("password=", size),
@@ -202,10 +252,31 @@ HOSTILE = {  # the worst case of each detector, as a function of the file's size
     + "-----END EC PRIVATE KEY-----\n",
     "dotted words before ://": lambda size: repeated("a.", size) + "://admin:S3cretPassw0rd@db.acme.io",
     "JWT prefixes glued with -": lambda size: repeated("eyJ-", size),
+    "backslashes after a name": lambda size: "password=" + repeated("\\", size),
+    "escaped quotes after names": lambda size: repeated('token\\"', size),
+    "HTML-escaped quotes after a name": lambda size: "password" + repeated("&quot;", size),
+    "an env name, then no end": lambda size: "x DB_PASSWORD=" + repeated("a=", size),
+    "calls of setters, no literal": lambda size: repeated("setToken(", size),
+    "Basic then base64 with no end": lambda size: "Authorization: Basic " + repeated(BASE64, size),
+    "Bearer repeated": lambda size: repeated("Bearer ", size),
+    "a token after a name and a space": lambda size: "token " + repeated("A", size),
+    "flags without values": lambda size: repeated("--password -", size),
+    "mysql, no -p value": lambda size: "mysql " + repeated(" -p-", size),
+    "curl, no -u": lambda size: "curl " + repeated("-H x ", size),
+    "NKEY seed prefixes glued": lambda size: repeated("SUA", size),
+    "hash prefixes repeated": lambda size: repeated("$2b$12$", size),
+    "XML elements never closed": lambda size: repeated("<password>", size),
+    "password inputs without a value": lambda size: repeated('<input type="password" ', size),
+    "PuTTY markers": lambda size: repeated("Private-Lines: 64\n", size),
+    "env names without a value": lambda size: repeated("- name: DB_PASSWORD\n", size),
+    "escaped newlines after BEGIN": lambda size: "-----BEGIN RSA PRIVATE KEY-----" + repeated("\\n", size)
+    + "-----END RSA PRIVATE KEY-----",
+    "JWT without its third part": lambda size: "eyJ" + repeated("a", size // 2) + "." + repeated("b", size),
 }
 DENSE = {
     "public IPs on one line": lambda size: repeated("93.184.216.34 ", size),
     "one e-mail address a paragraph": lambda size: repeated("jane.roe@corp-mail.io\n\n", size),
+    "quoted names and commas": lambda size: repeated('"password", ', size),
 }
 
 
@@ -221,71 +292,149 @@ def hostile(redact, code_mb_s: float, megabytes: float, repeat: int) -> dict:
     worst = min(rates, key=rates.get)
     return {"megabytes_per_file": megabytes, "real_code_mb_s_per_core": round(code_mb_s, 2),
             "mb_s_per_core": rates, "worst": worst, "real_code_over_worst": round(code_mb_s / rates[worst], 1),
-            "dense_in_findings_mb_s_per_core": dense}
+            "dense_mb_s_per_core": dense}
 
 
+# MB/s per core: megabytes over the CPU seconds of this process (all its threads: onnxruntime's
+# too), not over wall time, which other work on a shared machine stretches
 def timed(redact, texts: list[str], repeat: int) -> tuple[float, int]:
-    runs, found = [], 0
+    runs, count = [], 0
     for _ in range(repeat):
-        started = time.perf_counter()
-        found = sum(redact(t)[1] for t in texts)
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs), found
+        started = time.process_time()
+        count = sum(redact(t)[1] for t in texts)
+        runs.append(time.process_time() - started)
+    return statistics.median(runs), count
 
 
-def score(redact, cases: list[tuple[str, str, str]], look_alikes: list[tuple[str, str]]) -> dict:
-    caught = sum(value not in redact(text)[0] for _, text, value in cases)
-    by_kind: dict[str, list[int]] = {}
-    for kind, text, value in cases:
-        by_kind.setdefault(kind, []).append(value not in redact(text)[0])
-    touched = sum(line not in redact(text)[0] for text, line in look_alikes)
-    return {"recall": round(caught / len(cases), 3), "touched": round(touched / len(look_alikes), 3),
-            "recall_by_kind": {k: round(sum(v) / len(v), 2) for k, v in sorted(by_kind.items())}}
+def seconds(work: Callable[[], object], repeat: int) -> float:
+    runs = []
+    for _ in range(repeat):
+        started = time.process_time()
+        work()
+        runs.append(time.process_time() - started)
+    return statistics.median(runs)
+
+
+def table(result: dict) -> str:
+    """The side-by-side table: recall and false alarms per kind, then MB/s per core."""
+    tools = list(result["labeled_evaluation"]["tools"])
+    scores = result["labeled_evaluation"]["tools"]
+    counts = result["labeled_evaluation"]["per_kind"]
+    width = max(len(kind) for kind in counts) + 2
+    head = (f"{'kind':<{width}}{'secrets':>8}  " + "".join(f"{t[:14]:>15}" for t in tools)
+            + f"  {'look-alikes':>11}  " + "".join(f"{t[:14]:>15}" for t in tools))
+    lines = ["recall (share of planted secrets found) | false alarms (share of look-alikes flagged)", head,
+             "-" * len(head)]
+
+    def cell(value: float | None) -> str:
+        return f"{'-' if value is None else f'{value:.2f}':>15}"
+
+    for kind, (n_secrets, n_looks) in counts.items():
+        lines.append(f"{kind:<{width}}{n_secrets:>8}  "
+                     + "".join(cell(scores[t]["by_kind"][kind]["recall"]) for t in tools)
+                     + f"  {n_looks:>11}  " + "".join(cell(scores[t]["by_kind"][kind]["false_alarms"]) for t in tools))
+    total_secrets = sum(n for n, _ in counts.values())
+    total_looks = sum(n for _, n in counts.values())
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<{width}}{total_secrets:>8}  " + "".join(cell(scores[t]["recall"]) for t in tools)
+                 + f"  {total_looks:>11}  " + "".join(cell(scores[t]["false_alarms"]) for t in tools))
+    held = result["held_out_shapes"]
+    lines.append(f"{'second round':<{width}}{held['secrets']:>8}  "
+                 + "".join(cell(held["tools"][t]["recall"]) for t in tools)
+                 + f"  {held['look_alikes']:>11}  " + "".join(cell(held["tools"][t]["false_alarms"]) for t in tools))
+    speed = result["speed_on_real_code"]
+    lines.append(f"{'MB/s per core, real code':<{width}}{'':>8}  "
+                 + "".join(f"{speed[t + '_mb_s_per_core']:>15}" for t in tools)
+                 + f"   (first {speed['megabytes']} MB of the sample's code; the stage on all"
+                 f" {result['real_code']['megabytes']} MB: {result['real_code']['ours_mb_s_per_core']})")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--per-kind", type=int, default=20)
     parser.add_argument("--plain-mb", type=float, default=1.0)
+    parser.add_argument("--tools-mb", type=float, default=1.0)
     parser.add_argument("--hostile-mb", type=float, default=1.0)
     args = parser.parse_args()
 
-    code = sample_code(args.config)
+    carriers = load_carriers(args.config)
+    evaluation = evaluation_with_real_lines(carriers, args.per_kind)
+    held_out = build(carriers, max(1, args.per_kind // 2), SEED + 1, HELD_OUT_KINDS)
+    named_code = sample_code(args.config)
+    code = [text for _, text in named_code]
     megabytes = sum(len(t.encode()) for t in code) / 1e6
-    subset, size = [], 0
-    for text in code:
-        if size >= args.plain_mb * 1e6:
-            break
-        subset.append(text)
-        size += len(text.encode())
+
+    def first_mb(limit: float) -> list[tuple[str, str]]:
+        subset, size = [], 0
+        for path, text in named_code:
+            if size >= limit * 1e6:
+                break
+            subset.append((path, text))
+            size += len(text.encode())
+        return subset
+
     mine, plain = ours(), plain_presidio()
     full_seconds, full_found = timed(mine, code, args.repeat)
     worst_case = hostile(mine, megabytes / full_seconds, args.hostile_mb, args.repeat)
+    subset = [text for _, text in first_mb(args.plain_mb)]
+    subset_mb = sum(len(t.encode()) for t in subset) / 1e6
     ours_seconds, _ = timed(mine, subset, args.repeat)
     plain_seconds, plain_found = timed(plain, subset, 1 if args.repeat == 1 else 2)
 
-    rng = random.Random(7)
-    cases = [(kind, insert(code, line, rng), value) for kind, line, value in secrets(rng)]
-    harvested = sorted({line_at(text, m.start()) for text in code for m in GATE_NAMES.finditer(text)})
-    harvested = [line for line in harvested if 0 < len(line) < 300]
-    look_alikes = [(insert(code, line, rng), line) for line in LOOK_ALIKES]
-    look_alikes += [(insert(code, line, rng), line) for line in rng.sample(harvested, min(300, len(harvested)))]
+    # the labeled evaluation, every tool on the same documents
+    ours_findings, ours_outputs = run_ours(evaluation.docs)
+    tools: dict[str, dict] = {"ours": score(evaluation, ours_findings)}
+    tools["ours"]["value_gone"] = round(sum(s.value not in ours_outputs[s.doc] for s in evaluation.secrets)
+                                        / len(evaluation.secrets), 3)
+    held_out_tools = {"ours": score(held_out, run_ours(held_out.docs)[0])}
+    tool_docs = [(f"{i:04d}/{Path(path).name}", text) for i, (path, text) in enumerate(first_mb(args.tools_mb))]
+    tool_mb = sum(len(t.encode()) for _, t in tool_docs) / 1e6
+    speed = {"megabytes": round(tool_mb, 2),
+             "ours_mb_s_per_core": round(tool_mb / seconds(lambda: run_ours(tool_docs), args.repeat), 2)}
+    missing = []
+    try:
+        tools["detect-secrets"] = score(evaluation, run_detect_secrets(evaluation.docs))
+        held_out_tools["detect-secrets"] = score(held_out, run_detect_secrets(held_out.docs))
+        speed["detect-secrets_mb_s_per_core"] = round(tool_mb / seconds(lambda: run_detect_secrets(tool_docs), 1), 3)
+    except ImportError:
+        missing.append("detect-secrets")
+    try:
+        sweep = credsweeper()
+        tools["CredSweeper"] = score(evaluation, sweep(evaluation.docs))
+        held_out_tools["CredSweeper"] = score(held_out, sweep(held_out.docs))
+        speed["CredSweeper_mb_s_per_core"] = round(tool_mb / seconds(lambda: sweep(tool_docs), 1), 3)
+    except ImportError:
+        missing.append("credsweeper")
 
-    publish("pii", {
+    per_kind: dict[str, list[int]] = {}
+    for planted, column in [(s, 0) for s in evaluation.secrets] + [(look, 1) for look in evaluation.look_alikes]:
+        per_kind.setdefault(planted.kind, [0, 0])[column] += 1
+    result = {
         "real_code": {"files": len(code), "megabytes": round(megabytes, 2),
                       "ours_mb_s_per_core": round(megabytes / full_seconds, 2), "ours_redactions": full_found},
-        "same_files_as_plain": {"megabytes": round(size / 1e6, 2),
-                                "ours_mb_s_per_core": round(size / 1e6 / ours_seconds, 2),
-                                "plain_presidio_mb_s_per_core": round(size / 1e6 / plain_seconds, 3),
+        "same_files_as_plain": {"megabytes": round(subset_mb, 2),
+                                "ours_mb_s_per_core": round(subset_mb / ours_seconds, 2),
+                                "plain_presidio_mb_s_per_core": round(subset_mb / plain_seconds, 3),
                                 "ratio": round(plain_seconds / ours_seconds, 1),
-                                "plain_presidio_findings_per_mb": round(plain_found / (size / 1e6))},
+                                "plain_presidio_findings_per_mb": round(plain_found / subset_mb)},
         "hostile": worst_case,
-        "labeled_set": {"secrets": len(cases), "look_alike_lines": len(look_alikes),
-                        "of_which_harvested_from_the_sample": len(look_alikes) - len(LOOK_ALIKES),
-                        "ours": score(mine, cases, look_alikes), "plain_presidio": score(plain, cases, look_alikes)},
+        "labeled_evaluation": {"seed": SEED, "documents": len(evaluation.docs),
+                               "megabytes": round(sum(len(c.encode()) for _, c in evaluation.docs) / 1e6, 2),
+                               "carriers_by_category": evaluation.carriers,
+                               "per_kind": {k: tuple(v) for k, v in per_kind.items()}, "tools": tools},
+        "held_out_shapes": {"seed": SEED + 1, "documents": len(held_out.docs), "secrets": len(held_out.secrets),
+                            "look_alikes": len(held_out.look_alikes), "tools": held_out_tools},
+        "speed_on_real_code": speed,
         "repeat": args.repeat,
-    })
+    }
+    publish("pii", result)
+    print()
+    print(table(result))
+    if missing:
+        print(f"\nnot installed, not compared: {', '.join(missing)} (pip install -e .[bench])")
 
 
 if __name__ == "__main__":
