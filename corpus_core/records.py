@@ -23,6 +23,16 @@ KEPT = "kept"
 DROPPED = "dropped"
 
 
+def normalized_sha256(text: str) -> str:
+    """sha256 of a text with what copying a file may change taken out: a leading byte-order
+    mark, the line endings (CRLF and CR become LF; a browser's form sends CRLF), whitespace at
+    the end of each line and blank lines at the end. A code owner's pasted file matches the
+    file as ingested, whatever editor or form it went through."""
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    normalized = "\n".join(line.rstrip() for line in lines).rstrip("\n")
+    return hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def file_id(repo: str, path: str) -> str:
     """Stable id of a file: the same repository and path give the same id in every build."""
     return hashlib.sha256(f"{repo}\x00{path}".encode()).hexdigest()[:16]
@@ -35,6 +45,7 @@ class FileRecord:
     size: int  # bytes as stored in the source
     owner: str | None = None  # its repository's owner (stages/origin.py); set by ingest before any file stage
     sha256: str | None = None  # of the raw bytes; None when the bytes were never read
+    normalized_sha256: str | None = None  # of the decoded text, normalized (`normalized_sha256`); set by ingest
     content: str | None = None  # decoded text; None for dropped-at-ingest files
     encoding: str | None = None  # "utf-8" or what charset detection found
     language: str | None = None  # go-enry's language name; None when it has no guess

@@ -29,6 +29,7 @@ _FILE_COLUMNS = [
     pa.field("path", pa.string(), nullable=False),
     pa.field("owner", pa.string()),
     pa.field("sha256", pa.string()),
+    pa.field("normalized_sha256", pa.string()),
     pa.field("size", pa.int64(), nullable=False),
     pa.field("encoding", pa.string()),
     pa.field("language", pa.string()),

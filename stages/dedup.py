@@ -29,11 +29,16 @@ Parquet files under `_work/<fingerprint>/near_dedup/`:
 
 Clusters are transitive: with A~B and B~C, A and C land in one cluster even when they
 are not similar themselves, and only one of the three stays (BigCode's behaviour).
+
+The signatures outlive `_work/`: `write_signatures` puts them, and their band keys, into
+OUT/manifest/ (docs/FORMATS.md), so that a finished build can be searched for near copies of
+a file (`corpus serve`) with the settings that clustered it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +60,11 @@ DUPLICATE_PATH = reasons.register("duplicate_path", "duplicate_paths", "a second
 EXACT_DUPLICATE = reasons.register("exact_duplicate", "exact_dedup", "same sha256 as a kept file")
 NEAR_DUPLICATE = reasons.register("near_duplicate", "near_dedup", "in a MinHash LSH cluster whose kept file is "
                                   "another (`dup_of` names it)")
+
+SIGNATURES = "minhash.parquet"  # in OUT/manifest: id, tokens, signature of every file near dedup signed
+SIGNATURE_BANDS = "minhash_bands.parquet"  # in OUT/manifest: key, band, id, sorted by key
+SIGNATURE_ROW_GROUP = 4096
+BANDS_ROW_GROUP = 16_384  # sorted by key: a lookup reads the row groups whose key range holds its keys
 
 KEEP_ORDER = "stars DESC NULLS LAST, repo, path, unit, ordinal"
 MAX_ROUNDS = 10_000  # of label propagation; pointer jumping makes a few dozen plenty
@@ -311,3 +321,53 @@ class NearDedup(CorpusStage):
                 db.execute("DROP TABLE near_links")
                 return rounds
         raise RuntimeError(f"near dedup: connected components did not settle in {MAX_ROUNDS} rounds")
+
+
+def signature_settings(config: NearDedupConfig) -> dict[str, Any]:
+    """What a reader of the written signatures needs to sign a file the same way."""
+    config = config.resolved()
+    return {"settings": config.name, "threshold": config.threshold, "num_perm": config.num_perm,
+            "shingle_size": config.shingle_size, "bands": config.bands, "rows": config.rows, "seed": config.seed,
+            "min_tokens": config.min_tokens}
+
+
+def write_signatures(db: Any, scratch: Path, manifest: Path, config: NearDedupConfig) -> None:
+    """OUT/manifest/minhash.parquet (id, tokens, signature) and minhash_bands.parquet (key,
+    band, id) of every file near dedup signed, its settings in each file's metadata under
+    `near_dedup`. Called after `NearDedup.drops` on the same connection (its `near_docs`);
+    nothing is written when near dedup is off."""
+    if not config.enabled:
+        return
+    settings = signature_settings(config)
+    metadata = {b"near_dedup": json.dumps(settings, sort_keys=True).encode()}
+    signatures = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("tokens", pa.int32()),
+                            pa.field("signature", pa.list_(pa.uint32(), settings["num_perm"]))], metadata=metadata)
+    bands = pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
+                       pa.field("id", pa.string(), nullable=False)], metadata=metadata)
+    folder = scratch / NearDedup.name
+    if not any(folder.glob("sig-*.parquet")):  # no file had enough tokens, or none was kept
+        pq.write_table(signatures.empty_table(), manifest / SIGNATURES, compression="zstd")
+        pq.write_table(bands.empty_table(), manifest / SIGNATURE_BANDS, compression="zstd")
+        return
+    sigs, keys = sql_path(folder / "sig-*.parquet"), sql_path(folder / "bands-*.parquet")
+    _write_in_groups(db.sql(f"""SELECT d.id, s.tokens, s.signature FROM read_parquet({sigs}) s
+                                JOIN near_docs d USING (doc) ORDER BY d.id""").to_arrow_reader(batch_size=8192),
+                     manifest / SIGNATURES, signatures, SIGNATURE_ROW_GROUP)
+    _write_in_groups(db.sql(f"""SELECT b.key, b.band, d.id FROM read_parquet({keys}) b
+                                JOIN near_docs d USING (doc) ORDER BY b.key, b.band, d.id""").to_arrow_reader(
+                     batch_size=65_536), manifest / SIGNATURE_BANDS, bands, BANDS_ROW_GROUP)
+
+
+def _write_in_groups(reader: Any, path: Path, schema: pa.Schema, group_rows: int) -> None:
+    """Stream sorted rows into `path` in row groups of exactly `group_rows` (the last one
+    less), so that the bytes depend on the rows only, never on how DuckDB batched them."""
+    pending = schema.empty_table()
+    with pq.ParquetWriter(path.with_suffix(".tmp"), schema, compression="zstd") as writer:
+        for batch in reader:
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch]).cast(schema)])
+            while pending.num_rows >= group_rows:
+                writer.write_table(pending.slice(0, group_rows), row_group_size=group_rows)
+                pending = pending.slice(group_rows)
+        if pending.num_rows:
+            writer.write_table(pending, row_group_size=group_rows)
+    os.replace(path.with_suffix(".tmp"), path)

@@ -21,7 +21,7 @@ import charset_normalizer
 from corpus_core import reasons
 from corpus_core.errors import ConfigError
 from corpus_core.names import error_detail, printable_name
-from corpus_core.records import FileRecord, RepoRecord
+from corpus_core.records import FileRecord, RepoRecord, normalized_sha256
 from corpus_core.settings import Settings, setting
 from corpus_core.stage import Stage, StageContext, stage_error_detail
 from stages import origin, readers
@@ -233,6 +233,8 @@ class Ingest(Stage):
             record.drop(encoding)
         else:
             record.content, record.encoding = text, encoding
+            # here, before PII redaction changes the text: what a code owner pastes is the original
+            record.normalized_sha256 = normalized_sha256(text)
         return record
 
     def _dataset_entries(self, unit: Unit, stop: int | None) -> Iterator[tuple[str, Entry] | None]:
