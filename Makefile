@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= out/corpus
 CONFIG ?= configs/default.toml
 
-.PHONY: corpus test audit train bench lint clean
+.PHONY: corpus test audit train bench lint clean browser
 
 # pip's and setuptools' chatter goes to a log, shown only when the install fails
 $(STAMP): pyproject.toml
@@ -27,8 +27,21 @@ audit: $(STAMP)
 train: $(STAMP)
 	$(BIN)/corpus train configs/train-tiny.toml
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# the browser tests (tests/web/test_browser.py) drive Debian's chromium through its chromedriver;
+# a browser's own download step cannot reach the internet here, so apt-get installs them (CI runs
+# as root). Quiet and idempotent: nothing happens when both are there; without root or apt-get
+# those tests are skipped, and say why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		mkdir -p $(VENV); echo "installing chromium and chromium-driver for the browser tests (log: $(VENV)/apt.log)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver; } > $(VENV)/apt.log 2>&1 \
+		|| echo "could not install chromium (see $(VENV)/apt.log): the browser tests will be skipped"; \
+	else echo "no chromium/chromedriver and no root apt-get: the browser tests will be skipped"; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/e2e.py

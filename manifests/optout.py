@@ -17,17 +17,25 @@ twice is refused.
 `corpus optout add|list|remove` edit the registry; the build drops matching files first,
 with reason `opted_out` and the entry id in `detail`; `corpus optout apply` removes them
 from a build already published (manifests/republish.py).
+
+Requests from the web (`corpus serve`) never reach the registry directly: they are appended
+as `pending` to a requests file beside it (`optout.jsonl` -> `optout.requests.jsonl`), and a
+maintainer's `corpus optout review` accepts one (it becomes a registry entry that records
+who accepted it and when) or rejects it. Writers of the requests file hold a lock on it.
 """
 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import fnmatch
 import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from corpus_core.errors import ConfigError
@@ -47,10 +55,14 @@ class Entry:
     requested_by: str
     requested_at: str
     reason: str
+    accepted_by: str | None = None  # who accepted it, for an entry that came through a request
+    accepted_at: str | None = None  # when (UTC date)
 
     def describe(self) -> str:
         target = f"{self.repo}:{self.value}" if self.kind == "path" else self.value
-        return f"{self.id}  {self.kind:<6} {target}  (by {self.requested_by} on {self.requested_at}: {self.reason})"
+        accepted = f"; accepted by {self.accepted_by} on {self.accepted_at}" if self.accepted_by else ""
+        return (f"{self.id}  {self.kind:<6} {target}  (by {self.requested_by} on {self.requested_at}: "
+                f"{self.reason}{accepted})")
 
 
 def check_repo(value: str) -> str:
@@ -119,6 +131,7 @@ def load(path: str | Path) -> list[Entry]:
             data = json.loads(line)
             entry = make_entry(data["kind"], data["value"], repo=data.get("repo"), requested_by=data["requested_by"],
                                reason=data.get("reason", ""), requested_at=data.get("requested_at"))
+            entry = replace(entry, accepted_by=data.get("accepted_by"), accepted_at=data.get("accepted_at"))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ConfigError(f"opt-out registry {path}, line {number}: not a valid entry ({err})") from err
         except ConfigError as err:
@@ -194,3 +207,142 @@ class Matcher:
         if sha256 and sha256 in self.hashes:
             return self.hashes[sha256]
         return None
+
+
+# --- requests from the web, reviewed before they reach the registry -------------------------
+
+REQUEST_KINDS = ("repo", "owner", "path")  # what the web form offers; content hashes go through `add --file`
+MAX_CONTACT = 200
+MAX_REASON = 1000
+MAX_PENDING = 10_000  # a flood of requests stops here instead of filling the disk
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str  # the id of the registry entry it would become
+    kind: str
+    value: str
+    repo: str | None
+    contact: str  # how to reach the requester (e-mail or name), as they typed it
+    reason: str
+    received_at: str  # UTC, ISO 8601 to the second
+    status: str = "pending"  # pending | accepted | rejected
+    decided_by: str | None = None
+    decided_at: str | None = None
+    note: str | None = None  # the reviewer's words
+
+    def describe(self) -> str:
+        target = f"{self.repo}:{self.value}" if self.kind == "path" else self.value
+        decided = f", {self.status} by {self.decided_by} on {self.decided_at}" if self.decided_by else ""
+        return (f"{self.id}  {self.kind:<6} {target}  (from {self.contact} at {self.received_at}: "
+                f"{self.reason}{decided})")
+
+
+def requests_path(registry: str | Path) -> Path:
+    """The requests file beside a registry: optout.jsonl -> optout.requests.jsonl."""
+    registry = Path(registry)
+    return registry.with_name(f"{registry.stem}.requests{registry.suffix or '.jsonl'}")
+
+
+def check_text(value: str, what: str, limit: int, required: bool = True) -> str:
+    value = value.strip()
+    if required and not value:
+        raise ConfigError(f"{what}: required")
+    if len(value) > limit:
+        raise ConfigError(f"{what}: at most {limit} characters (got {len(value)})")
+    if CONTROL.search(value):
+        raise ConfigError(f"{what}: control characters are not allowed")
+    return value
+
+
+def make_request(kind: str, value: str, *, repo: str | None, contact: str, reason: str,
+                 received_at: str | None = None) -> Request:
+    """A pending request, validated as a registry entry would be (ConfigError names the field)."""
+    if kind not in REQUEST_KINDS:
+        raise ConfigError(f"kind {kind!r}: expected one of {', '.join(REQUEST_KINDS)}")
+    contact = check_text(contact, "contact", MAX_CONTACT)
+    reason = check_text(reason, "reason", MAX_REASON, required=False)
+    entry = make_entry(kind, value.strip(), repo=repo.strip() if repo else None, requested_by=contact, reason=reason)
+    when = received_at or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Request(entry.id, entry.kind, entry.value, entry.repo, contact, reason, when)
+
+
+@contextmanager
+def _locked(registry: str | Path) -> Iterator[Path]:
+    """Hold the requests file's lock (a file beside it: the requests file itself is replaced
+    on a decision) for a read-modify-write."""
+    path = requests_path(registry)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def _read_requests(path: Path) -> list[Request]:
+    if not path.exists():
+        return []
+    found = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            found.append(Request(**json.loads(line)))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ConfigError(f"opt-out requests {path}, line {number}: not a valid request ({err})") from err
+    return found
+
+
+def load_requests(registry: str | Path) -> list[Request]:
+    """Every request received, in the order they came."""
+    with _locked(registry) as path:
+        return _read_requests(path)
+
+
+def submit(registry: str | Path, request: Request) -> tuple[Request, bool]:
+    """Append `request` as pending; returns it and True, or the same request already
+    pending (or an entry already in the registry, as a request accepted) and False."""
+    present = {entry.id: entry for entry in load(registry)}
+    with _locked(registry) as path:
+        requests = _read_requests(path)
+        if request.id in present:
+            entry = present[request.id]
+            return replace(request, status="accepted", decided_by=entry.accepted_by or "registry",
+                           decided_at=entry.accepted_at or entry.requested_at), False
+        for known in requests:
+            if known.id == request.id and known.status == "pending":
+                return known, False
+        if sum(known.status == "pending" for known in requests) >= MAX_PENDING:
+            raise ConfigError(f"{MAX_PENDING} requests are waiting for review already; try again later")
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(asdict(request), sort_keys=True) + "\n")
+    return request, True
+
+
+def decide(registry: str | Path, request_id: str, *, accept: bool, by: str, note: str = "") -> Request:
+    """Accept a pending request (it becomes a registry entry with who accepted it and when)
+    or reject it; the request keeps the decision."""
+    by = check_text(by, "reviewer (--by)", MAX_CONTACT)
+    note = check_text(note, "note", MAX_REASON, required=False)
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    with _locked(registry) as path:
+        requests = _read_requests(path)
+        pending = [i for i, known in enumerate(requests) if known.id == request_id and known.status == "pending"]
+        if not pending:
+            raise ConfigError(f"no pending request {request_id!r} in {path}")
+        request = requests[pending[0]]
+        if accept:
+            entry = replace(make_entry(request.kind, request.value, repo=request.repo, requested_by=request.contact,
+                                       reason=request.reason, requested_at=request.received_at[:10]),
+                            accepted_by=by, accepted_at=today)
+            if all(known.id != entry.id for known in load(registry)):
+                save(registry, [*load(registry), entry])
+        decided = replace(request, status="accepted" if accept else "rejected", decided_by=by, decided_at=today,
+                          note=note or None)
+        requests[pending[0]] = decided
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(asdict(r), sort_keys=True) + "\n" for r in requests), encoding="utf-8")
+        os.replace(tmp, path)
+    return decided

@@ -1,5 +1,6 @@
 """The `corpus` command: build a corpus, inspect why files would be kept or dropped, audit a
-build, manage opt-outs and look code up in a build."""
+build, manage opt-outs, look code up in a build, draw its report and serve the code owners'
+page."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         ))
     run = build(config, args.out, Progress(stream=sys.stderr, quiet=args.quiet), force=args.force)
     print(summary(run))
+    print(f"  report: {run['out_dir']}/report.html (charts; `corpus serve {args.out}` for code owners)")
     return 0
 
 
@@ -109,6 +111,8 @@ def cmd_optout(args: argparse.Namespace) -> int:
                 print(entry.describe())
             print(f"{len(entries)} opt-out(s) in {registry}")
         return 0
+    if args.action == "review":
+        return _review(args, registry)
     if args.action == "remove":
         entry = optout.remove(registry, args.id)
         print(f"removed {entry.describe()}")
@@ -145,6 +149,74 @@ def cmd_optout(args: argparse.Namespace) -> int:
     optout.add(registry, entry)
     print(f"added {entry.describe()}")
     return 0
+
+
+def _review(args: argparse.Namespace, registry: Path) -> int:
+    """List the pending web requests, or accept or reject one."""
+    from manifests import optout
+
+    if args.accept or args.reject:
+        if not args.by:
+            raise ConfigError("say who decides: --by NAME")
+        decided = optout.decide(registry, args.accept or args.reject, accept=bool(args.accept), by=args.by,
+                                note=args.note or "")
+        where = f"; it is in {registry} now" if decided.status == "accepted" else ""
+        print(f"{decided.status} {decided.describe()}{where}")
+        return 0
+    requests = [r for r in optout.load_requests(registry) if args.all or r.status == "pending"]
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in requests], indent=2))
+        return 0
+    for request in requests:
+        print(f"{request.status:<8} {request.describe()}")
+    pending = sum(r.status == "pending" for r in requests)
+    print(f"{pending} pending request(s) in {optout.requests_path(registry)}; decide with --accept ID or --reject ID "
+          "--by NAME")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from manifests.report import REPORT, write_report
+    from pipeline import flow  # noqa: F401 - the stages' reasons, which the report places in the funnel
+    from pipeline.outdir import OutDir
+
+    out = Path(args.out)
+    if not (out / "manifest" / "files.parquet").is_file() or not (out / "manifest" / "run.json").is_file():
+        raise ConfigError(f"{out}: not a finished build (no manifest/files.parquet and manifest/run.json)")
+    with OutDir(out, ()) as claimed, tempfile.TemporaryDirectory(dir=claimed.path, prefix=".report-") as staging:
+        write_report(claimed.path, Path(staging) / REPORT)
+        claimed.add(Path(staging))  # listed in the build's marker, as every output is
+    print(f"wrote {out / REPORT}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from pipeline.search import open_builds
+    from pipeline.web import ServeConfig, create_app
+
+    registry = _registry(args) if (args.registry or args.config) else None
+    config = ServeConfig(open_builds(args.outs), registry=registry, rate_limit=args.rate_limit,
+                         max_paste_bytes=args.max_paste_bytes, trusted_proxies=tuple(args.trusted_proxy or ()))
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"corpus serve: listening on {args.host}: anyone who can reach it can search and send opt-out requests; "
+              "put it behind a reverse proxy (--trusted-proxy ADDRESS for its X-Forwarded-For)", file=sys.stderr)
+    names = ", ".join(config.builds)
+    print(f"serving {names} on http://{args.host}:{args.port}/ (opt-out requests: "
+          f"{optout_requests(registry) if registry else 'off, no --registry or --config'})", file=sys.stderr)
+    # the client address is ours to work out (pipeline/web.py): uvicorn must not rewrite it from headers
+    uvicorn.run(create_app(config), host=args.host, port=args.port, proxy_headers=False, server_header=False,
+                log_level="warning" if args.quiet else "info")
+    return 0
+
+
+def optout_requests(registry: Path) -> Path:
+    from manifests.optout import requests_path
+
+    return requests_path(registry)
 
 
 def datetime_stamp() -> str:
@@ -234,7 +306,8 @@ def parser() -> argparse.ArgumentParser:
     opt = commands.add_parser("optout", help="manage the opt-out registry; apply it to a published build")
     actions = opt.add_subparsers(dest="action", required=True)
     for name, help_text in (("add", "add a request"), ("list", "show the registry"), ("remove", "remove a request"),
-                            ("apply", "remove opted-out files from a build, as a new version")):
+                            ("apply", "remove opted-out files from a build, as a new version"),
+                            ("review", "list the web page's pending requests; accept or reject one")):
         action = actions.add_parser(name, help=help_text)
         action.add_argument("--registry", help="the registry file (default: the config's optout.registry)")
         action.add_argument("--config", help="TOML config naming optout.registry")
@@ -250,6 +323,14 @@ def parser() -> argparse.ArgumentParser:
             action.add_argument("--json", action="store_true")
         elif name == "remove":
             action.add_argument("id", help="the entry id `list` shows")
+        elif name == "review":
+            decision = action.add_mutually_exclusive_group()
+            decision.add_argument("--accept", metavar="ID", help="move a pending request into the registry")
+            decision.add_argument("--reject", metavar="ID", help="refuse a pending request")
+            action.add_argument("--by", help="who decides (recorded with the decision)")
+            action.add_argument("--note", help="the reviewer's words, kept with the request")
+            action.add_argument("--all", action="store_true", help="list decided requests too")
+            action.add_argument("--json", action="store_true")
         else:
             action.add_argument("out", metavar="OUT", help="the build to apply the registry to (left unchanged)")
             action.add_argument("--to", help="where the new version goes (default: OUT-optout-<UTC time>)")
@@ -263,6 +344,24 @@ def parser() -> argparse.ArgumentParser:
     look.add_argument("--sha256", help="a content hash")
     look.add_argument("--json", action="store_true")
     look.set_defaults(run=cmd_lookup)
+
+    report = commands.add_parser("report", help="write OUT/report.html again: charts of a finished build")
+    report.add_argument("out", metavar="OUT", help="the output directory of a build")
+    report.set_defaults(run=cmd_report)
+
+    serve = commands.add_parser("serve", help="the code owners' web page over finished builds: search, opt out")
+    serve.add_argument("outs", nargs="+", metavar="OUT", help="builds to serve, each named by its folder")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--registry", help="the opt-out registry; web requests go to a requests file beside it")
+    serve.add_argument("--config", help="TOML config naming optout.registry (instead of --registry)")
+    serve.add_argument("--trusted-proxy", action="append", metavar="ADDRESS",
+                       help="a reverse proxy (address or network) whose X-Forwarded-For names the client; repeatable")
+    serve.add_argument("--rate-limit", type=int, default=60, help="requests per client per minute (default 60)")
+    serve.add_argument("--max-paste-bytes", type=int, default=256 * 1024,
+                       help="largest pasted file compared (default 262144)")
+    serve.add_argument("--quiet", action="store_true", help="log warnings only, not every request")
+    serve.set_defaults(run=cmd_serve)
 
     trainer = commands.add_parser("train", help="train the bundled MQA/FIM model on a build's shards")
     trainer.add_argument("config", metavar="CONFIG", help="TOML with a [train] table, e.g. configs/train-tiny.toml")

@@ -85,15 +85,7 @@ class OutDir:
         new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         previous = self.previous_files()
         ours = set(previous)
-        for name in new:
-            target = self.path / name
-            if not self._inside(name):
-                raise ConfigError(f"{target}: a link leads the build's output out of {self.path}; remove it")
-            if target.is_dir() and not target.is_symlink():
-                raise ConfigError(f"{target} is a folder where the build writes a file; move it away")
-            if (target.exists() or target.is_symlink()) and name not in ours and not self.force:
-                raise ConfigError(f"{target} exists and no build wrote it; move it away, or pass --force to "
-                                  "replace it")
+        self._check_targets(new, ours)
         # listed before the first move: a crash midway leaves nothing a later build would not clean up
         self._write_marker(sorted(ours | set(new)))
         for name in new:
@@ -107,6 +99,33 @@ class OutDir:
                 _remove_empty_parents(stale.parent, self.path)
         self._write_marker(new)
         return new
+
+    def add(self, staging: Path) -> list[str]:
+        """Move every file under `staging` into OUT, as `publish` does, and add them to the
+        marker's list; unlike `publish`, nothing the marker lists is deleted (`corpus report`
+        adds report.html to a build that has its other outputs)."""
+        new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        ours = set(self.previous_files())
+        self._check_targets(new, ours)
+        self._write_marker(sorted(ours | set(new)))  # listed before the move, as in `publish`
+        for name in new:
+            target = self.path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, target)
+        return new
+
+    def _check_targets(self, new: list[str], ours: set[str]) -> None:
+        """Refuse, before anything moves, a name that would land outside OUT, on a folder, or
+        on a file no build wrote (unless --force)."""
+        for name in new:
+            target = self.path / name
+            if not self._inside(name):
+                raise ConfigError(f"{target}: a link leads the build's output out of {self.path}; remove it")
+            if target.is_dir() and not target.is_symlink():
+                raise ConfigError(f"{target} is a folder where the build writes a file; move it away")
+            if (target.exists() or target.is_symlink()) and name not in ours and not self.force:
+                raise ConfigError(f"{target} exists and no build wrote it; move it away, or pass --force to "
+                                  "replace it")
 
     def _write_marker(self, files: list[str]) -> None:
         tmp = self.path / (MARKER + ".tmp")

@@ -5,6 +5,7 @@ manifests. The order of stages is pipeline/flow.py's; this module only drives it
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import shutil
@@ -23,6 +24,7 @@ from corpus_core.errors import BuildFailed, ConfigError
 from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
 from manifests.attribution import write_attribution, write_notice
 from manifests.card import write_card
+from manifests.report import write_report
 from manifests.sbom import write_sbom
 from manifests.writer import input_fingerprint, write_files_manifest, write_repos_manifest, write_run_json
 from pipeline.config import BuildConfig
@@ -31,6 +33,7 @@ from pipeline.flow import STAGES, stages_of
 from pipeline.outdir import OutDir, refuse_inside_sources
 from pipeline.progress import Progress
 from pipeline.work import Chunk, WorkDir, mark_done, write_files_part, write_repos_part
+from stages.dedup import write_signatures
 from stages.sources import Unit, resolve_units, source_fingerprint
 
 RUN_FORMAT = 1
@@ -321,6 +324,8 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
     write_attribution(db, work.staging / "manifest" / "attribution.parquet")
     write_notice(db, work.staging / "NOTICE")
     write_sbom(db, work.staging / "manifest" / "sbom.spdx.json")
+    # near dedup's signatures, kept for searching the build for near copies (corpus serve)
+    write_signatures(db, work.path, work.staging / "manifest", config.near_dedup)
     writer.stats.seconds = time.perf_counter() - writer_started
     stats[writer_spec.name] = writer.stats
 
@@ -358,10 +363,12 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
         "shards": index["totals"],
         "stages": [{"name": name, **stats[name].to_dict()} for name in stats],  # a list: flow order
         "wall_seconds": round(time.perf_counter() - started, 3),
+        "finished_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     db.close()
     write_run_json(work.staging / "manifest" / "run.json", run)
     write_card(work.staging)  # README.md, from the manifests and run.json just written
+    write_report(work.staging)  # report.html, from the same: charts of the funnel, languages, licenses, sizes
     out.publish(work.staging)
     if not execution.keep_work_dir:
         work.remove()

@@ -1,0 +1,87 @@
+"""OUT/report.html (manifests/report.py) and the signatures a build keeps for near-copy
+search (stages/dedup.py `write_signatures`): published and listed like every output, the
+same bytes for the same input (the report aside: it shows times)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpus_core.records import SourceSpec
+from pipeline.cli import main
+from pipeline.config import BuildConfig, ExecutionConfig
+from pipeline.progress import Progress
+from pipeline.run import build
+from stages.dedup import SIGNATURE_BANDS, SIGNATURES, NearDedupConfig, _write_in_groups
+from stages.tokenize import TokenizeConfig
+from tests.conftest import LENIENT
+
+CHARTS = ("funnel", "drops", "languages", "tokens", "licenses", "sizes", "line_lengths", "clusters", "pii", "time")
+
+
+def marker_files(out) -> list[str]:
+    return json.loads((out / ".corpus-build.json").read_text())["files"]
+
+
+def test_the_build_writes_a_self_contained_report_listed_in_its_marker(corpus):
+    page = (corpus.out / "report.html").read_text()
+    assert "report.html" in marker_files(corpus.out)
+    assert re.findall(r'id="chart-(\w+)"', page) == list(CHARTS) and f'data-charts="{len(CHARTS)}"' in page
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page)  # nothing to fetch: Plotly is inlined
+    assert "Plotly.newPlot" in page and "license_not_allowed" in page
+    assert "<script>alert" not in page  # the build's strings are data, never markup
+
+
+def test_corpus_report_rewrites_it_and_lists_it(corpus, tmp_path, capsys):
+    out = tmp_path / "older"
+    shutil.copytree(corpus.out, out)
+    (out / "report.html").unlink()
+    marker = json.loads((out / ".corpus-build.json").read_text())
+    marker["files"].remove("report.html")  # a build from before the report
+    (out / ".corpus-build.json").write_text(json.dumps(marker))
+    assert main(["report", str(out)]) == 0
+    assert (out / "report.html").is_file() and "report.html" in marker_files(out)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".report-")] == []
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "not a finished build" in capsys.readouterr().err
+
+
+def test_signatures_are_kept_with_the_settings_that_made_them(corpus):
+    signatures = pq.read_table(corpus.out / "manifest" / SIGNATURES)
+    settings = json.loads(pq.read_schema(corpus.out / "manifest" / SIGNATURES).metadata[b"near_dedup"])
+    assert settings["num_perm"] == 256 and settings["bands"] * settings["rows"] <= 256
+    kept = pq.read_table(corpus.out / "manifest" / "files.parquet").filter(pa.compute.field("decision") == "kept")
+    assert set(signatures.column("id").to_pylist()) == set(kept.column("id").to_pylist())
+    bands = pq.read_table(corpus.out / "manifest" / SIGNATURE_BANDS)
+    assert bands.num_rows == signatures.num_rows * settings["bands"]
+    assert bands.column("key").to_pylist() == sorted(bands.column("key").to_pylist())
+    assert {"manifest/" + SIGNATURES, "manifest/" + SIGNATURE_BANDS} <= set(marker_files(corpus.out))
+
+
+def test_the_same_input_gives_the_same_bytes_however_the_work_is_cut(corpus, tmp_path):
+    dataset = corpus.root / "files.jsonl"
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), tokenize=TokenizeConfig(vocab_size=300),
+                         near_dedup=NearDedupConfig(batch_files=2),
+                         execution=ExecutionConfig(executor="local", chunk_files=2))
+    build(config, tmp_path / "again", Progress(quiet=True))
+    for name in marker_files(corpus.out):
+        # run.json and the report hold the times, the card the settings (batch_files differs)
+        if name not in ("manifest/run.json", "report.html", "README.md"):
+            assert (tmp_path / "again" / name).read_bytes() == (corpus.out / name).read_bytes(), name
+
+
+def test_signature_files_do_not_depend_on_how_rows_arrive(tmp_path):
+    table = pa.table({"key": pa.array(range(10_000), pa.int64()), "band": pa.array([1] * 10_000, pa.int16()),
+                      "id": pa.array([f"{i:016x}" for i in range(10_000)])})
+    written = []
+    for size in (7, 4096, 10_000):
+        path = tmp_path / f"{size}.parquet"
+        _write_in_groups(iter(table.to_batches(max_chunksize=size)), path, table.schema, 3000)
+        written.append(path.read_bytes())
+    assert written[0] == written[1] == written[2]
+    assert [pq.ParquetFile(tmp_path / "7.parquet").metadata.row_group(i).num_rows for i in range(4)] == \
+        [3000, 3000, 3000, 1000]
