@@ -109,24 +109,26 @@ class RateLimiter:
         return 0.0
 
 
+def trusted(address: str | None, networks: tuple) -> bool:
+    """True when `address` is one of the configured trusted proxies."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 def client_address(peer: str | None, forwarded_for: str | None, networks: tuple) -> str:
     """The client: the peer, unless the peer is a trusted proxy; then the rightmost address
     of X-Forwarded-For that is not a trusted proxy (the ones left of it are the client's say)."""
-    def trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in networks)
-
-    if peer is None or not trusted(peer) or not forwarded_for:
+    if peer is None or not trusted(peer, networks) or not forwarded_for:
         return peer or "unknown"
     for hop in reversed([part.strip() for part in forwarded_for.split(",")][:32]):
         try:
             ipaddress.ip_address(hop)
         except ValueError:
             return peer  # a malformed header: the proxy's own address stands in
-        if not trusted(hop):
+        if not trusted(hop, networks):
             return hop
     return peer
 
@@ -218,8 +220,10 @@ def create_app(config: ServeConfig) -> ASGIApp:
         """The POSTed form, checked: its size, its type, its token, where it came from."""
         site = request.headers.get("sec-fetch-site")
         origin = request.headers.get("origin")
-        if site == "cross-site" or (origin and origin != "null"
-                                    and urllib.parse.urlsplit(origin).netloc != request.headers.get("host")):
+        host = request.headers.get("host")
+        if trusted(request.client.host if request.client else None, config.networks):
+            host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()  # the name the browser used
+        if site == "cross-site" or (origin and origin != "null" and urllib.parse.urlsplit(origin).netloc != host):
             raise BadRequest(403, "This form was sent from another site; open this page and send it from here.")
         if (request.headers.get("content-type") or "").split(";")[0].strip() != "application/x-www-form-urlencoded":
             raise BadRequest(415, "Send the form as the page does (application/x-www-form-urlencoded).")

@@ -227,3 +227,22 @@ def test_a_rejected_request_stays_out_of_the_registry(tmp_path):
 def test_serve_refuses_what_is_not_a_build(tmp_path, capsys):
     assert main(["serve", str(tmp_path)]) == 2
     assert "not a finished build" in capsys.readouterr().err
+
+
+def test_behind_a_trusted_proxy_the_forwarded_host_and_client_count(corpus, tmp_path):
+    registry = tmp_path / "optout.jsonl"
+    builds = search.open_builds([corpus.out])
+    app = create_app(ServeConfig(builds, registry=registry, trusted_proxies=("127.0.0.1",), rate_limit=3))
+    proxied = TestClient(app, client=("127.0.0.1", 40000))
+    token = token_of(proxied.get("/optout").text)
+    form = {"token": token, "kind": "owner", "value": "octo", "contact": "octo@example.com"}
+    public = {"origin": "https://corpus.example", "x-forwarded-host": "corpus.example"}
+    assert proxied.post("/optout", data=form, headers={"origin": "https://corpus.example"}).status_code == 403
+    assert proxied.post("/optout", data=form, headers=public).status_code == 200
+    direct = TestClient(app, client=("203.0.113.5", 40000))  # not the proxy: its X-Forwarded-Host is not believed
+    direct_token = token_of(direct.get("/optout").text)
+    assert direct.post("/optout", data={**form, "token": direct_token}, headers=public).status_code == 403
+    # each forwarded client has its own budget; the proxy's own address is not one client for all
+    assert [proxied.get("/", headers={"x-forwarded-for": "198.51.100.7"}).status_code for _ in range(4)] == \
+        [200, 200, 200, 429]
+    assert proxied.get("/", headers={"x-forwarded-for": "198.51.100.8"}).status_code == 200
