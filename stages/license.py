@@ -11,8 +11,11 @@ Two halves, because a repository's license is known only once all its files were
 - `LicenseDecision` (corpus scope) resolves every directory's license from all the evidence
   of its repository, then gives every file that was read (its bytes, opted-out files aside)
   its license, whatever else dropped it, and drops what is not allowed: `no_license`,
-  `license_not_allowed`, `license_conflict`. Where an earlier stage dropped a file that also
-  fails the license, the license reason is recorded and the earlier one goes to `detail`.
+  `license_not_allowed`, `license_conflict`, `license_unknown`. Where an earlier stage dropped
+  a file that also fails the license, the license reason is recorded and the earlier one goes
+  to `detail`. Precedence (`file_license`): evidence that refuses the file wins, the file's
+  own header first; a permissive header counts only under a directory whose license passes,
+  or where no directory has evidence (docs/FORMATS.md#licenses holds the rules).
 
 ScanCode results are cached by content hash in `cache_dir/license-cache/`, one JSON file per
 text, written atomically: safe with many Ray workers, and kept between builds.
@@ -28,7 +31,8 @@ import re
 import tempfile
 import tomllib
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,24 @@ COPYRIGHT = re.compile(r"copyright|\(c\)|©", re.IGNORECASE)
 YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 DECLARATION = re.compile(r"licen[cs]e[\"']?\s*[=:]\s*[\"'{]?$", re.IGNORECASE)  # what precedes a declared value
 UNKNOWN = "LicenseRef-scancode-unknown"  # prefix of ScanCode's "a license is mentioned" keys
+# the expression of evidence that says a license applies but not which: a license file no detector
+# identifies a license in, or could not read (ScanCode's key for an unidentified license)
+UNKNOWN_LICENSE = UNKNOWN
+UNKNOWN_SPDX = "LicenseRef-scancode-unknown-spdx"  # an SPDX line naming no license SPDX or ScanCode knows
+# names that promise a license text (COPYRIGHT* may hold holders only, NOTICE* attributions)
+PROMISES_LICENSE = re.compile(r"^(licen[cs]e|copying|unlicen[cs]e|mit-license)([-._].*)?$", re.IGNORECASE)
+# a license file that only points at another (a docs page's `.. include:: ../../LICENSE`, "see the LICENSE
+# file"): it defers to that file, it states no terms of its own
+POINTER = re.compile(r"^\s*\.\. (?:literal)?include::|\{%-?\s*include\b|--8<--|(?:\.{1,2}/)+(?i:licen[cs]e|copying)|"
+                     r"\b(?i:see|in|at)\s+(?i:the\s+)?[`'\"\[]?(?:LICEN[CS]E|COPYING)(?:[-.]\w+)?\b", re.MULTILINE)
+# extensions a license document has; a file named so that could not be read at all is unknown evidence
+LICENSE_DOCUMENT = re.compile(r"^[^.]*(?:\.(?:txt|text|md|markdown|rst|adoc|html?|pdf|rtf|docx?|odt))?$",
+                              re.IGNORECASE)
+# the drops of a file whose bytes this stage never got to read as text
+UNREAD = frozenset({reasons.BINARY, reasons.TOO_LARGE, reasons.NOT_TEXT, reasons.UNREADABLE, reasons.SPECIAL_FILE,
+                    reasons.LINK_ESCAPE, reasons.ARCHIVE_LIMIT, reasons.STAGE_ERROR})
+# an SPDX line the way headers write one: after comment characters only, not inside code
+SPDX_COMMENT = re.compile(r"^[^\w\n]*SPDX-License-Identifier:", re.MULTILINE)
 # a header paragraph that says anything legal starts the notice; lines naming a license in words
 # (not `license_key`) must be covered by ScanCode's exact matches, or its approximate matching runs
 LEGAL = re.compile(MENTIONS_LICENSE.pattern + r"|\b(?:bsd|mit|gpl|lgpl|agpl|apache|mozilla|mpl|eclipse|epl|"
@@ -96,8 +118,15 @@ NO_LICENSE = reasons.register("no_license", "license_decision", "no license evid
                               "license file or metadata above it")
 LICENSE_NOT_ALLOWED = reasons.register("license_not_allowed", "license_decision", "the file's expression fails the "
                                        "allowlist (OR: one side must pass; AND: all; `A WITH e`: as A)")
-LICENSE_CONFLICT = reasons.register("license_conflict", "license_decision", "the repository's metadata declare "
-                                    "licenses that disagree and no license file settles it")
+LICENSE_CONFLICT = reasons.register("license_conflict", "license_decision", "the evidence of the file's directory "
+                                    "disagrees: its metadata declare licenses that disagree and no license file "
+                                    "settles it, or its license files pass the allowlist while its metadata declare "
+                                    "a license they do not name that fails it; `detail` names each file and "
+                                    "expression")
+LICENSE_UNKNOWN = reasons.register("license_unknown", "license_decision", "the evidence that applies says a license "
+                                   "applies but not which: a license file (`LICENSE*`, `COPYING*`) in which ScanCode "
+                                   "identifies no license or that could not be read, or an SPDX line naming no known "
+                                   "license; `detail` names the file")
 
 # the priority of evidence kinds when a directory's license is resolved
 KINDS = ("license_file", "metadata", "dataset", "notice", "readme")
@@ -133,6 +162,8 @@ LICENSE_TABLE = pa.schema([
     pa.field("start_line", pa.int32()),
     pa.field("end_line", pa.int32()),
     pa.field("holders", pa.list_(pa.string())),  # of every license, NOTICE and README text of the directory
+    # the metadata the license disagrees with (Resolution.others)
+    pa.field("others", pa.list_(pa.struct([("file", pa.string()), ("expression", pa.string())]))),
 ])
 
 # what the decision gives every file it judges: its license columns (corpus_core/schema.py)
@@ -149,24 +180,6 @@ class LicenseConfig(Settings):
     header_lines: int = setting(40, "lines of each file read for its own license")
     max_header_bytes: int = setting(8192, "and at most these bytes (also a README's license section)")
     scan_headers: bool = setting(True, "ScanCode on headers that mention a license (SPDX lines always)")
-
-
-def verdict_detail(reason: str | None, expression: str | None, allowed: frozenset[str]) -> str | None:
-    """Words for the manifest's `detail`: which licenses failed the allowlist."""
-    if reason == LICENSE_NOT_ALLOWED:
-        return "not allowed: " + ", ".join(sorted(symbols(expression) - allowed))
-    if reason == LICENSE_CONFLICT:
-        return f"repository metadata disagree: {expression}"
-    return None
-
-
-def verdict(expression: str | None, conflict: str | None, allowed: frozenset[str]) -> str | None:
-    """The drop reason for a file under `expression`, or None when it may be kept."""
-    if expression is None:
-        return NO_LICENSE
-    if conflict == "unresolved":
-        return LICENSE_CONFLICT
-    return None if is_allowed(expression, allowed) else LICENSE_NOT_ALLOWED
 
 
 @dataclass
@@ -269,10 +282,15 @@ def summary(found: dict[str, Any]) -> dict[str, Any]:
     """The expression of ScanCode's matches (mentions of unknown licenses left out when a known
     one is there; a choice that names every license of the others is the choice: `together`),
     canonical; the score and rule of the best-supported match that says the expression by itself
-    (a choice's statement) and the lines such matches span (where none does: of all matches)."""
+    (a choice's statement) and the lines such matches span (where none does: of all matches).
+    Where only unknown licenses matched, the expression is None, the rest of the best of them."""
     known = [m for m in found["matches"] if not m["license_expression_spdx"].startswith(UNKNOWN)]
     if not known:
-        return {"expression": None, "score": None, "rule": None, "start_line": None, "end_line": None}
+        unknown = max(found["matches"], key=lambda m: (m["score"], m["matched_length"]), default=None)
+        if unknown is None:
+            return {"expression": None, "score": None, "rule": None, "start_line": None, "end_line": None}
+        return {"expression": None, "score": unknown["score"], "rule": unknown["rule_identifier"],
+                "start_line": unknown["start_line"], "end_line": unknown["end_line"]}
     parts = [m["license_expression_spdx"] for m in known]
     detected = found["detected"]
     if any(is_choice(part) for part in parts) or not detected or any(
@@ -448,6 +466,15 @@ class Resolution:
     conflict: str | None = None  # None, "resolved", "unresolved"
     evidence: Evidence | None = None  # what a file shows of it: kind, path, rule, score, lines
     holders: tuple[str, ...] = ()  # copyright holders of the directory's license, NOTICE and README texts
+    # (file, expression) of the directory's metadata the license disagrees with: every declaration when
+    # they disagree among themselves or the license is unknown, else those naming a license it does not
+    others: tuple[tuple[str, str], ...] = ()
+    over: str | None = None  # a file's other evidence, which this one won over: `<its source> (<its expression>)`
+
+    @property
+    def shown_source(self) -> str | None:
+        """The file's `license_source`: its source, and what it won over where that said otherwise."""
+        return self.source if self.over is None else f"{self.source} over {self.over}"
 
 
 def names_its_license(evidence: Evidence) -> bool:
@@ -476,15 +503,30 @@ def license_files_expression(files: list[Evidence]) -> str:
     return combine([choice, *others])
 
 
+def is_unknown(expression: str) -> bool:
+    """Evidence that a license applies without saying which (`UNKNOWN_LICENSE`, `UNKNOWN_SPDX`)."""
+    return any(key.startswith(UNKNOWN) for key in symbols(expression))
+
+
 def resolve(evidence: list[Evidence]) -> Resolution:
     """One expression from a directory's evidence. License files win; a declaration that names
     every license they name (metadata, else a choice a README's license section states) lends
-    its structure (`LICENSE-MIT` plus Cargo's `MIT OR Apache-2.0`); metadata alone must agree
-    with itself."""
+    its structure (`LICENSE-MIT` plus Cargo's `MIT OR Apache-2.0`); declarations naming other
+    licenses are kept in `others` (the decision drops on them when they fail the allowlist and
+    the license files pass). A license file nobody can read or identify counts where no other
+    license file of the directory says a license: then the directory's license is unknown.
+    Metadata alone must agree with itself."""
     by_kind = {kind: [e for e in evidence if e.kind == kind] for kind in KINDS}
-    files, metadata = by_kind["license_file"], by_kind["metadata"] + by_kind["dataset"]
+    metadata = by_kind["metadata"] + by_kind["dataset"]
+    files = [e for e in by_kind["license_file"] if not is_unknown(e.expression)]
+    unreadable = [e for e in by_kind["license_file"] if is_unknown(e.expression)]
     declared = sorted({e.expression for e in metadata})
     holders = tuple(sorted({h for e in evidence for h in e.holders}))
+
+    def disagreeing(expression: str | None) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted({(e.file, e.expression) for e in metadata
+                             if expression is None or not symbols(e.expression) <= symbols(expression)}))
+
     if files:
         found = license_files_expression(files)
         choices = [e for e in by_kind["readme"] if is_choice(e.expression)]  # a README lends only a choice
@@ -492,12 +534,17 @@ def resolve(evidence: list[Evidence]) -> Resolution:
             for expression in sorted({e.expression for e in statements}):
                 if symbols(found) <= symbols(expression):
                     lent = [e for e in statements if e.expression == expression]
-                    return Resolution(expression, _sources(files + lent), conflict, files[0], holders)
-        return Resolution(found, _sources(files), "resolved" if declared else None, files[0], holders)
+                    return Resolution(expression, _sources(files + lent), conflict, files[0], holders,
+                                      disagreeing(expression))
+        return Resolution(found, _sources(files), "resolved" if declared else None, files[0], holders,
+                          disagreeing(found))
+    if unreadable:
+        return Resolution(UNKNOWN_LICENSE, _sources(unreadable), None, unreadable[0], holders, disagreeing(None))
     if declared:
         if len({symbols(e) for e in declared}) == 1:
             return Resolution(declared[0], _sources(metadata), None, metadata[0], holders)
-        return Resolution(combine(declared), _sources(metadata), "unresolved", metadata[0], holders)
+        return Resolution(combine(declared), _sources(metadata), "unresolved", metadata[0], holders,
+                          disagreeing(None))
     for kind in ("notice", "readme"):
         if by_kind[kind]:
             return Resolution(together(e.expression for e in by_kind[kind]), _sources(by_kind[kind]), None,
@@ -509,26 +556,52 @@ def _sources(evidence: list[Evidence]) -> str:
     return ",".join(sorted({e.file for e in evidence}))
 
 
+def decide(found: Resolution, allowed: frozenset[str]) -> tuple[str | None, str | None]:
+    """(reason, detail) for a file under `found`: (None, None) when it may be kept."""
+    def listed(pairs: Iterable[tuple[str, str]]) -> str:
+        return "; ".join(f"{file}: {expression}" for file, expression in pairs)
+
+    if found.license is None:
+        return NO_LICENSE, None
+    if found.conflict == "unresolved":
+        return LICENSE_CONFLICT, f"repository metadata disagree: {listed(found.others)}"
+    shown = found.evidence
+    if is_unknown(found.license):
+        if shown.kind == "header":
+            what = f"{shown.file}: line {shown.start_line} has an SPDX-License-Identifier naming no known license"
+        elif shown.rule and shown.rule.startswith("not read: "):
+            what = f"{shown.file}: a license file {shown.rule}"
+        else:
+            what = f"{shown.file}: no license ScanCode identifies"
+        return LICENSE_UNKNOWN, "; ".join([what, *(f"{f}: {e}" for f, e in found.others)])
+    if not is_allowed(found.license, allowed):
+        return LICENSE_NOT_ALLOWED, "not allowed: " + ", ".join(sorted(symbols(found.license) - allowed))
+    refused = [(file, expression) for file, expression in found.others if not is_allowed(expression, allowed)]
+    if refused:
+        files = found.source.removeprefix("file:")
+        return LICENSE_CONFLICT, f"license files and metadata disagree: {files}: {found.license}; {listed(refused)}"
+    return None, None
+
+
 def file_license(path: str, header: Evidence | None, scopes: dict[str, Resolution],
                  allowed: frozenset[str]) -> Resolution:
-    """A file's license, by precedence: its own header when that fails the allowlist; its
-    nearest directory's when that fails (a permissive header never overrides it); else its
-    header, else its nearest directory's, else none. The holders are its directory's."""
+    """A file's license, by precedence: its own header when that refuses the file (fails the
+    allowlist, or names an unknown license); else its nearest directory's when that refuses it
+    (fails, unknown, in conflict: a permissive header never overrides it); else its header,
+    else its nearest directory's, else none. Where the header and the directory say different
+    things, `over` names the other, with its expression. The holders are its directory's."""
     scope = most_specific(path, scopes)
-    holders = scope.holders if scope else ()
-    inherited = None if scope is None else Resolution(scope.license, f"file:{scope.source}", scope.conflict,
-                                                      scope.evidence, holders)
-    if header is not None and (inherited is None or verdict(header.expression, None, allowed) is not None
-                               or verdict(inherited.license, inherited.conflict, allowed) is None):
-        return Resolution(header.expression, f"header:{header.file}", None, header, holders)
-    return inherited or Resolution(None, None)
-
-
-def effective_license(path: str, header: str | None, header_source: str | None, scopes: dict[str, Resolution],
-                      allowed: frozenset[str] = frozenset(PERMISSIVE)) -> Resolution:
-    """`file_license` for a file whose header gave `header` (its expression) from `header_source`."""
-    own = None if header is None else Evidence((header_source or "header:").removeprefix("header:"), "header", header)
-    return file_license(path, own, scopes, allowed)
+    own = None if header is None else Resolution(header.expression, f"header:{header.file}", None, header)
+    if scope is None or scope.license is None:
+        return own or Resolution(None, None)
+    inherited = Resolution(scope.license, f"file:{scope.source}", scope.conflict, scope.evidence, scope.holders,
+                           scope.others)
+    if own is None:
+        return inherited
+    header_wins = decide(own, allowed)[0] is not None or decide(inherited, allowed)[0] is None
+    used, other = (own, inherited) if header_wins else (inherited, own)
+    over = None if used.license == other.license else f"{other.source} ({other.license})"
+    return replace(used, holders=scope.holders, over=over)
 
 
 def scopes_of(rows: list[dict[str, Any]]) -> dict[str, dict[str, Resolution]]:
@@ -538,7 +611,8 @@ def scopes_of(rows: list[dict[str, Any]]) -> dict[str, dict[str, Resolution]]:
         evidence = None if row["kind"] is None else Evidence(  # what its files show: the expression is the directory's
             row["file"], row["kind"], row["license"], row["score"], row["rule"], row["start_line"], row["end_line"])
         scopes.setdefault(row["repo"], {})[row["dir"]] = Resolution(
-            row["license"], row["license_source"], row["conflict"], evidence, tuple(row["holders"] or ()))
+            row["license"], row["license_source"], row["conflict"], evidence, tuple(row["holders"] or ()),
+            tuple((other["file"], other["expression"]) for other in row["others"] or ()))
     return scopes
 
 
@@ -556,6 +630,19 @@ def most_specific(path: str, scopes: dict[str, Resolution]) -> Resolution | None
 
 def is_package_metadata(path: str) -> bool:
     return posixpath.basename(path) in PACKAGE_METADATA_FILES or bool(PACKAGE_METADATA_DIR.search(path))
+
+
+def promises_license(record: FileRecord) -> bool:
+    """A license file whose name promises a license text and that is plain text (not a data or
+    markup file that happens to be called license.json): if no license is found in it, its
+    directory's license is unknown."""
+    return bool(PROMISES_LICENSE.match(posixpath.basename(record.path))) and record.language_type in (None, "prose")
+
+
+def is_unread_license_file(path: str) -> bool:
+    """A path that names a license document (LICENSE, COPYING.txt, LICENSE.pdf; not license.png)."""
+    name = posixpath.basename(path)
+    return bool(PROMISES_LICENSE.match(name) and LICENSE_DOCUMENT.match(name))
 
 
 def _line_of(text: str, value: str) -> int | None:
@@ -630,6 +717,17 @@ class LicenseDetector(FileStage):
             return "readme"
         return None
 
+    def run(self, records: Iterable[FileRecord]) -> Iterator[FileRecord]:
+        """As every file stage, and a license file that was never read as text (binary, too
+        large, undecodable, a link out of the repository, this stage's own error) is evidence
+        of an unknown license for its directory: its terms apply, and nobody read them."""
+        for record in super().run(records):
+            if record.reason in UNREAD and is_unread_license_file(record.path):
+                unread = Evidence(record.path, "license_file", UNKNOWN_LICENSE, rule=f"not read: {record.reason}")
+                self.evidence.append({"repo": record.repo, "dir": posixpath.dirname(record.path),
+                                      "ordinal": record.ordinal or 0, "seq": 0, **asdict(unread)})
+            yield record
+
     def _candidate_evidence(self, record: FileRecord, kind: str) -> list[Evidence]:
         text = record.content
         if kind == "metadata":
@@ -654,14 +752,18 @@ class LicenseDetector(FileStage):
             text = text[at.start(): at.start() + self.config.max_header_bytes]
         detected = self.scanner.licenses(text)
         if detected["expression"] is None:
-            return []
+            if kind != "license_file" or not promises_license(record) or POINTER.search(text):
+                return []
+            detected = {**detected, "expression": UNKNOWN_LICENSE}  # a license applies; nobody can say which
         if kind == "readme":
             statements = copyright_statements(text)
             holders = self.scanner.holders(statements) if statements else []
         else:
             holders = self.scanner.holders(text)
-        return [Evidence(record.path, kind, detected["expression"], detected["score"], detected["rule"],
-                         detected["start_line"] + offset, detected["end_line"] + offset, holders)]
+        start, end = (None, None) if detected["start_line"] is None else (detected["start_line"] + offset,
+                                                                         detected["end_line"] + offset)
+        return [Evidence(record.path, kind, detected["expression"], detected["score"], detected["rule"], start, end,
+                         holders)]
 
     def header_license(self, header: str) -> Evidence | None:
         """A file's own license from its header: an SPDX line, else ScanCode on its notice (or
@@ -669,15 +771,20 @@ class LicenseDetector(FileStage):
         spdx = SPDX_LINE.search(header)
         if spdx:
             expression = normalize(spdx.group(1))
+            line = header.count("\n", 0, spdx.start()) + 1
             if expression:
-                line = header.count("\n", 0, spdx.start()) + 1
                 return Evidence("", "header", expression, 100.0, "SPDX-License-Identifier", line, line)
+        # an SPDX line in a comment that is no SPDX expression (`MIT/X11`, `LicenseRef-Foo`): ScanCode may still
+        # read it; if it cannot, the file declares a license nobody can name
+        declared = None
+        if spdx and SPDX_COMMENT.search(header[header.rfind("\n", 0, spdx.start()) + 1: spdx.end()]):
+            declared = Evidence("", "header", UNKNOWN_SPDX, None, "SPDX-License-Identifier", line, line)
         if not self.config.scan_headers or not MENTIONS_LICENSE.search(header):
-            return None
+            return declared
         notice = notice_and_lines(header)
         detected = self.scanner.header_licenses(notice[0] if notice else header, is_notice=notice is not None)
         if detected["expression"] is None:
-            return None
+            return declared
         start, end = detected["start_line"], detected["end_line"]
         if notice:  # lines of the notice -> lines of the header
             start, end = notice[1][start - 1][0], notice[1][end - 1][1]
@@ -720,7 +827,8 @@ def resolve_repositories(evidence: list[dict[str, Any]], declared: dict[str, str
                              "license_source": resolution.source, "conflict": resolution.conflict,
                              "kind": shown.kind, "file": shown.file, "score": shown.score, "rule": shown.rule,
                              "start_line": shown.start_line, "end_line": shown.end_line,
-                             "holders": list(resolution.holders)})
+                             "holders": list(resolution.holders),
+                             "others": [{"file": f, "expression": e} for f, e in resolution.others]})
             if directory == "":
                 fields.update(license=resolution.license, license_source=resolution.source,
                               license_conflict=resolution.conflict)
@@ -752,14 +860,13 @@ def judge(row: dict[str, Any], scopes: dict[str, Resolution], allowed: frozenset
     fails. An earlier drop that the license reason replaces is named in `detail`."""
     found = file_license(row["path"], _header_of(row), scopes, allowed)
     shown = found.evidence
-    columns = {"license": found.license, "license_source": found.source,
+    columns = {"license": found.license, "license_source": found.shown_source,
                **(dict.fromkeys(SHOWN) if shown is None else dict(zip(SHOWN, (
                    shown.kind, shown.file, shown.rule, shown.score, shown.start_line, shown.end_line), strict=True))),
                "copyright_holders": sorted(set(row["copyright_holders"] or ()) | set(found.holders))}
-    reason = verdict(found.license, found.conflict, allowed)
+    reason, detail = decide(found, allowed)
     if reason is None:
         return columns, None, None
-    detail = verdict_detail(reason, found.license, allowed)
     if row["decision"] != "kept":
         earlier = row["reason"] + (f": {row['detail']}" if row["detail"] else "")
         detail = f"{detail}; also {earlier}" if detail else f"also {earlier}"

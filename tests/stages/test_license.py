@@ -96,7 +96,9 @@ def test_apache_root_with_a_gpl_header_file(licensed):
     assert files[("apache_gpl_header", "ok.py")]["decision"] == "kept"
     gpl = files[("apache_gpl_header", "gpl.py")]
     assert (gpl["decision"], gpl["reason"]) == ("dropped", "license_not_allowed")
-    assert gpl["license"] == "GPL-3.0-or-later" and gpl["license_source"] == "header:gpl.py"
+    # the header wins over the directory's license, and the source names what it won over
+    assert gpl["license"] == "GPL-3.0-or-later"
+    assert gpl["license_source"] == "header:gpl.py over file:LICENSE (Apache-2.0)"
     # the evidence a reviewer checks: ScanCode's rule and score, and the lines of the file it matched
     assert (gpl["license_kind"], gpl["license_path"], gpl["license_start_line"], gpl["license_end_line"]) == (
         "header", "gpl.py", 1, 4)
@@ -133,9 +135,12 @@ def test_license_only_in_package_json(licensed):
 def test_no_license_and_a_license_file_that_is_not_one(licensed):
     _, _, files, repos = licensed
     assert files[("no_license", "main.py")]["reason"] == "no_license"
-    assert files[("license_not_a_license", "m.py")]["reason"] == "no_license"
     assert (repos["no_license"]["decision"], repos["no_license"]["reason"]) == ("dropped", "no_license")
-    assert repos["license_not_a_license"]["license"] is None
+    # a LICENSE that states no license ScanCode knows: some license applies, nobody can say which
+    unknown = files[("license_not_a_license", "m.py")]
+    assert (unknown["reason"], unknown["license"], unknown["license_source"], unknown["detail"]) == (
+        "license_unknown", "LicenseRef-scancode-unknown", "file:LICENSE", "LICENSE: no license ScanCode identifies")
+    assert repos["license_not_a_license"]["license"] == "LicenseRef-scancode-unknown"
 
 
 def test_metadata_that_disagrees_is_a_conflict(licensed):
