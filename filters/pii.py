@@ -72,7 +72,8 @@ import sys
 from bisect import bisect_left, bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import re2
@@ -261,6 +262,15 @@ class Rule:
     check: Check | None = None
     password_by_name: bool = False  # PASSWORD instead of `entity` when the assigned name is password-like
     scan: Callable[[str], Iterator[Value]] | None = None  # for a rule beyond one pattern: instead of it
+    # literals, case-folded, one of which is in every match: a window without any is not searched
+    # (most windows are there for an e-mail address or a name; () runs the rule on every window)
+    needs: tuple[str, ...] = ()
+
+    @cached_property
+    def groups(self) -> dict[str, int]:
+        """Group numbers by name (re2's match objects take numbers only; its `groupindex` is
+        rebuilt on every read)."""
+        return dict(self.pattern.groupindex)
 
     def entity_of(self, found: Value) -> str:
         return PASSWORD if self.password_by_name and PASSWORD_NAME.search(found.name) else self.entity
@@ -269,8 +279,8 @@ class Rule:
         if self.scan is not None:
             yield from self.scan(text.text)
             return
-        value = self.pattern.groupindex["v"]  # re2's match objects take group numbers only
-        name = self.pattern.groupindex.get("n")  # the name assigned, where the pattern reads one (bounded)
+        value = self.groups["v"]
+        name = self.groups.get("n")  # the name assigned, where the pattern reads one (bounded)
         position = 0
         while (match := self.pattern.search(text.data, position)) is not None:
             position = match.end(value)
@@ -293,8 +303,12 @@ class AssignedRule(Rule):
     head: Any = None
     tail: Any = None
 
+    @cached_property
+    def groups(self) -> dict[str, int]:
+        return dict(self.tail.groupindex)
+
     def values(self, text: Utf8Text) -> Iterator[Value]:
-        data, groups = text.data, self.tail.groupindex
+        data, groups = text.data, self.groups
         position = 0
         while (match := self.pattern.search(data, position)) is not None:
             name_start = match.start() if self.head is None else self.head.match(data, match.start()).end()
@@ -768,7 +782,24 @@ def rules(config: PiiConfig) -> list[Rule]:
                 rf"(?i:<input)[^<>]*?[{SPACE}](?i:value)=[\"'](?P<v>[^\"'<>]{{1,200}})[\"'][^<>]*?[{SPACE}]"
                 r"(?i:type)=[\"']?(?i:password)"), _flag_check(config)),
         ]
-    return found
+    return [replace(rule, needs=RULE_NEEDS.get(rule.name, ())) for rule in found]
+
+
+# What every match of a rule holds, case-folded (tests/filters/test_secrets.py checks that the
+# findings are the same without them). A secret's name holds one of NAME_NEEDS.
+NAME_NEEDS = ("secret", "token", "key", "nonce", "pass", "pwd")
+RULE_NEEDS = {
+    "email": ("@",), "aws_access_key_id": ("akia", "asia", "abia", "acca"), "aws_secret_access_key": ("aws",),
+    "github_token": ("gh", "github_pat_"), "gitlab_token": ("glpat-",), "slack_token": ("xox",),
+    "slack_webhook": ("hooks.slack.com",), "stripe_key": ("k_live_", "k_test_"), "google_api_key": ("aiza",),
+    "jwt": ("eyj",), "url_password": ("://",), "basic_auth": ("basic",), "bearer_token": ("bearer", "token"),
+    "openssl_pass": ("pass:",), "cli_password": ("sshpass", "mysql"), "cli_flag": NAME_NEEDS, "curl_user": ("curl",),
+    "nkey_seed": tuple(f"s{kind}a" for kind in "acnopux"), "password_hash": ("$",),
+    "putty_private_key": ("private-lines:",), "assigned_secret": NAME_NEEDS, "assigned_pair": NAME_NEEDS,
+    "assigned_secret_html": ("&quot;", "&#34;", "&#39;"), "assigned_secret_bare": NAME_NEEDS,
+    "assigned_secret_inline": NAME_NEEDS, "assigned_call": ("(",), "xml_secret": ("</",), "table_secret": ("|",),
+    "html_table_secret": ("<td", "<th"), "name_value_pair": ("value",), "html_password_input": ("<input",),
+    "html_password_input_value_first": ("<input",)}
 
 
 def _without_groups(pattern: str) -> str:
@@ -823,6 +854,8 @@ class CodeAnalyzer:
         from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
         from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 
+        folded = self.folded = [""]  # the text being analyzed, case-folded: read by every recognizer
+
         class CodeRecognizer(EntityRecognizer):
             def __init__(self, rule: Rule):
                 self.rule = rule
@@ -833,6 +866,8 @@ class CodeAnalyzer:
                 pass
 
             def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list:
+                if self.rule.needs and not any(need in folded[0] for need in self.rule.needs):
+                    return []
                 results = []
                 for found in self.rule.values(Utf8Text(text)):
                     value = text[found.start:found.end]
@@ -855,6 +890,7 @@ class CodeAnalyzer:
         self.no_tokens = engine.process_text("", "en")
 
     def analyze(self, text: str) -> list:
+        self.folded[0] = text.casefold()  # for the rules' `needs`, once for all of them
         return self.engine.analyze(text=text, language="en", nlp_artifacts=self.no_tokens)
 
 

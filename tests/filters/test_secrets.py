@@ -200,3 +200,17 @@ def test_a_password_name_is_one_whose_last_words_name_the_password():
                                       "passwordConfirm", "DB_PASSWORD_PROD", "new-passwd", "admin.pwd"]))
     assert not any(map(is_password_name, ["password_hash", "PASSWORD_FILE", "bypass", "pass_through", "passenger",
                                           "password_min_length", "errors.password", "INVALID_PASSWORD", "token"]))
+
+
+def test_the_rules_needs_skip_only_windows_without_findings(monkeypatch):
+    """A rule is not run on a window without one of its `needs`: on every case above, alone and
+    all together, the findings are those of the rules run on every window."""
+    from filters import pii
+
+    texts = [content for _, _, content, _, _ in SECRETS] + [content for _, _, content in LOOK_ALIKES]
+    texts.append("".join(texts))
+    with_needs = pii.build_analyzer(PiiConfig())
+    monkeypatch.setattr(pii, "RULE_NEEDS", {})
+    without = pii.build_analyzer(PiiConfig())
+    assert all(not rule.needs for rule in pii.rules(PiiConfig()))
+    assert [pii.find(text, with_needs) for text in texts] == [pii.find(text, without) for text in texts]
