@@ -129,9 +129,19 @@ def _sources_from_list_file(path: Path) -> list[Any]:
 def _section(cls: type[Settings], values: Any, base: Path) -> Settings:
     """A section from its TOML table, with its file paths made absolute against `base`."""
     checked = cls.from_table(values)
-    paths = {name: resolve_source_path(getattr(checked, name), base)
+    paths = {name: _resolved(getattr(checked, name), base)
              for name, declared in cls.declared().items() if declared.path and getattr(checked, name)}
     return checked.replace(**paths) if paths else checked
+
+
+def _resolved(value: Any, base: Path) -> Any:
+    """A path setting against `base`: a string, or a table of tables each naming its file under
+    `path` (decontamination's benchmarks); `package:MODULE/FILE` is data inside a package."""
+    if isinstance(value, dict):
+        return {key: {**table, "path": _resolved(table["path"], base)}
+                if isinstance(table, dict) and isinstance(table.get("path"), str) else table
+                for key, table in value.items()}
+    return value if value.startswith("package:") else resolve_source_path(value, base)
 
 
 def load_config(path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> BuildConfig:

@@ -46,8 +46,9 @@ def _toml(value: Any) -> str:
     if isinstance(value, tuple):
         shown = [json.dumps(v) for v in value[:MAX_LISTED]] + (["…"] if len(value) > MAX_LISTED else [])
         return "[" + ", ".join(shown) + "]"
-    if isinstance(value, dict):
-        return "{}"
+    if isinstance(value, dict):  # an inline table: `{ HumanEval = { path = "…", id = "task_id" } }`
+        items = [f"{k if k.replace('_', '').isalnum() else json.dumps(k)} = {_toml(v)}" for k, v in value.items()]
+        return "{ " + ", ".join(items) + " }" if items else "{}"
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 

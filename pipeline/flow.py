@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 from corpus_core.settings import Settings
 from corpus_core.stage import RUNNER_TABLES, Stage, StageContext
 from filters.comments import CommentRatioFilter
+from filters.decontamination import Decontamination
 from filters.optout import OptOutFilter
 from filters.pii import PiiRedactor
 from filters.quality import QualityFilter
 from stages.dedup import DuplicatePaths, ExactDedup, NearDedup
 from stages.ingest import Ingest
-from stages.language import LanguageDetector
+from stages.language import LanguageDetector, LanguagePolicy
 from stages.license import LicenseDecision, LicenseDetector
 from stages.shards import ShardWriter
 from stages.tokenize import Tokenize
@@ -59,6 +60,8 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("optout", OptOutFilter, "file"),  # first: an opted-out file gets no more work
     StageSpec("language", LanguageDetector, "file"),
     StageSpec("license", LicenseDetector, "file"),  # writes `license_evidence` per chunk
+    StageSpec("language_policy", LanguagePolicy, "file"),  # after license: every file's evidence is seen
+    StageSpec("decontamination", Decontamination, "file"),  # on the text as read, before any redaction
     StageSpec("quality", QualityFilter, "file"),
     StageSpec("comments", CommentRatioFilter, "file"),
     StageSpec("pii", PiiRedactor, "file"),  # a transform: redacts, never drops

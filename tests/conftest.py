@@ -14,6 +14,7 @@ import pytest
 
 from filters.comments import CommentsConfig
 from filters.quality import QualityConfig
+from stages.language import LanguageConfig
 
 
 def write_tree(root: Path, files: dict[str, bytes | str]) -> Path:
@@ -157,10 +158,12 @@ def replace_lines(text: str, fraction: float, seed: int) -> str:
     return "\n".join(lines)
 
 
-# quality and comment-ratio rules off: for tests about other stages, whose tiny files would
-# fail StarCoder's thresholds (tests/filters/ test the rules themselves)
+# quality, comment-ratio and language-list rules off: for tests about other stages, whose tiny
+# files would fail StarCoder's thresholds (tests/filters/ and tests/stages/test_language_policy.py
+# test the rules themselves)
 LENIENT = {  # every quality rule off: thresholds None, switches False
     "quality": QualityConfig(**{name: False if s.kind is bool else None
                                 for name, s in QualityConfig.thresholds().items()}),
     "comments": CommentsConfig(min_comment_ratio=None, max_comment_ratio=None),
+    "language": LanguageConfig(policy=False),
 }

@@ -166,8 +166,9 @@ def test_run_json_records_config_versions_and_stages(built):
     assert saved["counts"] == run["counts"]
     assert saved["versions"]["enry-python"] != "not installed"
     stages = {stage["name"]: stage for stage in saved["stages"]}
-    assert list(stages) == ["ingest", "optout", "language", "license", "quality", "comments", "pii",
-                            "duplicate_paths", "license_decision", "exact_dedup", "near_dedup", "tokenize", "shards"]
+    assert list(stages) == ["ingest", "optout", "language", "license", "language_policy", "decontamination", "quality",
+                            "comments", "pii", "duplicate_paths", "license_decision", "exact_dedup", "near_dedup",
+                            "tokenize", "shards"]
     assert stages["ingest"]["dropped"] == {
         reasons.BINARY: 1, reasons.TOO_LARGE: 1, reasons.LINK_ESCAPE: 1, reasons.PATH_ESCAPE: 1,
     }
@@ -278,6 +279,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, process: subprocess.Popen, within: float = 180) -> None:
+    """Until the head answers on `port`: `ray start` takes seconds on a quiet machine and much
+    longer on a loaded one, and the build's own reachability check gives up after 30 s."""
+    import socket
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the Ray head did not answer on port {port} within {within} s")
+
+
 def test_ray_address_runs_the_same_build_on_a_cluster(tmp_path):
     """A Ray head started apart (as on a cluster), reached with --ray-address: same bytes as local."""
     sources = make_sources(tmp_path / "src")
@@ -293,6 +307,7 @@ def test_ray_address_runs_the_same_build_on_a_cluster(tmp_path):
                              "--include-dashboard=false", "--disable-usage-stats"],
                             env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        wait_for_port(port, head)
         command = [sys.executable, "-m", "pipeline.cli", "build", "--config", str(config)]
         on_cluster = subprocess.run([*command, "--out", str(tmp_path / "cluster"), "--ray-address",
                                      f"127.0.0.1:{port}"], env=env, capture_output=True, text=True, timeout=180)
