@@ -79,9 +79,13 @@ def summary(run: dict[str, Any]) -> str:
     for reason, count in sorted(counts["dropped"].items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"    {reason:<18} {count}")
     known = {k: v for k, v in counts["languages"].items() if k != "(unknown)"}
-    top = ", ".join(f"{k} {v}" for k, v in list(known.items())[:8])
+    tokens_of = counts.get("language_tokens", {})
+    top = ", ".join(f"{k} {v}" + (f" ({tokens_of[k]:,} tokens)" if k in tokens_of else "")
+                    for k, v in list(known.items())[:8])
     unknown = counts["languages"].get("(unknown)", 0)
-    lines.append(f"  languages kept: {len(known)} ({top}, …; {unknown} files without a language)")
+    more = ", …" if len(known) > 8 else ""
+    lines.append(f"  languages kept, files (tokens): {len(known)}: {top}{more}"
+                 + (f"; {unknown} files without a language" if unknown else ""))
     tokens = f", {run['shards']['tokens']:,} tokens" if "tokens" in run["shards"] else ""
     lines.append(f"  shards: {run['shards']['shards']} ({run['shards']['rows']} rows{tokens})")
     seconds = ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in run["stages"])

@@ -340,6 +340,11 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
         """SELECT coalesce(language, '(unknown)'), count(*) FROM files WHERE decision = 'kept'
            GROUP BY ALL ORDER BY count(*) DESC, 1"""
     ).fetchall())
+    # tokens per language, in the order of `languages` (none when tokenization is off)
+    language_tokens = {} if not config.tokenize.enabled else {language: 0 for language in languages} | dict(
+        db.execute("""SELECT coalesce(f.language, '(unknown)'), sum(t.num_tokens)::BIGINT
+                      FROM files f JOIN tokens t USING (unit, ordinal) WHERE f.decision = 'kept' GROUP BY ALL"""
+                   ).fetchall())
     unknown = set(dropped) - set(reasons.REASONS)
     if unknown:
         raise RuntimeError(f"reasons outside the documented set: {sorted(unknown)}")
@@ -359,6 +364,7 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             "bytes_in": totals[2], "bytes_kept": totals[3],
             "repositories": db.sql("SELECT count(*) FROM repos").fetchall()[0][0],
             "languages": languages,
+            "language_tokens": language_tokens,
         },
         "shards": index["totals"],
         "stages": [{"name": name, **stats[name].to_dict()} for name in stats],  # a list: flow order

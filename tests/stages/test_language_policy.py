@@ -12,7 +12,7 @@ from corpus_core import reasons
 from corpus_core.errors import ConfigError
 from corpus_core.records import FileRecord, SourceSpec
 from pipeline.config import BuildConfig, ExecutionConfig, load_config
-from pipeline.progress import Progress
+from pipeline.progress import Progress, summary
 from pipeline.run import build
 from stages.language import LanguageConfig, LanguageDetector, LanguagePolicy
 from stages.tokenize import TokenizeConfig
@@ -102,3 +102,10 @@ def test_a_build_drops_by_language_after_the_license_stage(tmp_path):
     assert all(r["license"] == "MIT" for r in rows.values())
     (policy,) = [s for s in run["stages"] if s["name"] == "language_policy"]
     assert policy["dropped"] == {"language_not_selected": 1, "vendored": 1}
+    # files and tokens per language, in run.json and the summary
+    shard_tokens = [n for p in sorted((tmp_path / "out/shards").glob("*.parquet"))
+                    for n in pq.read_table(p, columns=["num_tokens"]).column("num_tokens").to_pylist()]
+    assert run["counts"]["languages"] == {"Python": 1, "JSON": 1}
+    assert sum(run["counts"]["language_tokens"].values()) == sum(shard_tokens) and 0 < run["counts"][
+        "language_tokens"]["JSON"] < run["counts"]["language_tokens"]["Python"]
+    assert f"Python 1 ({run['counts']['language_tokens']['Python']:,} tokens)" in summary(run)
