@@ -77,6 +77,7 @@ class FileRecord:
     reason: str | None = None
     detail: str | None = None  # human words on the reason (an error message, a link target)
     dup_of: str | None = None  # id of the kept file this one duplicates
+    notebook: str | None = None  # a structured notebook's markers, JSON (stages/notebooks.py); a part column only
     pii_findings: list | None = None  # (type, start, end) in the original content; for `inspect`, never written
     ordinal: int | None = None  # position in its unit's stream of records (ingest); written as a part column
 

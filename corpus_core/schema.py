@@ -65,6 +65,7 @@ PART = pa.schema(
     _FILE_COLUMNS
     + [
         pa.field("content", pa.large_string()),
+        pa.field("notebook", pa.string()),  # stages/notebooks.py: which marker texts in content are markers
         pa.field("unit", pa.string(), nullable=False),
         pa.field("ordinal", pa.int64(), nullable=False),
     ]

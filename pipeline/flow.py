@@ -30,6 +30,7 @@ from stages.dedup import DuplicatePaths, ExactDedup, NearDedup
 from stages.ingest import Ingest
 from stages.language import LanguageDetector, LanguagePolicy
 from stages.license import LicenseDecision, LicenseDetector
+from stages.notebooks import NotebookConverter
 from stages.shards import ShardWriter
 from stages.tokenize import Tokenize
 
@@ -59,6 +60,7 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("ingest", Ingest, "repository"),
     StageSpec("optout", OptOutFilter, "file"),  # first: an opted-out file gets no more work
     StageSpec("language", LanguageDetector, "file"),
+    StageSpec("notebooks", NotebookConverter, "file"),  # .ipynb JSON to text before any filter reads it
     StageSpec("license", LicenseDetector, "file"),  # writes `license_evidence` per chunk
     StageSpec("language_policy", LanguagePolicy, "file"),  # after license: every file's evidence is seen
     StageSpec("decontamination", Decontamination, "file"),  # on the text as read, before any redaction

@@ -12,18 +12,23 @@ build's kept files (or loaded from a tokenizer.json), and every kept file encode
 - Encoding: content is encoded with special tokens *not* recognized in the text
   (`encode_special_tokens`), so a file that contains the string `<|endoftext|>` cannot
   inject a control token; decode(encode(x)) == x for any text (no normalizer; byte-level).
+  A structured notebook's markers become their special ids from its `notebook` column,
+  never from its text (stages/notebooks.py).
   Each file gets `<|endoftext|>` at its end and, each with probability
   `metadata_probability` decided by md5(seed:id), StarCoder's metadata prefix parts:
   `<reponame>REPO`, `<filename>PATH`, `<gh_stars>STARS` (stars only when known), then a
   newline before the content when any part is present.
 - Parallel: batches of `batch_files` files are Ray tasks (the same executor as ingest);
   each calls `encode_batch`, whose Rust threads are limited so that tasks x threads fits
-  the CPUs. The ids go to `_work/<fp>/tokenize/tokens-N.parquet`, read back by the writer.
+  the CPUs. The ids go to `_work/<fp>/tokenize/tokens-N.parquet`, read back by the writer,
+  with what it needs to join a repository's files into one document (`prefix_tokens`,
+  `repo_ids`, `path_ids`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -40,6 +45,7 @@ from corpus_core.settings import Settings, setting
 from corpus_core.stage import NO_DROPS, CorpusContext, CorpusStage
 from corpus_core.storage import sha256_file, sql_path, write_atomic
 from corpus_core.tokens import EOS, FILENAME, GH_STARS, REPONAME, SPECIAL_TOKENS
+from stages.notebooks import cells_of, script, segments
 
 
 @dataclass(frozen=True)
@@ -137,27 +143,65 @@ def metadata_prefix(repo: str, path: str, stars: int | None, file_id: str, confi
     return parts
 
 
+def documents(row: dict[str, Any]) -> list[list[tuple[int, str]]]:
+    """The documents a row is encoded as, each a list of (special id, "") and (0, text)
+    segments: the content alone, or a structured notebook's cells between their markers
+    (after its script, for the "both" form; stages/notebooks.py)."""
+    if not row.get("notebook"):
+        return [[(0, row["content"])]]
+    notebook = json.loads(row["notebook"])
+    marked = list(segments(row["content"], notebook["markers"]))
+    if notebook["form"] != "both":
+        return [marked]
+    cells = cells_of(row["content"], notebook["markers"])
+    return [[(0, script(cells, row.get("language")))], marked] if cells is not None else [marked]
+
+
 def encode_files(tokenizer: Any, rows: list[dict[str, Any]], config: TokenizeConfig) -> list[list[int]]:
-    """input_ids of each row (repo, path, stars, id, content): prefix, content, <|endoftext|>."""
+    """input_ids of each row (repo, path, stars, id, content; language and notebook when
+    known): prefix, then each of its documents followed by <|endoftext|>."""
+    return [ids for ids, _ in encode_with_prefix(tokenizer, rows, config)]
+
+
+def encode_with_prefix(tokenizer: Any, rows: list[dict[str, Any]], config: TokenizeConfig
+                       ) -> list[tuple[list[int], int]]:
+    """`encode_files`, each with the length of its metadata prefix (where the content starts)."""
     tokenizer.encode_special_tokens = True  # the text never yields a control token
     prefixes = [metadata_prefix(r["repo"], r["path"], r["stars"], r["id"], config) for r in rows]
-    texts = [r["content"] for r in rows]
+    docs = [documents(r) for r in rows]
+    texts = [text for row_docs in docs for doc in row_docs for special, text in doc if not special]
     pieces = [text for parts in prefixes for _, text in parts]
     encoded = tokenizer.encode_batch(texts + pieces, add_special_tokens=False)
+    text_ids = iter(e.ids for e in encoded[: len(texts)])
     piece_ids = iter(e.ids for e in encoded[len(texts):])
     newline = tokenizer.encode("\n", add_special_tokens=False).ids if pieces else []
     result = []
-    for parts, content in zip(prefixes, encoded[: len(texts)], strict=True):
+    for parts, row_docs in zip(prefixes, docs, strict=True):
         ids: list[int] = []
         for special, _ in parts:
             ids.append(special)
             ids.extend(next(piece_ids))
         if parts:
             ids.extend(newline)
-        ids.extend(content.ids)
-        ids.append(EOS)
-        result.append(ids)
+        prefix = len(ids)
+        for doc in row_docs:
+            for special, _ in doc:
+                if special:
+                    ids.append(special)
+                else:
+                    ids.extend(next(text_ids))
+            ids.append(EOS)
+        result.append((ids, prefix))
     return result
+
+
+def header_ids(tokenizer: Any, rows: list[dict[str, Any]]) -> tuple[list[list[int]], list[list[int]]]:
+    """The ids of "REPO\n" and of "PATH\n" of each row: the text after <reponame> and
+    <filename> in a repository document (stages/shards.py, `group_by = "repository"`)."""
+    tokenizer.encode_special_tokens = True
+    texts = [r["repo"] + "\n" for r in rows] + [r["path"] + "\n" for r in rows]
+    encoded = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    return encoded[: len(rows)], encoded[len(rows):]
 
 
 def encode_batch_task(batch: tuple[int, list[dict[str, Any]]], config: TokenizeConfig, folder: str,
@@ -167,12 +211,20 @@ def encode_batch_task(batch: tuple[int, list[dict[str, Any]]], config: TokenizeC
         os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
     number, rows = batch
     tokenizer = _cached_tokenizer(str(Path(folder) / "tokenizer.json"))
-    ids = encode_files(tokenizer, rows, config)
+    encoded = encode_with_prefix(tokenizer, rows, config)
+    ids = [i for i, _ in encoded]
+    repo_ids, path_ids = header_ids(tokenizer, rows)
+    element = pa.list_(ids_type(tokenizer.get_vocab_size()))
     table = pa.table({
         "unit": pa.array([r["unit"] for r in rows], pa.string()),
         "ordinal": pa.array([r["ordinal"] for r in rows], pa.int64()),
-        "input_ids": pa.array(ids, pa.list_(ids_type(tokenizer.get_vocab_size()))),
+        "input_ids": pa.array(ids, element),
         "num_tokens": pa.array([len(i) for i in ids], pa.int32()),
+        # for repository documents (the writer's `group_by`): where the content starts, and
+        # the ids of the text after <reponame> and <filename>
+        "prefix_tokens": pa.array([p for _, p in encoded], pa.int32()),
+        "repo_ids": pa.array(repo_ids, element),
+        "path_ids": pa.array(path_ids, element),
     })
     write_atomic(table, Path(folder) / f"tokens-{number:06d}.parquet")
     return {"files": len(rows), "tokens": sum(len(i) for i in ids)}
@@ -191,7 +243,8 @@ def _cached_tokenizer(path: str) -> Any:
 
 class Tokenize(CorpusStage):
     """Drops nothing: trains or loads the tokenizer, encodes every kept file, and leaves the
-    DuckDB view `tokens` (unit, ordinal, input_ids, num_tokens) for the writer."""
+    DuckDB view `tokens` (unit, ordinal, input_ids, num_tokens, prefix_tokens, repo_ids,
+    path_ids) for the writer."""
 
     name = "tokenize"
     settings_class = TokenizeConfig
@@ -255,12 +308,13 @@ class Tokenize(CorpusStage):
             element = "USMALLINT" if notes["vocab_size"] <= 2**16 else "INTEGER"
             db.execute(f"""CREATE OR REPLACE VIEW tokens AS
                            SELECT NULL::VARCHAR AS unit, NULL::BIGINT AS ordinal, NULL::{element}[] AS input_ids,
-                                  NULL::INTEGER AS num_tokens LIMIT 0""")
+                                  NULL::INTEGER AS num_tokens, NULL::INTEGER AS prefix_tokens,
+                                  NULL::{element}[] AS repo_ids, NULL::{element}[] AS path_ids LIMIT 0""")
         notes["tokens"] = tokens
         return NO_DROPS
 
     def _batches(self, db: Any) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        reader = db.sql("""SELECT unit, ordinal, id, repo, path, stars, content FROM files
+        reader = db.sql("""SELECT unit, ordinal, id, repo, path, stars, language, notebook, content FROM files
                            WHERE decision = 'kept' ORDER BY unit, ordinal""").to_arrow_reader(
             batch_size=self.config.batch_files)
         rows: list[dict[str, Any]] = []

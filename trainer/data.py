@@ -24,6 +24,13 @@ contiguous slice [c*N//C, (c+1)*N//C) of the epoch's N documents: each document 
 once per epoch, the slices differ by at most one document, and a consumer reads only the
 about S/C shards its slice touches.
 
+Repository documents: a build with `[shards] group_by = "repository"` (index.json's
+`group_by`) holds a repository's files in consecutive rows; a document is then one run of
+a repository's rows in a shard, their input_ids joined (`<reponame>`, then `<filename>`
+PATH and content per file, `<|endoftext|>` at the end), and its `id` is the repository.
+FIM belongs inside one file (StarCoder2): pass `fim` to the loader, which transforms each
+file's content on its own, and apply no FIM to the packed blocks.
+
 Held out: with `holdout` and `split`, documents whose md5(id) falls in the first `holdout`
 share form the "eval" split, the rest the "train" split (the trainer's eval loss).
 
@@ -47,6 +54,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from corpus_core.tokens import EOS
+from trainer.fim import FimConfig, permute
 
 
 class ShardError(RuntimeError):
@@ -109,7 +119,8 @@ def open_location(url: str) -> tuple[pafs.FileSystem, str, dict[str, Any]]:
 class ShardLoader:
     def __init__(self, url: str, *, seed: int = 0, rank: int = 0, world_size: int = 1, worker: int = 0,
                  num_workers: int = 1, columns: tuple[str, ...] = ("id", "input_ids"),
-                 expect_tokenizer: str | None = None, holdout: float = 0.0, split: str | None = None):
+                 expect_tokenizer: str | None = None, holdout: float = 0.0, split: str | None = None,
+                 fim: FimConfig | None = None):
         if not (0 <= rank < world_size and 0 <= worker < num_workers):
             raise ValueError(f"rank {rank} of {world_size}, worker {worker} of {num_workers}: out of range")
         self.filesystem, self.path, self.index = open_location(url)
@@ -125,10 +136,24 @@ class ShardLoader:
         self.consumer = rank * num_workers + worker
         self.consumers = world_size * num_workers
         self._verified: dict[str, pa.Table] = {}
+        # repository documents (the writer's group_by): runs of rows of one repository
+        self.grouped = self.index.get("group_by") == "repository"
+        self.fim = fim
+        if fim is not None and not self.grouped:
+            raise ValueError(f"{url}: fim in the loader is for repository documents; a build of files gets FIM "
+                             "per document from trainer.fim.fim_sample")
+        self._read_columns = list(columns)
+        if self.grouped:
+            needed = ["repo", "content_start"] if "input_ids" in columns else ["repo"]
+            self._read_columns += [name for name in needed if name not in columns]
+
+    def _units(self, entry: dict[str, Any]) -> int:
+        """Documents in a shard: its rows, or its repository runs."""
+        return entry["documents"] if self.grouped else entry["rows"]
 
     @property
     def documents_per_epoch(self) -> int:
-        return sum(entry["rows"] for entry in self.shards)
+        return sum(self._units(entry) for entry in self.shards)
 
     def slice(self) -> tuple[int, int]:
         """This consumer's [start, end) of the epoch's document sequence."""
@@ -150,14 +175,14 @@ class ShardLoader:
                 raise ShardError(f"{self.url}/{name}: {len(data)} bytes with sha256 {digest[:16]}…, the index says "
                                  f"{entry['bytes']} bytes with sha256 {entry['sha256'][:16]}…: corrupt or changed; "
                                  "refusing to train on it")
-            table = pq.read_table(pa.BufferReader(data), columns=list(self.columns))
+            table = pq.read_table(pa.BufferReader(data), columns=self._read_columns)
             self._verified = {name: table}  # one shard in memory at a time
         return self._verified[name]
 
     def _epoch_order(self, epoch: int) -> list[tuple[int, np.ndarray]]:
         """(shard index, row permutation) in the epoch's order."""
         shard_order = np.random.default_rng([self.seed, epoch]).permutation(len(self.shards))
-        return [(int(s), np.random.default_rng([self.seed, epoch, int(s)]).permutation(self.shards[s]["rows"]))
+        return [(int(s), np.random.default_rng([self.seed, epoch, int(s)]).permutation(self._units(self.shards[s])))
                 for s in shard_order]
 
     def documents(self, state: LoaderState | None = None, epochs: int | None = None
@@ -177,13 +202,11 @@ class ShardLoader:
                 count = len(rows)
                 lo, hi = max(first - seen, 0), min(end - seen, count)
                 if lo < hi:
-                    picked = self._read_shard(self.shards[shard]).take(pa.array(rows[lo:hi]))
-                    columns = {name: picked.column(name).to_pylist() for name in self.columns if name != "input_ids"}
-                    if "input_ids" in self.columns:
-                        ids = picked.column("input_ids").combine_chunks()
-                        flat = ids.flatten().to_numpy().astype(np.int64)
-                        bounds = np.concatenate(([0], np.cumsum(ids.value_lengths().to_numpy())))
-                        columns["input_ids"] = [flat[bounds[i]:bounds[i + 1]] for i in range(hi - lo)]
+                    table = self._read_shard(self.shards[shard])
+                    if self.grouped:
+                        columns = self._repositories(table, rows[lo:hi], epoch, seen + lo)
+                    else:
+                        columns = self._rows(table.take(pa.array(rows[lo:hi])))
                     for i in range(hi - lo):
                         if self.split and self._is_eval(columns["id"][i]) != (self.split == "eval"):
                             continue  # the other split's document: its position still counts
@@ -199,6 +222,54 @@ class ShardLoader:
                                      f"(holdout {self.holdout})")
                 return
             epoch += 1
+
+    def _rows(self, picked: pa.Table) -> dict[str, list[Any]]:
+        """Each column of the picked rows as a list; input_ids as int64 arrays."""
+        columns = {name: picked.column(name).to_pylist() for name in self.columns if name != "input_ids"}
+        if "input_ids" in self.columns:
+            ids = picked.column("input_ids").combine_chunks()
+            flat = ids.flatten().to_numpy().astype(np.int64)
+            bounds = np.concatenate(([0], np.cumsum(ids.value_lengths().to_numpy())))
+            columns["input_ids"] = [flat[bounds[i]:bounds[i + 1]] for i in range(picked.num_rows)]
+        return columns
+
+    def _repositories(self, table: pa.Table, picks: np.ndarray, epoch: int, position: int) -> dict[str, list[Any]]:
+        """The picked repository documents of a shard: `id` is the repository (a held-out
+        split takes or leaves whole repositories), `ids` and `paths` its files' ids and
+        paths, input_ids its rows' ids joined, `files` each file's (start, end) of content
+        in them; with `fim`, each file's content is FIM-transformed on its own."""
+        repos = table.column("repo").to_pylist()
+        starts = [i for i in range(len(repos)) if i == 0 or repos[i - 1] != repos[i]] + [len(repos)]
+        picked = [(starts[int(p)], starts[int(p) + 1]) for p in picks]
+        rows = self._rows(table.take(pa.array([i for lo, hi in picked for i in range(lo, hi)])))
+        offsets = table.column("content_start").to_pylist() if "input_ids" in self.columns else None
+        out: dict[str, list[Any]] = {name: [] for name in self.columns}
+        out.update(ids=[], paths=[], files=[])
+        at = 0
+        for number, (lo, hi) in enumerate(picked):
+            part = slice(at, at + hi - lo)
+            at += hi - lo
+            for name in self.columns:
+                if name == "id":
+                    out["id"].append(repos[lo])
+                elif name != "input_ids":
+                    out[name].append(rows[name][part][0])
+            out["ids"].append(rows["id"][part] if "id" in rows else None)
+            out["paths"].append(rows["path"][part] if "path" in rows else None)
+            if offsets is None:
+                continue
+            rng = np.random.default_rng([self.seed, epoch, position + number])
+            pieces, files, length = [], [], 0
+            for ids, start in zip(rows["input_ids"][part], offsets[lo:hi], strict=True):
+                content = ids[start:len(ids) - (ids[-1] == EOS)]
+                if self.fim is not None:
+                    content = permute(content, rng, self.fim)
+                pieces += [ids[:start], content, ids[len(ids) - (ids[-1] == EOS):]]
+                files.append((length + start, length + start + len(content)))
+                length += start + len(content) + int(ids[-1] == EOS)
+            out["input_ids"].append(np.concatenate(pieces).astype(np.int64))
+            out["files"].append(files)
+        return out
 
     def blocks(self, length: int, state: LoaderState | None = None) -> Iterator[tuple[np.ndarray, LoaderState]]:
         """Packed blocks of `length` token ids, documents back to back (each ends in
