@@ -17,7 +17,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from corpus_core.errors import ConfigError
@@ -88,16 +88,18 @@ class TaskUsage:
     seconds: float = 0.0  # wall time inside the tasks
     cpu_seconds: float = 0.0  # CPU time of the task's process while it ran (its threads too)
     peak_rss_bytes: int = 0  # the largest resident set of a worker process seen at a task's end
+    nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> tasks it ran ("local": in-process)
 
-    def add(self, measured: tuple[float, float, int]) -> None:
+    def add(self, measured: tuple[float, float, int, str]) -> None:
         self.tasks += 1
         self.seconds += measured[0]
         self.cpu_seconds += measured[1]
         self.peak_rss_bytes = max(self.peak_rss_bytes, measured[2])
+        self.nodes[measured[3]] = self.nodes.get(measured[3], 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"tasks": self.tasks, "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
-                "peak_rss_mb": round(self.peak_rss_bytes / 2**20, 1)}
+                "peak_rss_mb": round(self.peak_rss_bytes / 2**20, 1), "nodes": dict(sorted(self.nodes.items()))}
 
 
 def peak_rss_bytes() -> int:
@@ -105,11 +107,18 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def measured(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, tuple[float, float, int]]:
-    """Run one task and measure it where it runs."""
+def measured(fn: Callable[..., Any], item: Any, *args: Any) -> tuple[Any, tuple[float, float, int, str]]:
+    """Run one task and measure it where it runs, naming the Ray node it ran on."""
     wall, cpu = time.perf_counter(), time.process_time()
     result = fn(item, *args)
-    return result, (time.perf_counter() - wall, time.process_time() - cpu, peak_rss_bytes())
+    return result, (time.perf_counter() - wall, time.process_time() - cpu, peak_rss_bytes(), _node_id())
+
+
+def _node_id() -> str:
+    ray = sys.modules.get("ray")  # never imported for the local executor
+    if ray is None or not ray.is_initialized():
+        return "local"
+    return ray.get_runtime_context().get_node_id()
 
 
 class _Queue:
