@@ -68,6 +68,10 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
     if found is None:
         raise ConfigError(f"{out}: not a build (no index.json, nor shards/index.json)")
     index = found.data
+    if index.get("group_by") == "repository":  # a removed row may hold its run's <reponame> header or <|endoftext|>
+        raise ConfigError(f"{out}: optout apply does not rewrite repository documents (shards.group_by = "
+                          "\"repository\") yet; build again with the registry instead (corpus build drops opted-out "
+                          "files first)")
     (target / SHARD_DIR).mkdir(parents=True)
     (target / "manifest").mkdir()
     moves: dict[str, tuple[int, int]] = {}  # file id -> (shard, new row) for rows of rewritten shards

@@ -111,11 +111,15 @@ class Batches:
     def __init__(self, config: TrainConfig, rank: int, world_size: int, split: str,
                  state: LoaderState | None = None):
         self.config, self.split = config, split
-        self.loader = ShardLoader(config.data, seed=config.seed, rank=rank, world_size=world_size,
-                                  columns=("id", "input_ids"), holdout=config.holdout, split=split)
+        options = {"seed": config.seed, "rank": rank, "world_size": world_size, "columns": ("id", "input_ids"),
+                   "holdout": config.holdout, "split": split}
+        self.loader = ShardLoader(config.data, **options)
+        self.fim = FimConfig(config.fim_rate, config.fim_spm_rate)
+        if self.loader.grouped:  # repository documents: FIM inside each file (StarCoder2), by the loader
+            self.loader = ShardLoader(config.data, **options, fim=self.fim)
+            self.fim = FimConfig(0.0, config.fim_spm_rate)  # blocks are not transformed a second time
         self.state = state or LoaderState()
         self._stream = self.loader.blocks(config.seq_len + 1, self.state)
-        self.fim = FimConfig(config.fim_rate, config.fim_spm_rate)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rows, masks = [], []

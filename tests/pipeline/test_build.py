@@ -166,9 +166,9 @@ def test_run_json_records_config_versions_and_stages(built):
     assert saved["counts"] == run["counts"]
     assert saved["versions"]["enry-python"] != "not installed"
     stages = {stage["name"]: stage for stage in saved["stages"]}
-    assert list(stages) == ["ingest", "optout", "language", "license", "language_policy", "decontamination", "quality",
-                            "comments", "pii", "duplicate_paths", "license_decision", "exact_dedup", "near_dedup",
-                            "tokenize", "shards"]
+    assert list(stages) == ["ingest", "optout", "language", "notebooks", "license", "language_policy",
+                            "decontamination", "quality", "comments", "pii", "duplicate_paths", "license_decision",
+                            "exact_dedup", "near_dedup", "tokenize", "shards"]
     assert stages["ingest"]["dropped"] == {
         reasons.BINARY: 1, reasons.TOO_LARGE: 1, reasons.LINK_ESCAPE: 1, reasons.PATH_ESCAPE: 1,
     }

@@ -141,3 +141,31 @@ def test_the_default_leaves_shards_as_they_were(tmp_path):
     assert "group_by" not in index and "documents" not in index["totals"]
     assert "content_start" not in pq.read_schema(out / "shards" / "part-00000.parquet").names
     assert [sha256_file(out / "shards" / e["file"]) for e in index["shards"]] == BEFORE
+
+
+def test_the_trainer_applies_fim_inside_files_on_repository_documents(grouped, tmp_path):
+    """trainer.train's batches: on repository documents the loader transforms each file and
+    the packed blocks are not transformed again (FIM never spans two files)."""
+    pytest.importorskip("torch")
+    from trainer.train import Batches, TrainConfig
+
+    config = TrainConfig(data=str(grouped), out_dir=str(tmp_path), model="tiny", seq_len=64, micro_batch=2,
+                         fim_rate=1.0)
+    batches = Batches(config, rank=0, world_size=1, split="train")
+    assert batches.loader.grouped and batches.loader.fim == FimConfig(1.0, config.fim_spm_rate)
+    assert batches.fim.fim_rate == 0.0
+    x, _, _ = batches.next()
+    middles = int((x == FIM_MIDDLE).sum())
+    assert middles > 0  # transformed, by the loader
+
+
+def test_an_opt_out_on_a_published_grouped_build_is_refused_not_half_done(grouped, tmp_path):
+    from corpus_core.errors import ConfigError
+    from manifests import optout
+    from manifests.republish import apply_optout
+
+    registry = tmp_path / "optout.jsonl"
+    optout.add(registry, optout.make_entry("repo", "o/beta", requested_by="a@b.c", reason=""))
+    with pytest.raises(ConfigError, match="does not rewrite repository documents"):
+        apply_optout(grouped, registry, tmp_path / "v2")
+    assert not (tmp_path / "v2").exists()
