@@ -20,8 +20,8 @@ def test_inspect_json_lines(tmp_path, capsys):
         ("a.py", "Python", None, "no_license"), ("blob.bin", None, None, "no_license"),
         ("x.js", "JavaScript", "MIT", None), ("LICENSE", "Text", "MIT", "license_text"),
     ]
-    assert rows[0]["stages"] == {"ingest": "kept", "optout": "kept", "language": "kept", "license": "kept",
-                                 "language_policy": "kept", "decontamination": "kept",
+    assert rows[0]["stages"] == {"ingest": "kept", "optout": "kept", "language": "kept", "notebooks": "kept",
+                                 "license": "kept", "language_policy": "kept", "decontamination": "kept",
                                  "quality": "kept", "comments": "kept", "pii": "kept", "license_decision": "no_license"}
     assert rows[1]["stages"]["ingest"] == "binary" and rows[1]["detail"] == "also binary"
     assert rows[2]["license_source"] == "file:LICENSE"
