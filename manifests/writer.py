@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus_core import reasons, schema
@@ -16,12 +17,33 @@ ROW_GROUP_ROWS = 65536
 
 
 def write_files_manifest(db: Any, path: Path) -> None:
+    """Streamed: the driver holds one row group of the manifest at a time, whatever the
+    corpus's size, and row groups are exactly ROW_GROUP_ROWS rows (the last one fewer), so the
+    bytes do not depend on how DuckDB batches its result."""
     columns = ", ".join(f"f.{name}" for name in schema.FILES.names if name not in ("shard", "row"))
-    table = db.sql(
+    reader = db.sql(
         f"""SELECT {columns}, p.shard, p.row FROM files f LEFT JOIN placement p USING (unit, ordinal)
             ORDER BY f.repo, f.path, f.unit, f.ordinal"""
-    ).to_arrow_table()
-    pq.write_table(table.cast(schema.FILES), path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    ).to_arrow_reader(batch_size=ROW_GROUP_ROWS)
+    with pq.ParquetWriter(path, schema.FILES, compression="zstd") as writer:
+        for group in row_groups(reader, ROW_GROUP_ROWS):
+            writer.write_table(group.cast(schema.FILES), row_group_size=ROW_GROUP_ROWS)
+
+
+def row_groups(batches: Any, rows: int) -> Any:
+    """Tables of exactly `rows` rows (the last one fewer, none empty) from a stream of record batches."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending, schema=pending[0].schema)
 
 
 def write_repos_manifest(db: Any, path: Path) -> None:

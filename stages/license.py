@@ -28,6 +28,7 @@ import json
 import os
 import posixpath
 import re
+import shutil
 import tempfile
 import tomllib
 from collections import Counter
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from corpus_core import reasons, schema
 from corpus_core.records import FileRecord, RepoRecord
@@ -53,6 +55,7 @@ from corpus_core.spdx import (
     together,
 )
 from corpus_core.stage import CorpusContext, CorpusStage, FileStage, StageContext
+from corpus_core.storage import sql_path
 
 LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|unlicen[cs]e|copyright|mit-license)([-._].*)?$", re.IGNORECASE)
 NOTICE_FILE = re.compile(r"^notice([-._].*)?$", re.IGNORECASE)
@@ -902,33 +905,42 @@ class LicenseDecision(CorpusStage):
         db.unregister("repo_licenses")
         scopes = scopes_of(licenses)
         allowed = frozenset(self.config.allowed)
-        annotations: list[dict[str, Any]] = []
-        verdicts: dict[str, list] = {"unit": [], "ordinal": [], "reason": [], "detail": [], "relabel": []}
         relabelled: Counter[str] = Counter()
+        # every batch's rows go to Parquet under the stage's scratch folder, so the driver holds one
+        # batch of files at a time, whatever the corpus's size
+        folder = context.scratch / self.name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        verdict_schema = pa.schema([("unit", pa.string()), ("ordinal", pa.int64()), ("reason", pa.string()),
+                                    ("detail", pa.string()), ("relabel", pa.bool_())])
         # the files that were read (their bytes have a sha256: not links, escapes, files past a limit or rows
         # that are no file) and not opted out, which get no more work
         reader = db.sql(f"""SELECT unit, ordinal, repo, path, decision, reason, detail, {', '.join(schema.ANNOTATED)}
                             FROM files WHERE sha256 IS NOT NULL AND reason IS DISTINCT FROM '{reasons.OPTED_OUT}'"""
                         ).to_arrow_reader(batch_size=65536)
-        for batch in reader:
-            for row in batch.to_pylist():
-                columns, reason, detail = judge(row, scopes.get(row["repo"], {}), allowed)
-                annotations.append({"unit": row["unit"], "ordinal": row["ordinal"], **columns})
-                if reason is not None:
-                    for name, value in (("unit", row["unit"]), ("ordinal", row["ordinal"]), ("reason", reason),
-                                        ("detail", detail), ("relabel", row["decision"] != "kept")):
-                        verdicts[name].append(value)
-                    if row["decision"] != "kept":
-                        relabelled[row["reason"]] += 1
+        with pq.ParquetWriter(folder / "annotations.parquet", ANNOTATION_TABLE) as annotated, \
+                pq.ParquetWriter(folder / "verdicts.parquet", verdict_schema) as judged:
+            for batch in reader:
+                annotations: list[dict[str, Any]] = []
+                verdicts: dict[str, list] = {name: [] for name in verdict_schema.names}
+                for row in batch.to_pylist():
+                    columns, reason, detail = judge(row, scopes.get(row["repo"], {}), allowed)
+                    annotations.append({"unit": row["unit"], "ordinal": row["ordinal"], **columns})
+                    if reason is not None:
+                        for name, value in (("unit", row["unit"]), ("ordinal", row["ordinal"]), ("reason", reason),
+                                            ("detail", detail), ("relabel", row["decision"] != "kept")):
+                            verdicts[name].append(value)
+                        if row["decision"] != "kept":
+                            relabelled[row["reason"]] += 1
+                annotated.write_table(pa.Table.from_pylist(annotations, schema=ANNOTATION_TABLE))
+                judged.write_table(pa.table(verdicts, schema=verdict_schema))
         self.stats.notes["relabelled"] = dict(sorted(relabelled.items()))
-        db.register("license_rows", pa.Table.from_pylist(annotations, schema=ANNOTATION_TABLE))
         # the runner's table has the columns the view `files` takes from it (corpus_core.schema.ANNOTATED)
         applied = ", ".join(name for name, *_ in db.execute("DESCRIBE annotations").fetchall())
-        db.execute(f"INSERT INTO annotations ({applied}) SELECT {applied} FROM license_rows")
-        db.unregister("license_rows")
-        db.register("license_verdicts", pa.table(verdicts, schema=pa.schema([
-            ("unit", pa.string()), ("ordinal", pa.int64()), ("reason", pa.string()), ("detail", pa.string()),
-            ("relabel", pa.bool_())])))
+        db.execute(f"INSERT INTO annotations ({applied}) SELECT {applied} "
+                   f"FROM read_parquet({sql_path(folder / 'annotations.parquet')})")
+        db.execute(f"CREATE OR REPLACE TEMP TABLE license_verdicts AS "
+                   f"SELECT * FROM read_parquet({sql_path(folder / 'verdicts.parquet')})")
         # an earlier corpus stage's drop is its row of `decisions`; a file stage's drop gets one
         db.execute("""UPDATE decisions SET reason = v.reason, detail = v.detail FROM license_verdicts v
                       WHERE v.relabel AND decisions.unit = v.unit AND decisions.ordinal = v.ordinal""")
@@ -937,5 +949,4 @@ class LicenseDecision(CorpusStage):
                                                       WHERE d.unit = v.unit AND d.ordinal = v.ordinal)""")
         db.execute("""CREATE OR REPLACE TEMP TABLE license_drops AS
                       SELECT unit, ordinal, reason, detail, NULL AS dup_of FROM license_verdicts WHERE NOT relabel""")
-        db.unregister("license_verdicts")
         return "SELECT * FROM license_drops"

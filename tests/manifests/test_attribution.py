@@ -108,3 +108,19 @@ def test_the_same_input_gives_the_same_sbom_and_notice(built, tmp_path):
     build(config, tmp_path / "again", Progress(quiet=True))
     for name in ("manifest/sbom.spdx.json", "NOTICE"):
         assert (tmp_path / "again" / name).read_bytes() == (root / "out" / name).read_bytes(), name
+
+
+def test_row_groups_are_exact_whatever_the_batches():
+    """files.parquet is streamed in row groups of exactly ROW_GROUP_ROWS rows, so its bytes do
+    not depend on how DuckDB cut its result into batches."""
+    import pyarrow as pa
+
+    from manifests.writer import row_groups
+
+    values = list(range(35))
+    for cut in (1, 4, 7, 35):
+        batches = [pa.record_batch({"x": values[i:i + cut]}) for i in range(0, len(values), cut)]
+        groups = list(row_groups(iter(batches), 10))
+        assert [g.num_rows for g in groups] == [10, 10, 10, 5]
+        assert [x for g in groups for x in g.column("x").to_pylist()] == values
+    assert list(row_groups(iter([]), 10)) == []
