@@ -123,12 +123,14 @@ def parse_notebook(content: str, max_output_chars: int) -> tuple[list[Cell], str
         notebook = json.loads(content)
     except json.JSONDecodeError as err:
         raise NotebookError(f"invalid JSON: {err}") from err
+    except RecursionError as err:  # `[[[[…` nested past Python's limit
+        raise NotebookError("invalid JSON: nested too deep") from err
     if not isinstance(notebook, dict):
         raise NotebookError(f"a JSON {type(notebook).__name__}, not a notebook object")
     raw_cells = notebook.get("cells")
     if raw_cells is None and isinstance(notebook.get("worksheets"), list):  # nbformat 3
         raw_cells = [c for sheet in notebook["worksheets"] if isinstance(sheet, dict)
-                     for c in sheet.get("cells") or []]
+                     and isinstance(sheet.get("cells") or [], list) for c in sheet.get("cells") or []]
     if not isinstance(raw_cells, list):
         raise NotebookError("no list of cells")
     cells = []
@@ -140,6 +142,12 @@ def parse_notebook(content: str, max_output_chars: int) -> tuple[list[Cell], str
             cells.append(Cell("code", source, _output_text(raw.get("outputs"), max_output_chars)))
         else:
             cells.append(Cell("markdown", _text(raw.get("source"))))
+    for cell in cells:  # JSON's \ud800 escapes decode to lone surrogates, which no output can hold
+        for text in (cell.text, cell.output or ""):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise NotebookError(f"a cell holds text that is not Unicode (a lone surrogate, {err.reason})") from err
     return cells, kernel_language(notebook.get("metadata"))
 
 
@@ -158,9 +166,15 @@ def kernel_language(metadata: Any) -> str | None:
     return None
 
 
-def _enry_name(name: str) -> str:
-    """go-enry's name of a kernel's language: "python" is "Python", "ir" is "R"."""
-    return KERNEL_NAMES.get(name.lower()) or name[:1].upper() + name[1:]
+def _enry_name(name: str) -> str | None:
+    """go-enry's name of a kernel's language: "python" is "Python", "ir" is "R"; None for a
+    name go-enry does not know (a notebook's metadata is the crawl's: any string at all)."""
+    found = KERNEL_NAMES.get(name.lower()) or name[:1].upper() + name[1:]
+    if len(found) > 64 or not found.isprintable() or found.encode("utf-8", "replace").decode() != found:
+        return None
+    if enry.get_language_type(found) in ("", "unknown"):
+        return None
+    return found
 
 
 def script(cells: list[Cell], language: str | None) -> str:

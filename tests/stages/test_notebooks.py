@@ -90,6 +90,11 @@ def test_a_literal_marker_is_text_in_the_markers_list():
     ("[1, 2]", "a JSON list, not a notebook object"),
     ('{"metadata": {}}', "no list of cells"),
     ('{"cells": ["x"]}', "a cell is a JSON str, not an object"),
+    # hostile ones: a lone surrogate no Parquet file can hold (it used to stop the whole build),
+    # nesting past Python's recursion limit
+    ('{"cells": [{"cell_type": "code", "source": "x = 1  # \\ud800", "outputs": []}]}',
+     "a cell holds text that is not Unicode (a lone surrogate, surrogates not allowed)"),
+    ("[" * 100_000, "invalid JSON: nested too deep"),
 ])
 def test_a_broken_notebook_is_dropped_with_reason_and_detail(content, detail):
     record = convert(content)
@@ -168,3 +173,16 @@ def test_a_build_redacts_secrets_in_outputs_and_drops_broken_notebooks(tmp_path,
         assert tokenizer.decode(ids, skip_special_tokens=False) == shard[name]["content"] + "<|endoftext|>"
         assert (CODE in ids) == (form == "structured")
     assert shard["literal.ipynb"]["input_ids"].count(CODE) == (1 if form == "structured" else 0)
+
+
+def test_a_kernel_name_go_enry_does_not_know_is_no_language():
+    """The metadata is the crawl's: a made-up or hostile kernel name never becomes a language."""
+    cells = [{"cell_type": "code", "source": "x = 1", "outputs": []}]
+
+    def language_of(name: str) -> str | None:
+        text = json.dumps({"metadata": {"kernelspec": {"language": name}}, "cells": cells})
+        return parse_notebook(text.replace("SURROGATE", "\\ud800"), 40)[1]
+
+    for name in ("Made-Up-Lang", "<script>", "a" * 500, "pySURROGATE"):
+        assert language_of(name) is None, name
+    assert language_of("python") == "Python"
