@@ -90,8 +90,13 @@ POINTER = re.compile(r"^\s*\.\. (?:literal)?include::|\{%-?\s*include\b|--8<--|(
 LICENSE_DOCUMENT = re.compile(r"^[^.]*(?:\.(?:txt|text|md|markdown|rst|adoc|html?|pdf|rtf|docx?|odt))?$",
                               re.IGNORECASE)
 # the drops of a file whose bytes this stage never got to read as text
+# a license file never read here is unknown evidence for its directory, never no evidence (then a
+# permissive header or a parent's license would stand in for terms nobody read): whatever kept its
+# bytes from this stage, a link (even inside the repository: its target is scoped to another
+# directory) or an opt-out of the file itself included
 UNREAD = frozenset({reasons.BINARY, reasons.TOO_LARGE, reasons.NOT_TEXT, reasons.UNREADABLE, reasons.SPECIAL_FILE,
-                    reasons.LINK_ESCAPE, reasons.ARCHIVE_LIMIT, reasons.STAGE_ERROR})
+                    reasons.LINK_ESCAPE, reasons.SYMLINK, reasons.ARCHIVE_LIMIT, reasons.STAGE_ERROR,
+                    reasons.OPTED_OUT})
 # an SPDX line the way headers write one: after comment characters only, not inside code
 SPDX_COMMENT = re.compile(r"^[^\w\n]*SPDX-License-Identifier:", re.MULTILINE)
 # a header paragraph that says anything legal starts the notice; lines naming a license in words
@@ -722,8 +727,8 @@ class LicenseDetector(FileStage):
 
     def run(self, records: Iterable[FileRecord]) -> Iterator[FileRecord]:
         """As every file stage, and a license file that was never read as text (binary, too
-        large, undecodable, a link out of the repository, this stage's own error) is evidence
-        of an unknown license for its directory: its terms apply, and nobody read them."""
+        large, undecodable, a link, opted out, this stage's own error) is evidence of an
+        unknown license for its directory: its terms apply, and nobody read them."""
         for record in super().run(records):
             if record.reason in UNREAD and is_unread_license_file(record.path):
                 unread = Evidence(record.path, "license_file", UNKNOWN_LICENSE, rule=f"not read: {record.reason}")

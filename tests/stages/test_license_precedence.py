@@ -18,7 +18,7 @@ from pipeline.progress import Progress
 from pipeline.run import build
 from stages.dedup import DedupConfig, NearDedupConfig
 from stages.license import Evidence, Resolution, decide, file_license, resolve
-from tests.conftest import APACHE_NOTICE, GPL3_HEADER, LENIENT, mit_license, write_tree
+from tests.conftest import APACHE_NOTICE, GPL3_HEADER, LENIENT, mit_license, program, write_tree
 
 ALLOWED = frozenset(PERMISSIVE)
 CODE = "def f():\n    return 1\n"
@@ -362,3 +362,30 @@ def test_resolution_of_unknown_and_disagreeing_evidence():
     assert decide(choice, ALLOWED) == (None, None)  # a declared choice that passes: no conflict
     refused = resolve([mit, Evidence("setup.py", "metadata", "GPL-2.0-only")])
     assert (refused.license, refused.conflict, refused.others) == ("MIT", "resolved", (("setup.py", "GPL-2.0-only"),))
+
+
+def test_a_license_file_opted_out_or_linked_is_unknown_never_no_evidence(tmp_path):
+    """A GPL repository whose LICENSE an opt-out removed, or whose LICENSE is a link: no file
+    may fall back to its own permissive header (the review found pkg/a.py kept as MIT)."""
+    from filters.optout import OptOutConfig
+    from manifests.optout import make_entry, save
+
+    code = "def f():\n    return 1\n"
+    gpl = GPL3_HEADER.replace("# ", "")
+    write_tree(tmp_path / "src" / "optedout", {"LICENSE": gpl, "pkg/a.py": spdx("MIT") + code})
+    linked = write_tree(tmp_path / "src" / "linked", {"docs/GPL.txt": gpl, "pkg/a.py": spdx("MIT") + code})
+    (linked / "LICENSE").symlink_to("docs/GPL.txt")
+    write_tree(tmp_path / "src" / "mit", {"LICENSE": mit_license(), "m.py": program(1, 30)})  # something to keep
+    registry = tmp_path / "optout.jsonl"
+    save(registry, [make_entry("path", "LICENSE", repo="optedout", requested_by="a@b.c", reason="")])
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(tmp_path / "src")),),
+                         near_dedup=NearDedupConfig(enabled=False), optout=OptOutConfig(registry=str(registry)),
+                         execution=ExecutionConfig(executor="local"))
+    build(config, tmp_path / "out", Progress(quiet=True))
+    rows = {(r["repo"], r["path"]): r for r in pq.read_table(tmp_path / "out/manifest/files.parquet").to_pylist()}
+    for repo in ("optedout", "linked"):
+        row = rows[repo, "pkg/a.py"]
+        assert (row["decision"], row["reason"], row["license"]) == ("dropped", "license_unknown",
+                                                                    "LicenseRef-scancode-unknown"), (repo, row)
+    assert rows["optedout", "LICENSE"]["reason"] == "opted_out"
+    assert rows["mit", "m.py"]["decision"] == "kept"
