@@ -215,7 +215,10 @@ REQUEST_KINDS = ("repo", "owner", "path")  # what the web form offers; content h
 MAX_CONTACT = 200
 MAX_REASON = 1000
 MAX_PENDING = 10_000  # a flood of requests stops here instead of filling the disk
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+# what could forge lines or reorder text in a reviewer's terminal (`optout review` prints requests):
+# C0 and C1 controls (8-bit CSI \x9b included), line separators, bidirectional overrides and isolates;
+# a newline is allowed in a reason only
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -251,7 +254,7 @@ def check_text(value: str, what: str, limit: int, required: bool = True) -> str:
         raise ConfigError(f"{what}: required")
     if len(value) > limit:
         raise ConfigError(f"{what}: at most {limit} characters (got {len(value)})")
-    if CONTROL.search(value):
+    if CONTROL.search(value) or ("\n" in value and what not in ("reason", "note")):
         raise ConfigError(f"{what}: control characters are not allowed")
     return value
 

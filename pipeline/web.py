@@ -27,7 +27,7 @@ import re
 import secrets
 import time
 import urllib.parse
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,18 +89,25 @@ class ServeConfig:
 
 
 class RateLimiter:
-    """At most `limit` requests per client in any `window` seconds (a sliding log)."""
+    """At most `limit` requests per client in any `window` seconds (a sliding log). At most
+    MAX_CLIENTS clients are remembered, the least recently seen forgotten first, so a flood of
+    addresses costs constant memory and time per request. IPv6 clients count by their /64
+    (one host holds a whole /64)."""
 
     def __init__(self, limit: int, window: float = WINDOW_S):
         self.limit, self.window = limit, window
-        self.seen: dict[str, deque[float]] = {}
+        self.seen: OrderedDict[str, deque[float]] = OrderedDict()
 
     def wait(self, client: str, now: float | None = None) -> float:
         """0 when the request may go ahead (and it is counted); else seconds until it may."""
         now = time.monotonic() if now is None else now
-        if len(self.seen) > MAX_CLIENTS:
-            self.seen = {c: log for c, log in self.seen.items() if log and log[-1] > now - self.window}
-        log = self.seen.setdefault(client, deque())
+        client = _bucket(client)
+        log = self.seen.pop(client, None)
+        if log is None:
+            log = deque()
+            while len(self.seen) >= MAX_CLIENTS:
+                self.seen.popitem(last=False)
+        self.seen[client] = log  # the most recently seen last
         while log and log[0] <= now - self.window:
             log.popleft()
         if len(log) >= self.limit:
@@ -109,13 +116,37 @@ class RateLimiter:
         return 0.0
 
 
+def _bucket(client: str) -> str:
+    try:
+        ip = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _ip(address: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as a peer or an X-Forwarded-For hop gives it: `1.2.3.4`, `1.2.3.4:5678`,
+    `[2001:db8::1]:443`, `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket); None if not one."""
+    text = (address or "").strip()
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return ip.ipv4_mapped or ip if ip.version == 6 else ip
+
+
 def trusted(address: str | None, networks: tuple) -> bool:
     """True when `address` is one of the configured trusted proxies."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
+    ip = _ip(address)
+    return ip is not None and any(ip in network for network in networks)
 
 
 def client_address(peer: str | None, forwarded_for: str | None, networks: tuple) -> str:
@@ -123,13 +154,13 @@ def client_address(peer: str | None, forwarded_for: str | None, networks: tuple)
     of X-Forwarded-For that is not a trusted proxy (the ones left of it are the client's say)."""
     if peer is None or not trusted(peer, networks) or not forwarded_for:
         return peer or "unknown"
-    for hop in reversed([part.strip() for part in forwarded_for.split(",")][:32]):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
+    # from the right: the proxy appended the last hop; the ones left of it are the client's say
+    for hop in reversed([part.strip() for part in forwarded_for.split(",")][-32:]):
+        ip = _ip(hop)
+        if ip is None:
             return peer  # a malformed header: the proxy's own address stands in
-        if not trusted(hop, networks):
-            return hop
+        if not trusted(str(ip), networks):
+            return str(ip)
     return peer
 
 
@@ -222,7 +253,7 @@ def create_app(config: ServeConfig) -> ASGIApp:
         origin = request.headers.get("origin")
         host = request.headers.get("host")
         if trusted(request.client.host if request.client else None, config.networks):
-            host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()  # the name the browser used
+            host = (request.headers.get("x-forwarded-host") or host or "").split(",")[0].strip()  # the browser's name
         if site == "cross-site" or (origin and origin != "null" and urllib.parse.urlsplit(origin).netloc != host):
             raise BadRequest(403, "This form was sent from another site; open this page and send it from here.")
         if (request.headers.get("content-type") or "").split(";")[0].strip() != "application/x-www-form-urlencoded":

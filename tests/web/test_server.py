@@ -15,6 +15,7 @@ from corpus_core.errors import ConfigError
 from corpus_core.records import normalized_sha256
 from manifests import optout
 from pipeline import search
+from pipeline import web as web_module
 from pipeline.cli import main
 from pipeline.web import RateLimiter, ServeConfig, client_address, create_app
 from tests.conftest import program
@@ -181,6 +182,23 @@ def test_the_client_address_comes_from_a_trusted_proxy_only():
     limiter = RateLimiter(2, window=60)
     assert [limiter.wait("a", now) for now in (0, 1, 2)] == [0, 0, 58]
     assert limiter.wait("a", 61) == 0 and limiter.wait("b", 2) == 0
+    # found in review: the client writes the left of the header, so hops are taken from the right;
+    # 40 made-up hops before the proxy's own entry change nothing
+    made_up = ", ".join(f"6.6.6.{i}" for i in range(40))
+    assert client_address("10.0.0.1", f"{made_up}, 203.0.113.9", proxies) == "203.0.113.9"
+    # an IPv4 proxy seen on a dual-stack socket, and hops written with a port
+    assert client_address("::ffff:10.0.0.1", "198.51.100.7:5678", proxies) == "198.51.100.7"
+    assert client_address("127.0.0.1", "[2001:db8::5]:443", proxies) == "2001:db8::5"
+
+
+def test_the_rate_limiter_stays_bounded_and_counts_an_ipv6_host_by_its_64(monkeypatch):
+    monkeypatch.setattr(web_module, "MAX_CLIENTS", 100)
+    limiter = RateLimiter(2, window=60)
+    for number in range(1000):  # a flood of addresses: constant memory, the oldest forgotten
+        limiter.wait(f"198.51.{number // 256}.{number % 256}", 0)
+    assert len(limiter.seen) == 100
+    assert limiter.wait("2001:db8::1", 1) == 0 and limiter.wait("2001:db8::2", 1) == 0
+    assert limiter.wait("2001:db8::ffff", 1) > 0  # the same /64: the same client
 
 
 def test_an_optout_request_is_pending_until_reviewed(corpus, tmp_path, capsys):
@@ -246,3 +264,15 @@ def test_behind_a_trusted_proxy_the_forwarded_host_and_client_count(corpus, tmp_
     assert [proxied.get("/", headers={"x-forwarded-for": "198.51.100.7"}).status_code for _ in range(4)] == \
         [200, 200, 200, 429]
     assert proxied.get("/", headers={"x-forwarded-for": "198.51.100.8"}).status_code == 200
+
+
+@pytest.mark.parametrize("contact, reason", [
+    ("octo@example.com\nACCEPTED by admin", "mine"),  # a forged line in `optout review`
+    ("octo@example.com", "mine \x9b31m"),  # an 8-bit CSI
+    ("\u202eoctо@example.com", "mine"),  # a bidirectional override
+])
+def test_a_request_that_could_forge_a_reviewers_terminal_is_refused(tmp_path, contact, reason):
+    with pytest.raises(ConfigError, match="control characters are not allowed"):
+        optout.make_request("repo", "octo/hello", repo=None, contact=contact, reason=reason)
+    assert optout.make_request("repo", "octo/hello", repo=None, contact="octo@example.com",
+                               reason="mine\nand my team's").reason == "mine\nand my team's"
