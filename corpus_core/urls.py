@@ -27,11 +27,14 @@ def scrub_credentials(text: str | None) -> str | None:
 # a URL in package metadata names its owner only on one of these (a project's home page may be
 # anywhere); a git remote is a repository on any host
 CODE_HOSTS = frozenset({"github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "git.sr.ht", "sr.ht"})
+# first path parts that name a page of the host, not an account (the account follows them)
+NOT_ACCOUNTS = {"github.com": ("sponsors", "orgs", "users", "apps", "marketplace", "features", "enterprises"),
+                "gitlab.com": ("groups", "users", "-")}
 # npm's shorthands for a repository: `github:owner/name`, `gitlab:…`, `bitbucket:…`
 _SHORTHAND = {"github": "github.com", "gitlab": "gitlab.com", "bitbucket": "bitbucket.org"}
 ACCOUNT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_])?$")
 _SCP = re.compile(r"^(?:[^@/\s]+@)?(?P<host>[A-Za-z0-9.-]+):(?P<path>[^/\s][^\s]*)$")
-_WITH_SCHEME = re.compile(r"^(?:git\+)?[a-z][a-z0-9+.-]*://(?:[^/@\s]*@)?(?P<host>[^/:\s]+)(?::\d+)?(?P<path>/[^\s]*)?$",
+_WITH_SCHEME = re.compile(r"^(?:git\+)?[a-z][a-z0-9+.-]*://(?:[^/@\s]*@)?(?P<host>[^/:\s]+)(?::\d*)?(?P<path>/[^\s]*)?$",
                           re.IGNORECASE)
 
 
@@ -63,6 +66,9 @@ def repository_owner(url: str | None, any_host: bool) -> str | None:
     if found is None:
         return None
     host, parts = found
+    host = host.removeprefix("www.")
+    if parts and parts[0].lower() in NOT_ACCOUNTS.get(host, ()):  # github.com/sponsors/psf is psf's page
+        parts = parts[1:]
     if len(parts) < 2 or not (any_host or host in CODE_HOSTS):
         return None
     owner = parts[0].removeprefix("~")

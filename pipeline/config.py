@@ -59,6 +59,14 @@ class ExecutionConfig(Settings):
 class _BuildConfig:
     """The methods of BuildConfig, whose fields are made from the stages' sections below."""
 
+    def __post_init__(self) -> None:
+        """Settings of two sections that cannot go together."""
+        if self.section("notebooks").form == "both" and self.section("shards").group_by == "repository":
+            # a "both" row holds two documents (script, then structured, each ended by <|endoftext|>): inside a
+            # repository document the first would end it, and FIM would treat the mark as content
+            raise ConfigError('notebooks.form = "both" cannot go with shards.group_by = "repository": a notebook '
+                              'would end its repository\'s document in the middle; choose "script" or "structured"')
+
     def section(self, name: str) -> Settings:
         return getattr(self, name)
 

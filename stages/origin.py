@@ -128,20 +128,31 @@ def owner_of_directory(root: Path) -> str | None:
     return None
 
 
-def _top_metadata_name(member_name: str) -> str | None:
+def _top_metadata_name(member_name: str, root: str | None) -> str | None:
+    """`PKG-INFO` or `package.json` at the archive's root, or in its root folder: the folder
+    its first member is in (sdists and npm tarballs hold everything under one), never another
+    folder's (`docs/package.json`, a vendored dependency's)."""
     parts = [p for p in member_name.split("/") if p not in ("", ".")]
-    if 1 <= len(parts) <= 2 and parts[-1] in METADATA_FILES:
+    if parts and parts[-1] in METADATA_FILES and (len(parts) == 1 or (len(parts) == 2 and parts[0] == root)):
         return parts[-1]
     return None
 
 
+def _root_of(member_name: str) -> str | None:
+    parts = [p for p in member_name.split("/") if p not in ("", ".")]
+    return parts[0] if len(parts) > 1 or member_name.rstrip("/") != member_name else None
+
+
 def _tar_metadata(path: Path, max_bytes: int) -> tuple[str, bytes] | None:
     with open_tar_stream(path, max_bytes) as tar:
+        root = None
         for index, member in enumerate(tar):
             tar.members.clear()
             if index >= MAX_MEMBERS_SCANNED:
                 return None
-            name = _top_metadata_name(member.name)
+            if index == 0:
+                root = _root_of(member.name + ("/" if member.isdir() else ""))
+            name = _top_metadata_name(member.name, root)
             if name is not None and member.isfile() and member.size <= METADATA_BYTES:
                 handle = tar.extractfile(member)
                 return (name, handle.read(METADATA_BYTES)) if handle is not None else None
@@ -150,8 +161,10 @@ def _tar_metadata(path: Path, max_bytes: int) -> tuple[str, bytes] | None:
 
 def _zip_metadata(path: Path) -> tuple[str, bytes] | None:
     with zipfile.ZipFile(path) as archive:  # a zip whose names its flags misstate is read, by ingest, without an owner
-        for info in archive.infolist()[:MAX_MEMBERS_SCANNED]:
-            name = _top_metadata_name(info.filename)
+        infos = archive.infolist()[:MAX_MEMBERS_SCANNED]
+        root = _root_of(infos[0].filename) if infos else None
+        for info in infos:
+            name = _top_metadata_name(info.filename, root)
             # a member's stated size bounds what is read: `read(METADATA_BYTES)` stops a lie
             if name is not None and not info.is_dir() and info.file_size <= METADATA_BYTES:
                 with archive.open(info) as handle:

@@ -169,3 +169,12 @@ def test_an_opt_out_on_a_published_grouped_build_is_refused_not_half_done(groupe
     with pytest.raises(ConfigError, match="does not rewrite repository documents"):
         apply_optout(grouped, registry, tmp_path / "v2")
     assert not (tmp_path / "v2").exists()
+
+
+def test_notebooks_in_both_forms_cannot_go_into_repository_documents():
+    from corpus_core.errors import ConfigError
+    from stages.notebooks import NotebookConfig
+
+    with pytest.raises(ConfigError, match='notebooks.form = "both" cannot go with shards.group_by = "repository"'):
+        BuildConfig(notebooks=NotebookConfig(form="both"), shards=ShardConfig(group_by="repository"))
+    assert BuildConfig(notebooks=NotebookConfig(form="structured"), shards=ShardConfig(group_by="repository"))

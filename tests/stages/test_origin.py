@@ -40,6 +40,12 @@ from tests.conftest import LENIENT, git, make_git_repo, make_tar, make_zip, mit_
     ("file:///srv/git/team/tool.git", True, None),
     ("/srv/git/team/tool.git", True, None),
     ("https://github.com/-bad-/x", False, None),
+    # found in review: pages of the host are no account, and a host's spellings are one host
+    ("https://github.com/sponsors/psf", False, None),
+    ("https://github.com/orgs/psf/people", False, None),
+    ("https://gitlab.com/groups/foo/bar", False, None),
+    ("https://www.github.com/psf/requests", False, "psf"),
+    ("https://github.com:/psf/x", False, "psf"),
 ])
 def test_repository_owner(url, any_host, owner):
     assert repository_owner(url, any_host) == owner
@@ -80,6 +86,10 @@ def test_owner_of_archives_and_folders(tmp_path):
     # metadata deeper than the top (a vendored package's) is not the archive's
     nested = make_tar(tmp_path / "n.tar.gz", [("n-1.0/vendor/dep/PKG-INFO", PKG_INFO, {})])
     assert origin.owner_of_archive(nested, 10**9) is None
+    # only the root folder's (the one the first member is in): not another top folder's
+    other = make_tar(tmp_path / "o.tar.gz", [("o-1.0/o.py", "x = 1\n", {}),
+                                            ("docs/package.json", json.dumps({"repository": "docsco/x"}), {})])
+    assert origin.owner_of_archive(other, 10**9) is None
     npm = make_zip(tmp_path / "pkg.zip", {"package/package.json": json.dumps({"repository": "zipco/pkg"})})
     assert origin.owner_of_archive(npm, 10**9) == "zipco"
     (tmp_path / "broken.tar.gz").write_bytes(b"\x1f\x8b not gzip")
