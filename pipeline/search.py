@@ -201,9 +201,11 @@ def near_matches(build: ServedBuild, text: str) -> Found:
     manifest = build.path / "manifest"
     db = duckdb.connect()
     try:
+        # the candidates sharing the most bands first: the same ones on every run
         candidates = [row[0] for row in db.execute(f"""
-            SELECT DISTINCT id FROM read_parquet({sql_path(manifest / SIGNATURE_BANDS)})
-            WHERE list_contains(?, struct_pack(band := band, key := key)) LIMIT {MAX_CANDIDATES}""",
+            SELECT id FROM read_parquet({sql_path(manifest / SIGNATURE_BANDS)})
+            WHERE list_contains(?, struct_pack(band := band, key := key))
+            GROUP BY id ORDER BY count(*) DESC, id LIMIT {MAX_CANDIDATES}""",
             [[{"band": band, "key": int(key)} for band, key in enumerate(keys)]]).fetchall()]
         found = db.execute(f"""SELECT id, signature FROM read_parquet({sql_path(manifest / SIGNATURES)})
                               WHERE list_contains(?, id)""", [candidates]).fetchall() if candidates else []
