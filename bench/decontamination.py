@@ -22,12 +22,11 @@ import argparse
 import gzip
 import importlib.resources
 import json
-import statistics
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from report import publish  # bench/report.py
+from report import publish, timed  # bench/report.py
 
 from filters.decontamination import DecontaminationConfig, Index, normalize, read_benchmark, signature
 
@@ -80,15 +79,6 @@ class PlainLoop:
             if grams and sum(f" {g} " in padded for g in grams) / len(grams) >= self.config.max_ngram_share:
                 return True
         return False
-
-
-def timed(fn, repeat: int) -> float:
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs)
 
 
 def main() -> None:

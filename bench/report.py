@@ -1,6 +1,9 @@
-"""What every benchmark ends with: its figures printed, and kept in bench/results/NAME.json."""
+"""What every benchmark shares: `timed` (the median of repeated runs), and its ending, `publish`
+(its figures printed, and kept in bench/results/NAME.json)."""
 
 import json
+import statistics
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -11,3 +14,13 @@ def publish(name: str, result: dict) -> None:
     print(text, end="")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(text)
+
+
+def timed(fn, repeat: int) -> float:
+    """Median wall seconds of `repeat` calls of `fn`."""
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)

@@ -25,13 +25,12 @@ os.environ["RAYON_NUM_THREADS"] = "1"  # before tokenizers starts its thread poo
 
 import argparse
 import hashlib
-import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from report import publish  # bench/report.py
+from report import publish, timed  # bench/report.py
 
 from stages.tokenize import TokenizeConfig, encode_files, train_tokenizer
 
@@ -60,15 +59,6 @@ def bytes_per_token(tokenizer, rows: list[dict]) -> dict[str, float]:
         totals[0] += len(row["content"].encode())
         totals[1] += len(ids)
     return {language: round(b / t, 3) for language, (b, t) in sorted(by_language.items()) if t}
-
-
-def timed(fn, repeat: int) -> float:
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs)
 
 
 def main() -> None:

@@ -335,8 +335,9 @@ def _optout(facts: dict[str, Any], run: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _funnel(facts: dict[str, Any], run: dict[str, Any]) -> str:
-    """Files and bytes in, what each stage dropped per reason (in stage order), what is left."""
+def stages_and_givers(run: dict[str, Any]) -> tuple[list[str], Any]:
+    """The stages in flow order, and `stage_of(reason)`: the one stage that gave a reason in
+    this run (else the registry's, else "(any)"). The card's funnel and report.html's use it."""
     order = [stage["name"] for stage in run.get("stages", [])]
     givers: dict[str, list[str]] = {}
     for stage in run.get("stages", []):
@@ -347,6 +348,12 @@ def _funnel(facts: dict[str, Any], run: dict[str, Any]) -> str:
         names = givers.get(reason) or ([reasons.REASONS[reason].stage] if reason in reasons.REASONS else [])
         return names[0] if len(names) == 1 and names[0] in order else "(any)"
 
+    return order, stage_of
+
+
+def _funnel(facts: dict[str, Any], run: dict[str, Any]) -> str:
+    """Files and bytes in, what each stage dropped per reason (in stage order), what is left."""
+    order, stage_of = stages_and_givers(run)
     steps = sorted(((stage_of(row["reason"]), row) for row in facts["dropped"]),
                    key=lambda step: (order.index(step[0]) if step[0] in order else len(order), step[1]["reason"]))
     lines = ["## Funnel", "", "| step | reason | files | bytes |", "|---|---|---:|---:|",

@@ -22,10 +22,9 @@ import plotly.io as pio
 import pyarrow.parquet as pq
 from plotly.offline import get_plotlyjs
 
-from corpus_core import reasons
 from corpus_core.errors import ConfigError
 from corpus_core.storage import sql_path
-from manifests.card import find_index
+from manifests.card import find_index, stages_and_givers
 
 REPORT = "report.html"
 PII_TYPES = (("pii_email", "e-mail"), ("pii_ip_address", "IP address"), ("pii_key", "key or token"),
@@ -109,24 +108,9 @@ def _label(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _stage_of(run: dict[str, Any]) -> tuple[list[str], Any]:
-    """The stages in flow order, and which stage gave each reason (as the dataset card says)."""
-    order = [stage["name"] for stage in run.get("stages", [])]
-    givers: dict[str, list[str]] = {}
-    for stage in run.get("stages", []):
-        for reason in stage.get("dropped", {}):
-            givers.setdefault(reason, []).append(stage["name"])
-
-    def stage_of(reason: str) -> str:
-        names = givers.get(reason) or ([reasons.REASONS[reason].stage] if reason in reasons.REASONS else [])
-        return names[0] if len(names) == 1 and names[0] in order else "(any)"
-
-    return order, stage_of
-
-
 def _dropped(db: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> list[tuple[str, str, int, int]]:
     """(stage, reason, files, bytes) of every drop in files.parquet, in flow order."""
-    order, stage_of = _stage_of(run)
+    order, stage_of = stages_and_givers(run)
     found = [(stage_of(reason), reason, files, size) for reason, files, size in _rows(db, """
         SELECT reason, count(*), coalesce(sum(size), 0) FROM files WHERE decision = 'dropped' GROUP BY ALL""")]
     return sorted(found, key=lambda row: (order.index(row[0]) if row[0] in order else len(order), row[1]))
