@@ -27,6 +27,8 @@ from tests.web.conftest import DROPPED_REPO, HOSTILE_PATH, HOSTILE_REPO, KEPT_RE
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra: pip install -e '.[test]'")
 from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -83,11 +85,20 @@ def shots(tmp_path_factory) -> Path:
     return folder
 
 
+def submit(browser, button: str) -> None:
+    """Click a form's button and wait for the page it leads to: a click returns before the
+    browser has navigated, and a look right after it may still see the old page."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR, button).click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def search_for(browser, base: str, text: str, by: str) -> None:
     browser.get(base + "/")
     browser.find_element(By.NAME, "q").send_keys(text)
     browser.find_element(By.CSS_SELECTOR, f"select[name=by] option[value={by}]").click()
-    browser.find_element(By.CSS_SELECTOR, "form.search button").click()
+    submit(browser, "form.search button")
 
 
 def no_alert(browser) -> bool:
@@ -120,7 +131,7 @@ def test_pasting_a_near_copy_of_a_kept_file_finds_it(site, browser):
     # set as a paste would (typing 3 KB key by key takes seconds); the form still sends CRLF line endings
     browser.execute_script("arguments[0].value = arguments[1]", browser.find_element(By.NAME, "content"),
                            near_copy(ROWS[0]["content"]))
-    browser.find_element(By.CSS_SELECTOR, "form.paste button").click()
+    submit(browser, "form.paste button")
     first = browser.find_element(By.CSS_SELECTOR, "section.build-result")
     assert "No exact copy in corpus" in first.text
     near = first.find_elements(By.CSS_SELECTOR, "table.files tr.kept")
@@ -133,7 +144,7 @@ def test_an_optout_request_is_pending_until_review_accepts_it(site, browser):
     assert browser.find_element(By.ID, "value").get_attribute("value") == KEPT_REPO
     browser.find_element(By.ID, "contact").send_keys("octo@example.com")
     browser.find_element(By.ID, "reason").send_keys("please leave my code out")
-    browser.find_element(By.CSS_SELECTOR, "form.optout button").click()
+    submit(browser, "form.optout button")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Request received"
     assert browser.find_element(By.CSS_SELECTOR, "dd.status").text == "pending"
     request_id = browser.find_element(By.CSS_SELECTOR, "code.request-id").text
