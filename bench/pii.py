@@ -49,13 +49,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from report import publish  # bench/report.py
+from report import timed as median_seconds
 from secrets_eval import HELD_OUT_KINDS, Carrier, Evaluation, Planted, build, harvested_look_alikes, load_carriers
 
 from corpus_core.records import FileRecord
@@ -298,21 +298,14 @@ def hostile(redact, code_mb_s: float, megabytes: float, repeat: int) -> dict:
 # MB/s per core: megabytes over the CPU seconds of this process (all its threads: onnxruntime's
 # too), not over wall time, which other work on a shared machine stretches
 def timed(redact, texts: list[str], repeat: int) -> tuple[float, int]:
-    runs, count = [], 0
-    for _ in range(repeat):
-        started = time.process_time()
-        count = sum(redact(t)[1] for t in texts)
-        runs.append(time.process_time() - started)
-    return statistics.median(runs), count
+    """(median CPU seconds, findings) of redacting every text."""
+    counts: list[int] = []
+    cpu = seconds(lambda: counts.append(sum(redact(t)[1] for t in texts)), repeat)
+    return cpu, counts[-1] if counts else 0
 
 
 def seconds(work: Callable[[], object], repeat: int) -> float:
-    runs = []
-    for _ in range(repeat):
-        started = time.process_time()
-        work()
-        runs.append(time.process_time() - started)
-    return statistics.median(runs)
+    return median_seconds(work, repeat, clock=time.process_time)
 
 
 def table(result: dict) -> str:

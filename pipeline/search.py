@@ -117,43 +117,39 @@ def _select(build: ServedBuild) -> str:
     return ", ".join(f"f.{name}" if name in build.columns else f"NULL AS {name}" for name in FILE_COLUMNS)
 
 
-def _files(build: ServedBuild, where: str, params: list[Any], extra: str = "") -> tuple[list[dict[str, Any]], int]:
-    """Rows of files.parquet matching `where` (over alias f), each with the kept copy's repo
-    and path for a duplicate and its repository's version."""
+def _query(sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    """Rows as dicts, each with its reason in plain words, from a DuckDB connection of its own."""
     db = duckdb.connect()
     try:
-        result = db.execute(f"""
-            WITH kept AS (SELECT DISTINCT ON (id) id, repo, path FROM read_parquet({build.files})
-                          WHERE decision = 'kept' ORDER BY id, repo, path)
-            SELECT {_select(build)}{extra}, k.repo AS dup_repo, k.path AS dup_path, r.commit AS version,
-                   count(*) OVER () AS total
-            FROM read_parquet({build.files}) f LEFT JOIN kept k ON k.id = f.dup_of
-                 LEFT JOIN read_parquet({build.repos}) r ON r.repo = f.repo
-            WHERE {where} ORDER BY f.repo, f.path LIMIT {MAX_ROWS}""", params)
+        result = db.execute(sql, params)
         names = [column[0] for column in result.description]
         rows = [dict(zip(names, row, strict=True)) for row in result.fetchall()]
     finally:
         db.close()
     for row in rows:
         row["reason_words"] = reason_words(row["reason"])
+    return rows
+
+
+def _files(build: ServedBuild, where: str, params: list[Any], extra: str = "") -> tuple[list[dict[str, Any]], int]:
+    """Rows of files.parquet matching `where` (over alias f), each with the kept copy's repo
+    and path for a duplicate and its repository's version."""
+    rows = _query(f"""
+        WITH kept AS (SELECT DISTINCT ON (id) id, repo, path FROM read_parquet({build.files})
+                      WHERE decision = 'kept' ORDER BY id, repo, path)
+        SELECT {_select(build)}{extra}, k.repo AS dup_repo, k.path AS dup_path, r.commit AS version,
+               count(*) OVER () AS total
+        FROM read_parquet({build.files}) f LEFT JOIN kept k ON k.id = f.dup_of
+             LEFT JOIN read_parquet({build.repos}) r ON r.repo = f.repo
+        WHERE {where} ORDER BY f.repo, f.path LIMIT {MAX_ROWS}""", params)
     return rows, (rows[0]["total"] if rows else 0)
 
 
 def _repos(build: ServedBuild, names: list[str]) -> list[dict[str, Any]]:
     if not names:
         return []
-    db = duckdb.connect()
-    try:
-        result = db.execute(f"""SELECT repo, commit AS version, url, files, files_kept, decision, reason
-                                FROM read_parquet({build.repos}) WHERE list_contains(?, repo) ORDER BY repo""",
-                            [names])
-        names_ = [column[0] for column in result.description]
-        rows = [dict(zip(names_, row, strict=True)) for row in result.fetchall()]
-    finally:
-        db.close()
-    for row in rows:
-        row["reason_words"] = reason_words(row["reason"])
-    return rows
+    return _query(f"""SELECT repo, commit AS version, url, files, files_kept, decision, reason
+                      FROM read_parquet({build.repos}) WHERE list_contains(?, repo) ORDER BY repo""", [names])
 
 
 def _with_repos(build: ServedBuild, files: list[dict[str, Any]], total: int, note: str = "") -> Found:
