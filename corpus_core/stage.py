@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from corpus_core import reasons
 from corpus_core.names import error_detail
+from corpus_core.partitions import PartitionPlan
 from corpus_core.records import FileRecord, RepoRecord
 from corpus_core.settings import Settings
 
@@ -179,6 +180,7 @@ class CorpusContext:
     scratch: Path  # the build's work directory; a stage keeps its files in a folder named after it
     executor: Any  # maps a function over items, in-process or as Ray tasks (pipeline/executor.py)
     progress: Any  # reports phases (pipeline/progress.py)
+    partitions: PartitionPlan = PartitionPlan()  # how partitioned work is cut (corpus_core/partitions.py)
 
 
 class CorpusStage(Stage):

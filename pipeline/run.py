@@ -21,6 +21,7 @@ import duckdb
 
 from corpus_core import reasons, schema
 from corpus_core.errors import BuildFailed, ConfigError
+from corpus_core.partitions import PartitionPlan
 from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
 from manifests.attribution import write_attribution, write_notice
 from manifests.card import write_card
@@ -82,6 +83,14 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+def _check_memory_limit(name: str, memory_limit: str | None) -> None:
+    if memory_limit:
+        try:
+            duckdb.connect().execute("SET memory_limit = " + "'" + memory_limit.replace("'", "''") + "'")
+        except duckdb.Error as err:
+            raise ConfigError(f"execution.{name} = {memory_limit!r}: {err}") from err
 
 
 def _connect(work: WorkDir, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
@@ -293,11 +302,15 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             and _input_below(units, execution.local_below_bytes):
         kind = "local"  # starting Ray costs more than it saves; the bytes are the same either way
     db = _connect(work, execution.duckdb_memory_limit)  # a bad memory limit fails before Ray starts
+    _check_memory_limit("partition_memory_limit", execution.partition_memory_limit)
     executor = make_executor(kind, execution.num_workers, execution.ray_address, execution.connect_timeout_s)
     progress.start_units(len(units), resumed=done, workers=executor.num_workers, executor=executor.name)
     if redone:
         progress.note(f"{len(redone)} source(s) changed since the interrupted build, read again: "
                       + ", ".join(redone[:5]) + (" ..." if len(redone) > 5 else ""))
+    if todo:  # what corpus stages kept for a resume was made from other parts: never reuse it
+        for spec in stages_of("corpus"):
+            shutil.rmtree(work.path / spec.name, ignore_errors=True)
     try:
         executor.map(process_unit, todo, (config, str(out_dir)), chunk_done)
         progress.end_units()
@@ -306,7 +319,8 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             "SELECT repo, detail FROM repos WHERE detail IS NOT NULL ORDER BY repo").fetchall()]
         _check_failures(stats, config, failed, len(units))
         # corpus stages may hand work to the executor too (near dedup's signatures)
-        _run_corpus_stages(db, config, CorpusContext(work.path, executor, progress), stats)
+        plan = PartitionPlan(execution.partitions, execution.partition_memory_limit)
+        _run_corpus_stages(db, config, CorpusContext(work.path, executor, progress, plan), stats)
     finally:
         executor.shutdown()
 

@@ -6,8 +6,10 @@ the smallest path. The others are dropped as `exact_duplicate`, `dup_of` naming 
 file's id. Rows of a dataset that repeat a (repo, path) are dropped first as
 `duplicate_path`, so that ids stay unique among kept files.
 
-Runs in DuckDB over the Parquet parts, so it spills to disk instead of holding a dict of
-every hash in memory.
+Both run as partitioned corpus work (corpus_core/partitions.py): the driver scatters the
+kept files' keys by hash into partitions, and a task per partition (on any Ray node, with
+its own DuckDB that spills to disk) writes that partition's drops; all copies of a sha256
+(or rows of a (repo, path)) land in one partition, so no task needs another's rows.
 
 Near-duplicate removal (`NearDedup`) follows it, in four passes that hand off through
 Parquet files under `_work/<fingerprint>/near_dedup/`:
@@ -48,10 +50,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpus_core import reasons
+from corpus_core import partitions, reasons
 from corpus_core.errors import ConfigError
 from corpus_core.settings import Settings, setting
-from corpus_core.stage import NO_DROPS, CorpusContext, CorpusStage
+from corpus_core.stage import DROP_COLUMNS, NO_DROPS, CorpusContext, CorpusStage
 from corpus_core.storage import sql_path, write_atomic
 from stages import minhash
 
@@ -122,18 +124,30 @@ class NearDedupConfig(Settings):
 
 
 class DuplicatePaths(CorpusStage):
+    """Partitioned by (repo, path): a task per partition (corpus_core/partitions.py)."""
+
     name = "duplicate_paths"
 
     def drops(self, db: Any, context: CorpusContext) -> str:
-        return f"""
-            SELECT unit, ordinal, '{DUPLICATE_PATH}' AS reason, NULL AS detail, NULL AS dup_of
-            FROM files
-            WHERE decision = 'kept'
-            QUALIFY row_number() OVER (PARTITION BY repo, path ORDER BY unit, ordinal) > 1
-        """
+        folder = context.scratch / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        partitions.scatter(db, "SELECT unit, ordinal, repo, path FROM files WHERE decision = 'kept'",
+                           "repo, path", folder, "rows", context.partitions)
+        partitions.run_tasks(context.executor, duplicate_paths_task, folder, "drops", context.partitions, ())
+        return f"SELECT {', '.join(DROP_COLUMNS)} FROM {partitions.results(folder, 'drops')}"
+
+
+def duplicate_paths_task(number: int, folder: str, plan: partitions.PartitionPlan) -> dict[str, int]:
+    """One partition of `duplicate_paths`: rows after the first of each (repo, path)."""
+    return _partition_drops(number, Path(folder), plan, f"""
+        SELECT unit, ordinal, '{DUPLICATE_PATH}' AS reason, NULL::VARCHAR AS detail, NULL::VARCHAR AS dup_of
+        FROM {{rows}}
+        QUALIFY row_number() OVER (PARTITION BY repo, path ORDER BY unit, ordinal) > 1""")
 
 
 class ExactDedup(CorpusStage):
+    """Partitioned by sha256: a task per partition (corpus_core/partitions.py)."""
+
     name = "exact_dedup"
     settings_class = DedupConfig
 
@@ -142,14 +156,34 @@ class ExactDedup(CorpusStage):
     def drops(self, db: Any, context: CorpusContext) -> str:
         if not self.config.exact:
             return NO_DROPS
-        return f"""
-            SELECT unit, ordinal, '{EXACT_DUPLICATE}' AS reason, NULL AS detail,
-                   first_value(id) OVER same_content AS dup_of
-            FROM files
-            WHERE decision = 'kept'
-            WINDOW same_content AS (PARTITION BY sha256 ORDER BY {KEEP_ORDER})
-            QUALIFY row_number() OVER same_content > 1
-        """
+        folder = context.scratch / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        partitions.scatter(db, "SELECT unit, ordinal, sha256, id, repo, path, stars FROM files "
+                               "WHERE decision = 'kept'", "sha256", folder, "rows", context.partitions)
+        partitions.run_tasks(context.executor, exact_dedup_task, folder, "drops", context.partitions, ())
+        return f"SELECT {', '.join(DROP_COLUMNS)} FROM {partitions.results(folder, 'drops')}"
+
+
+def exact_dedup_task(number: int, folder: str, plan: partitions.PartitionPlan) -> dict[str, int]:
+    """One partition of `exact_dedup`: every copy of a sha256 but the first in KEEP_ORDER."""
+    return _partition_drops(number, Path(folder), plan, f"""
+        SELECT unit, ordinal, '{EXACT_DUPLICATE}' AS reason, NULL::VARCHAR AS detail,
+               first_value(id) OVER same_content AS dup_of
+        FROM {{rows}}
+        WINDOW same_content AS (PARTITION BY sha256 ORDER BY {KEEP_ORDER})
+        QUALIFY row_number() OVER same_content > 1""")
+
+
+def _partition_drops(number: int, folder: Path, plan: partitions.PartitionPlan, query: str) -> dict[str, int]:
+    """Run a drops query over partition `number` of the scatter `rows` (written as `{rows}`
+    in it) in the task's own DuckDB; its result is `drops-K.parquet`."""
+    db = partitions.task_db(folder, plan.memory_limit, f"{number}")
+    try:
+        rows = partitions.write_result(db, query.format(rows=partitions.inputs(folder, "rows", number)), folder,
+                                       "drops", number)
+    finally:
+        partitions.close_task_db(db, folder, f"{number}")
+    return {"dropped": rows}
 
 
 def sign_batch(batch: tuple[int, list[int], list[str]], config: NearDedupConfig, folder: str) -> dict[str, int]:

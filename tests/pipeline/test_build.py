@@ -38,6 +38,7 @@ from tests.conftest import (
     write_tree,
 )
 
+PARTITIONED_STAGES = 2  # at least duplicate_paths and exact_dedup: one task per partition each
 DUPLICATE = "def shared():\n    # the same in two repositories\n    return 42\n"
 NEAR = program(11, lines=40)
 NEAR_COPY = replace_lines(NEAR, 0.05, 12)  # a near duplicate: alpha (1 star) keeps its copy
@@ -70,14 +71,15 @@ def make_sources(root: Path) -> list[SourceSpec]:
             SourceSpec(str(delta)), SourceSpec(str(dataset))]
 
 
-def config_for(sources, workers: int, executor: str = "ray", chunk_files: int = 2000) -> BuildConfig:
+def config_for(sources, workers: int, executor: str = "ray", chunk_files: int = 2000, partitions: int = 16
+               ) -> BuildConfig:
     return BuildConfig(
         **LENIENT,
         sources=tuple(sources),
         ingest=IngestConfig(max_file_bytes=5000),
         shards=ShardConfig(target_bytes=200),
         execution=ExecutionConfig(executor=executor, num_workers=workers, chunk_files=chunk_files,
-                                  local_below_bytes=0),  # on Ray even when small
+                                  partitions=partitions, local_below_bytes=0),  # on Ray even when small
     )
 
 
@@ -205,6 +207,19 @@ def test_repositories_cut_into_chunks_give_the_same_bytes(built, tmp_path, worke
     assert (tmp_path / "chunked" / "NOTICE").read_bytes() == (root / "out" / "NOTICE").read_bytes()
     assert run["units"]["chunks"] > 2 * reference_run["units"]["chunks"]
     assert run["counts"] == reference_run["counts"]
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_corpus_stages_cut_into_partitions_give_the_same_bytes(built, tmp_path, partitions):
+    """The corpus stages' partitioned work (dedup, near dedup, the license decision) over 1
+    and 3 partitions instead of 16: the same bytes, and a task per partition ran."""
+    root, sources, reference_run = built
+    run = build(config_for(sources, workers=2, partitions=partitions), tmp_path / "cut", Progress(quiet=True))
+    assert output_bytes(tmp_path / "cut") == output_bytes(root / "out")
+    assert run["counts"] == reference_run["counts"]
+    # fewer partitions, fewer tasks: at least one per partition of each partitioned stage
+    assert reference_run["executor"]["tasks"]["tasks"] - run["executor"]["tasks"]["tasks"] \
+        >= PARTITIONED_STAGES * (16 - partitions)
 
 
 def test_bad_config_value_fails_before_work(tmp_path):
