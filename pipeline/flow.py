@@ -29,7 +29,8 @@ from filters.quality import QualityFilter
 from stages.dedup import DuplicatePaths, ExactDedup, NearDedup
 from stages.ingest import Ingest
 from stages.language import LanguageDetector, LanguagePolicy
-from stages.license import LicenseDecision, LicenseDetector
+from stages.license import LicenseDetector
+from stages.license_decision import LicenseDecision
 from stages.notebooks import NotebookConverter
 from stages.shards import ShardWriter
 from stages.tokenize import Tokenize

@@ -28,17 +28,14 @@ import json
 import os
 import posixpath
 import re
-import shutil
 import tempfile
 import tomllib
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from corpus_core import reasons, schema
 from corpus_core.records import FileRecord, RepoRecord
@@ -54,8 +51,7 @@ from corpus_core.spdx import (
     symbols,
     together,
 )
-from corpus_core.stage import CorpusContext, CorpusStage, FileStage, StageContext
-from corpus_core.storage import sql_path
+from corpus_core.stage import FileStage, StageContext
 
 LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|unlicen[cs]e|copyright|mit-license)([-._].*)?$", re.IGNORECASE)
 NOTICE_FILE = re.compile(r"^notice([-._].*)?$", re.IGNORECASE)
@@ -879,79 +875,3 @@ def judge(row: dict[str, Any], scopes: dict[str, Resolution], allowed: frozenset
         earlier = row["reason"] + (f": {row['detail']}" if row["detail"] else "")
         detail = f"{detail}; also {earlier}" if detail else f"also {earlier}"
     return columns, reason, detail
-
-
-class LicenseDecision(CorpusStage):
-    name = "license_decision"
-    settings_class = LicenseConfig
-    reads = ("files", "repos", "license_evidence")
-    # per directory; every file's license columns; the license reason of files an earlier stage dropped
-    writes = ("licenses", "annotations", "decisions")
-    config: LicenseConfig
-
-    def drops(self, db: Any, context: CorpusContext) -> str:
-        """Resolve every directory's license from its repository's evidence (filling the
-        repositories' license fields), give every file that was read its license (table
-        `annotations`), drop the kept files that fail, and give the license reason to the
-        files earlier stages dropped that fail too (their reason goes to `detail`)."""
-        evidence = db.sql("SELECT * FROM license_evidence").to_arrow_table().to_pylist()
-        declared = dict(db.sql("SELECT repo, declared_license FROM repos WHERE declared_license IS NOT NULL"
-                               ).fetchall())
-        repos = [row[0] for row in db.sql("SELECT repo FROM repos").fetchall()]
-        licenses, repositories = resolve_repositories(evidence, declared, repos)
-        db.register("licenses_arrow", pa.Table.from_pylist(licenses, schema=LICENSE_TABLE))
-        db.execute("CREATE OR REPLACE TABLE licenses AS SELECT * FROM licenses_arrow")
-        db.unregister("licenses_arrow")
-        db.register("repo_licenses", pa.Table.from_pylist(repositories, schema=REPO_LICENSE))
-        db.execute("""UPDATE repos SET license = r.license, license_source = r.license_source,
-                          license_conflict = r.license_conflict, license_evidence = r.license_evidence,
-                          copyright_holders = r.copyright_holders
-                      FROM repo_licenses r WHERE repos.repo = r.repo""")
-        db.unregister("repo_licenses")
-        scopes = scopes_of(licenses)
-        allowed = frozenset(self.config.allowed)
-        relabelled: Counter[str] = Counter()
-        # every batch's rows go to Parquet under the stage's scratch folder, so the driver holds one
-        # batch of files at a time, whatever the corpus's size
-        folder = context.scratch / self.name
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        verdict_schema = pa.schema([("unit", pa.string()), ("ordinal", pa.int64()), ("reason", pa.string()),
-                                    ("detail", pa.string()), ("relabel", pa.bool_())])
-        # the files that were read (their bytes have a sha256: not links, escapes, files past a limit or rows
-        # that are no file) and not opted out, which get no more work
-        reader = db.sql(f"""SELECT unit, ordinal, repo, path, decision, reason, detail, {', '.join(schema.ANNOTATED)}
-                            FROM files WHERE sha256 IS NOT NULL AND reason IS DISTINCT FROM '{reasons.OPTED_OUT}'"""
-                        ).to_arrow_reader(batch_size=65536)
-        with pq.ParquetWriter(folder / "annotations.parquet", ANNOTATION_TABLE) as annotated, \
-                pq.ParquetWriter(folder / "verdicts.parquet", verdict_schema) as judged:
-            for batch in reader:
-                annotations: list[dict[str, Any]] = []
-                verdicts: dict[str, list] = {name: [] for name in verdict_schema.names}
-                for row in batch.to_pylist():
-                    columns, reason, detail = judge(row, scopes.get(row["repo"], {}), allowed)
-                    annotations.append({"unit": row["unit"], "ordinal": row["ordinal"], **columns})
-                    if reason is not None:
-                        for name, value in (("unit", row["unit"]), ("ordinal", row["ordinal"]), ("reason", reason),
-                                            ("detail", detail), ("relabel", row["decision"] != "kept")):
-                            verdicts[name].append(value)
-                        if row["decision"] != "kept":
-                            relabelled[row["reason"]] += 1
-                annotated.write_table(pa.Table.from_pylist(annotations, schema=ANNOTATION_TABLE))
-                judged.write_table(pa.table(verdicts, schema=verdict_schema))
-        self.stats.notes["relabelled"] = dict(sorted(relabelled.items()))
-        # the runner's table has the columns the view `files` takes from it (corpus_core.schema.ANNOTATED)
-        applied = ", ".join(name for name, *_ in db.execute("DESCRIBE annotations").fetchall())
-        db.execute(f"INSERT INTO annotations ({applied}) SELECT {applied} "
-                   f"FROM read_parquet({sql_path(folder / 'annotations.parquet')})")
-        db.execute(f"CREATE OR REPLACE TEMP TABLE license_verdicts AS "
-                   f"SELECT * FROM read_parquet({sql_path(folder / 'verdicts.parquet')})")
-        # an earlier corpus stage's drop is its row of `decisions`; a file stage's drop gets one
-        db.execute("""UPDATE decisions SET reason = v.reason, detail = v.detail FROM license_verdicts v
-                      WHERE v.relabel AND decisions.unit = v.unit AND decisions.ordinal = v.ordinal""")
-        db.execute("""INSERT INTO decisions SELECT v.unit, v.ordinal, v.reason, v.detail, NULL FROM license_verdicts v
-                      WHERE v.relabel AND NOT EXISTS (SELECT 1 FROM decisions d
-                                                      WHERE d.unit = v.unit AND d.ordinal = v.ordinal)""")
-        db.execute("""CREATE OR REPLACE TEMP TABLE license_drops AS
-                      SELECT unit, ordinal, reason, detail, NULL AS dup_of FROM license_verdicts WHERE NOT relabel""")
-        return "SELECT * FROM license_drops"
