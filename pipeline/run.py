@@ -320,19 +320,23 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
         _check_failures(stats, config, failed, len(units))
         # corpus stages may hand work to the executor too (near dedup's signatures)
         plan = PartitionPlan(execution.partitions, execution.partition_memory_limit)
-        _run_corpus_stages(db, config, CorpusContext(work.path, executor, progress, plan), stats)
+        context = CorpusContext(work.path, executor, progress, plan)
+        _run_corpus_stages(db, config, context, stats)
+
+        # the writer's shard tasks run on the executor too
+        (writer_spec,) = stages_of("output")
+        writer = writer_spec.build(config)
+        progress.phase(writer_spec.name)
+        writer_started = time.perf_counter()
+        shutil.rmtree(work.staging, ignore_errors=True)
+        (work.staging / "manifest").mkdir(parents=True)
+        tokenizer = work.path / "tokenize" / "tokenizer.json" if config.tokenize.enabled else None
+        writer.place(db, work.path, tokenized=tokenizer is not None)
+        # staging mirrors OUT: shards/, index.json, tokenizer.json
+        index = writer.write(db, work.staging, context, tokenizer)
     finally:
         executor.shutdown()
 
-    (writer_spec,) = stages_of("output")
-    writer = writer_spec.build(config)
-    progress.phase(writer_spec.name)
-    writer_started = time.perf_counter()
-    shutil.rmtree(work.staging, ignore_errors=True)
-    (work.staging / "manifest").mkdir(parents=True)
-    tokenizer = work.path / "tokenize" / "tokenizer.json" if config.tokenize.enabled else None
-    writer.place(db, tokenized=tokenizer is not None)
-    index = writer.write(db, work.staging, tokenizer)  # staging mirrors OUT: shards/, index.json, tokenizer.json
     write_files_manifest(db, work.staging / "manifest" / "files.parquet")
     write_repos_manifest(db, work.staging / "manifest" / "repos.parquet")
     write_attribution(db, work.staging / "manifest" / "attribution.parquet")

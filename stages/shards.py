@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from corpus_core import schema
+from corpus_core import partitions, schema
 from corpus_core.errors import ConfigError
 from corpus_core.settings import Settings, setting
-from corpus_core.stage import Stage
-from corpus_core.storage import sha256_file
+from corpus_core.stage import CorpusContext, Stage
+from corpus_core.storage import sha256_file, sql_path
 from corpus_core.tokens import EOS, FILENAME, REPONAME
 from stages.tokenize import ids_type
 
@@ -44,6 +44,9 @@ INDEX_FORMAT = 3
 SHARD_DIR = "shards"  # the data files, relative to OUT
 INDEX = "index.json"  # relative to OUT
 TOKENIZER = "tokenizer.json"  # relative to OUT
+
+
+PLACEMENT_BATCH = 65_536  # files placed at a time
 
 
 def shard_name(number: int) -> str:
@@ -68,15 +71,6 @@ class ShardConfig(Settings):
             raise ConfigError(f"shards.compression = {self.compression!r}: unsupported")
         if self.group_by not in ("file", "repository"):
             raise ConfigError(f"shards.group_by = {self.group_by!r}: expected 'file' or 'repository'")
-
-
-def _group_totals(repos: list[str], sizes: list[int], counts: list[int]) -> dict[str, tuple[int, int, int]]:
-    """Files, bytes and tokens of each repository."""
-    totals: dict[str, tuple[int, int, int]] = {}
-    for repo, size, count in zip(repos, sizes, counts, strict=True):
-        files, total_bytes, total_tokens = totals.get(repo, (0, 0, 0))
-        totals[repo] = (files + 1, total_bytes + size, total_tokens + count)
-    return totals
 
 
 def repository_ids(batch: pa.Table, element: pa.DataType) -> pa.Table:
@@ -106,59 +100,73 @@ class ShardWriter(Stage):
 
     config: ShardConfig
 
-    def place(self, db: Any, tokenized: bool = False) -> None:
-        """Create table `placement(unit, ordinal, shard, row)` for every kept file."""
+    def place(self, db: Any, scratch: Path, tokenized: bool = False) -> None:
+        """Create table `placement(unit, ordinal, shard, row)` for every kept file. The files
+        stream by in shard order, a batch at a time (DuckDB sorts out of core); each batch's
+        placement goes to `scratch/placement.parquet`, so the driver never holds a list of
+        every file."""
         tokens = "t.num_tokens" if tokenized else "0"
         join = "LEFT JOIN tokens t USING (unit, ordinal)" if tokenized else ""
         seed = int(self.config.shuffle_seed)
         grouped = self.config.group_by == "repository"
         # a repository's files next to each other, in path order; repositories shuffled
         order_by = f"md5('{seed}:' || repo), repo, path" if grouped else f"md5('{seed}:' || id), unit, ordinal"
-        order = db.sql(
-            f"""SELECT unit, ordinal, repo, size, {tokens} AS num_tokens FROM files {join} WHERE decision = 'kept'
-                ORDER BY {order_by}"""
-        ).to_arrow_table()
-        shards, rows = [], []
-        shard, row, shard_bytes, shard_tokens = 0, 0, 0, 0
+        # a repository's files, bytes and tokens, for a repository document that must not be cut
+        group = (", count(*) OVER repository AS repo_files, sum(size) OVER repository AS repo_bytes, "
+                 "sum(num_tokens) OVER repository AS repo_tokens") if grouped else ""
+        window = "WINDOW repository AS (PARTITION BY repo)" if grouped else ""
+        reader = db.sql(
+            f"""SELECT unit, ordinal, repo, size, num_tokens {group}
+                FROM (SELECT f.unit, f.ordinal, f.repo, f.size, f.id, f.path, {tokens} AS num_tokens
+                      FROM files f {join} WHERE f.decision = 'kept')
+                {window} ORDER BY {order_by}"""
+        ).to_arrow_reader(batch_size=PLACEMENT_BATCH)
         config = self.config
-        repos = order.column("repo").to_pylist()
-        sizes, counts = order.column("size").to_pylist(), order.column("num_tokens").to_pylist()
-        group = _group_totals(repos, sizes, counts) if grouped else {}
-        for position, (size, count) in enumerate(zip(sizes, counts, strict=True)):
-            if grouped and row and (position == 0 or repos[position - 1] != repos[position]):
-                # a repository starts: in a new shard when it does not fit whole in this one
-                files, total_bytes, total_tokens = group[repos[position]]
-                size, count, extra_rows = total_bytes, total_tokens, files - 1
-            else:
-                extra_rows = 0
-            if row and (shard_bytes + size > config.target_bytes or row + extra_rows >= config.max_rows
-                        or (tokenized and shard_tokens + count > config.target_tokens)):
-                shard, row, shard_bytes, shard_tokens = shard + 1, 0, 0, 0
-            size, count = sizes[position], counts[position]
-            shards.append(shard)
-            rows.append(row)
-            row += 1
-            shard_bytes += size
-            shard_tokens += count
-        placement = pa.table(
-            {
-                "unit": order.column("unit"),
-                "ordinal": order.column("ordinal"),
-                "shard": pa.array(shards, pa.int32()),
-                "row": pa.array(rows, pa.int64()),
-            }
-        )
-        db.register("placement_arrow", placement)
-        db.sql("CREATE OR REPLACE TABLE placement AS SELECT * FROM placement_arrow")
-        db.unregister("placement_arrow")
+        shard, row, shard_bytes, shard_tokens = 0, 0, 0, 0
+        previous = None
+        path = scratch / "placement.parquet"
+        placed = pa.schema([("unit", pa.string()), ("ordinal", pa.int64()), ("shard", pa.int32()),
+                            ("row", pa.int64())])
+        with pq.ParquetWriter(path, placed) as writer:
+            for batch in reader:
+                repos = batch.column("repo").to_pylist()
+                sizes, counts = batch.column("size").to_pylist(), batch.column("num_tokens").to_pylist()
+                totals = (zip(*(batch.column(c).to_pylist() for c in ("repo_files", "repo_bytes", "repo_tokens")),
+                              strict=True) if grouped else iter(()))
+                shards, rows = [], []
+                for repo, size, count in zip(repos, sizes, counts, strict=True):
+                    extra_rows = 0
+                    test_size, test_count = size, count
+                    if grouped:
+                        files, total_bytes, total_tokens = next(totals)
+                        if row and repo != previous:
+                            # a repository starts: in a new shard when it does not fit whole in this one
+                            test_size, test_count, extra_rows = total_bytes, total_tokens, files - 1
+                    previous = repo
+                    if row and (shard_bytes + test_size > config.target_bytes or row + extra_rows >= config.max_rows
+                                or (tokenized and shard_tokens + test_count > config.target_tokens)):
+                        shard, row, shard_bytes, shard_tokens = shard + 1, 0, 0, 0
+                    shards.append(shard)
+                    rows.append(row)
+                    row += 1
+                    shard_bytes += size
+                    shard_tokens += count
+                writer.write_table(pa.table([batch.column("unit"), batch.column("ordinal"),
+                                             pa.array(shards, pa.int32()), pa.array(rows, pa.int64())],
+                                            schema=placed))
+        db.execute(f"CREATE OR REPLACE TABLE placement AS SELECT * FROM read_parquet({sql_path(path)})")
 
-    def write(self, db: Any, out_dir: Path, tokenizer: Path | None = None) -> dict[str, Any]:
+    def write(self, db: Any, out_dir: Path, context: CorpusContext, tokenizer: Path | None = None) -> dict[str, Any]:
         """Write every shard into `out_dir`/shards and the index as `out_dir`/index.json;
         return the index. With a `tokenizer` (the tokenize stage ran), shards carry its
-        input_ids and the tokenizer is copied to `out_dir`/tokenizer.json."""
+        input_ids and the tokenizer is copied to `out_dir`/tokenizer.json.
+
+        Shards are written by several tasks at once: the driver scatters the kept rows by
+        shard into partitions (corpus_core/partitions.py), and a task per partition writes
+        its shards, each in one call, from its rows in (shard, row) order."""
         shard_dir = out_dir / SHARD_DIR
         shard_dir.mkdir(parents=True, exist_ok=True)
-        self._schema = schema.SHARD
+        shard_schema = schema.SHARD
         grouped = self.config.group_by == "repository"
         columns = ", ".join(f"f.{name}" for name in schema.SHARD.names)
         join = ""
@@ -167,38 +175,29 @@ class ShardWriter(Stage):
             from tokenizers import Tokenizer
 
             vocab_size = Tokenizer.from_file(str(tokenizer)).get_vocab_size()
-            self._schema = schema.shard_schema(ids_type(vocab_size))
+            shard_schema = schema.shard_schema(ids_type(vocab_size))
             columns += ", t.input_ids, t.num_tokens"
             join = "JOIN tokens t USING (unit, ordinal)"
             if grouped:
-                self._schema = self._schema.append(pa.field("content_start", pa.int32(), nullable=False))
+                shard_schema = shard_schema.append(pa.field("content_start", pa.int32(), nullable=False))
                 columns += (", t.prefix_tokens, t.repo_ids, t.path_ids,"
                             " p.row = min(p.row) OVER (PARTITION BY p.shard, f.repo) AS repo_first,"
                             " p.row = max(p.row) OVER (PARTITION BY p.shard, f.repo) AS repo_last")
-        reader = db.sql(
-            f"""SELECT p.shard, {columns} FROM files f JOIN placement p USING (unit, ordinal) {join}
-                ORDER BY p.shard, p.row"""
-        ).to_arrow_reader(batch_size=self.config.row_group_rows)
+        folder = context.scratch / self.name
+        shutil.rmtree(folder, ignore_errors=True)  # cheap to redo next to what it writes
+        folder.mkdir(parents=True)
+        partitions.scatter(db, f"SELECT p.shard, p.row, {columns} FROM files f JOIN placement p USING (unit, ordinal) "
+                               f"{join}", "shard", folder, "rows", context.partitions)
         entries: list[dict[str, Any]] = []
-        pending: list[pa.Table] = []
-        current = None
-        for batch in reader:
-            table = pa.Table.from_batches([batch])
-            if grouped and tokenizer is not None:
-                table = repository_ids(table, ids_type(vocab_size))
-            shard_numbers = table.column("shard").to_numpy()
-            start = 0
-            for position in range(1, len(shard_numbers) + 1):
-                if position == len(shard_numbers) or shard_numbers[position] != shard_numbers[start]:
-                    number = int(shard_numbers[start])
-                    if current is not None and number != current:
-                        entries.append(self._write_shard(shard_dir, current, pending))
-                        pending = []
-                    current = number
-                    pending.append(table.slice(start, position - start).drop_columns(["shard"]))
-                    start = position
-        if current is not None:
-            entries.append(self._write_shard(shard_dir, current, pending))
+        context.executor.map(write_shards, range(context.partitions.count),
+                             (str(folder), context.partitions, str(shard_dir), shard_schema, self.config,
+                              vocab_size if grouped else None),
+                             lambda _, written: entries.extend(written))
+        entries.sort(key=lambda e: e["file"])
+        for entry in entries:
+            self.stats.files_in += entry["rows"]
+            self.stats.kept += entry["rows"]
+            self.stats.bytes_in += entry["content_bytes"]
         totals = {
             "shards": len(entries),
             "rows": sum(e["rows"] for e in entries),
@@ -219,25 +218,60 @@ class ShardWriter(Stage):
         (out_dir / INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
         return index
 
-    def _write_shard(self, shard_dir: Path, number: int, pieces: list[pa.Table]) -> dict[str, Any]:
-        table = pa.concat_tables(pieces).cast(self._schema)
-        path = shard_dir / shard_name(number)
-        compression = None if self.config.compression == "none" else self.config.compression
-        pq.write_table(table, path, compression=compression, row_group_size=self.config.row_group_rows)
-        content_bytes = int(pc.sum(pc.binary_length(table.column("content"))).as_py() or 0)
-        self.stats.files_in += table.num_rows
-        self.stats.kept += table.num_rows
-        self.stats.bytes_in += content_bytes
-        entry = {
-            "file": path.name,
-            "rows": table.num_rows,
-            "content_bytes": content_bytes,
-            "bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
-        }
-        if "num_tokens" in table.column_names:
-            entry["tokens"] = int(pc.sum(table.column("num_tokens")).as_py() or 0)
-        if self.config.group_by == "repository":  # runs of one repository: the loader's documents
-            repos = table.column("repo").to_pylist()
-            entry["documents"] = sum(1 for i, repo in enumerate(repos) if i == 0 or repos[i - 1] != repo)
-        return entry
+
+def write_shards(number: int, folder: str, plan: partitions.PartitionPlan, shard_dir: str, shard_schema: pa.Schema,
+                 config: ShardConfig, grouped_vocab: int | None) -> list[dict[str, Any]]:
+    """One partition's shards: its rows in (shard, row) order, one shard at a time in
+    memory; returns their index entries."""
+    base = Path(folder)
+    db = partitions.task_db(base, plan.memory_limit, f"{number}")
+    try:
+        names = [n for n in shard_schema.names if n != "content_start"]
+        extra = ", prefix_tokens, repo_ids, path_ids, repo_first, repo_last" if grouped_vocab else ""
+        reader = db.sql(f"SELECT shard, {', '.join(names)}{extra} FROM {partitions.inputs(base, 'rows', number)} "
+                        "ORDER BY shard, row").to_arrow_reader(batch_size=config.row_group_rows)
+        entries: list[dict[str, Any]] = []
+        pending: list[pa.Table] = []
+        current = None
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            if grouped_vocab:
+                table = repository_ids(table, ids_type(grouped_vocab))
+            shard_numbers = table.column("shard").to_numpy()
+            start = 0
+            for position in range(1, len(shard_numbers) + 1):
+                if position == len(shard_numbers) or shard_numbers[position] != shard_numbers[start]:
+                    shard = int(shard_numbers[start])
+                    if current is not None and shard != current:
+                        entries.append(_write_shard(Path(shard_dir), current, pending, shard_schema, config))
+                        pending = []
+                    current = shard
+                    pending.append(table.slice(start, position - start).drop_columns(["shard"]))
+                    start = position
+        if current is not None:
+            entries.append(_write_shard(Path(shard_dir), current, pending, shard_schema, config))
+    finally:
+        partitions.close_task_db(db, base, f"{number}")
+    return entries
+
+
+def _write_shard(shard_dir: Path, number: int, pieces: list[pa.Table], shard_schema: pa.Schema,
+                 config: ShardConfig) -> dict[str, Any]:
+    table = pa.concat_tables(pieces).select(shard_schema.names).cast(shard_schema)
+    path = shard_dir / shard_name(number)
+    compression = None if config.compression == "none" else config.compression
+    pq.write_table(table, path, compression=compression, row_group_size=config.row_group_rows)
+    content_bytes = int(pc.sum(pc.binary_length(table.column("content"))).as_py() or 0)
+    entry = {
+        "file": path.name,
+        "rows": table.num_rows,
+        "content_bytes": content_bytes,
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
+    if "num_tokens" in table.column_names:
+        entry["tokens"] = int(pc.sum(table.column("num_tokens")).as_py() or 0)
+    if config.group_by == "repository":  # runs of one repository: the loader's documents
+        repos = table.column("repo").to_pylist()
+        entry["documents"] = sum(1 for i, repo in enumerate(repos) if i == 0 or repos[i - 1] != repo)
+    return entry

@@ -38,7 +38,7 @@ from tests.conftest import (
     write_tree,
 )
 
-PARTITIONED_STAGES = 3  # at least duplicate_paths, license_decision and exact_dedup: a task per partition each
+PARTITIONED_STAGES = 4  # at least duplicate_paths, license_decision, exact_dedup and the shard writer: a task per partition each
 DUPLICATE = "def shared():\n    # the same in two repositories\n    return 42\n"
 NEAR = program(11, lines=40)
 NEAR_COPY = replace_lines(NEAR, 0.05, 12)  # a near duplicate: alpha (1 star) keeps its copy
