@@ -20,6 +20,8 @@ from filters.comments import (
     comment_ratio,
     grammar_for,
     lexer_for,
+    measure,
+    python_scan_ratio,
     tree_sitter_ratio,
 )
 
@@ -128,3 +130,72 @@ def test_the_filter_names_the_parser_that_measured():
                         language_type="programming")
     CommentRatioFilter(CommentsConfig()).process(record)
     assert record.comment_lexer == "tree-sitter-c" and record.comment_ratio == round(4 / 23, 4)
+
+
+# what `measure` gave on each fixture before Python was scanned instead of parsed (commit
+# 6fc2911, tree-sitter for all of them): the fast paths must not move any of these
+BEFORE_THE_SCAN = {
+    "javascript-0.js": 0.15331010452961671, "javascript-1.js": 0.09316303531179564,
+    "javascript-2.js": 0.14935064935064934, "javascript-3.js": 0.09212121212121212,
+    "python-0.py": 0.28794992175273865, "python-1.py": 0.48314606741573035,
+    "python-2.py": 0.7529021558872305, "python-3.py": 0.5171957671957672,
+    "shell-0.sh": 0.0, "shell-1.sh": 0.3113207547169811, "shell-2.sh": 0.4932781799379524,
+    "shell-3.sh": 0.40875912408759124,
+    "c-0.h": 0.9456928838951311, "c-1.h": 0.5409680480860487, "c-2.h": 0.7916787896421298, "c-3.c": 0.0,
+    "cpp-0.h": 0.5666443402545212, "cpp-1.h": 0.5216346153846154, "cpp-2.h": 0.23972753241045924,
+    "cpp-3.h": 0.33563887877684745,
+    "csharp-0.cs": 0.0, "csharp-1.cs": 0.0, "csharp-2.cs": 0.0, "csharp-3.cs": 0.0,
+    "java-0.java": 0.0, "java-1.java": 0.0, "java-2.java": 0.0, "java-3.java": 0.0,
+    "rust-0.rs": 0.23674911660777384, "rust-1.rs": 0.1662531017369727, "rust-2.rs": 0.2851063829787234,
+    "rust-3.rs": 0.0,
+    "typescript-0.ts": 0.5928792569659442, "typescript-1.ts": 0.4608855242027988,
+    "typescript-2.ts": 0.47946859903381644, "typescript-3.mts": 0.8260869565217391,
+}
+
+
+def test_the_ratio_on_the_fixtures_is_exactly_what_it_was():
+    cases = json.loads((FIXTURES / "index.json").read_text())
+    assert sorted(case["file"] for case in cases) == sorted(BEFORE_THE_SCAN)
+    for case in cases:
+        ratio, measured_by = measure((FIXTURES / case["file"]).read_text(), case["language"])
+        assert (case["file"], ratio) == (case["file"], BEFORE_THE_SCAN[case["file"]])
+        assert measured_by == grammar_for(case["language"]).name
+
+
+# (source, whether the scan answers): where it answers, it equals tree-sitter exactly
+PYTHON_SCAN_CASES = [
+    ('#!/usr/bin/env python\n"""Doc."""\nx = 1  # one\n', True),
+    ('def f():\n    r"""raw doc"""\n    return 1\n', True),
+    ('class A:\n    u"""u doc"""\n    b"""bytes doc"""\n    x = f"""{a}"""\n', True),
+    ('x = (\n  """begins a line, so it counts"""\n)\ny = """not at a line start"""\n', True),
+    ("s = '# not a comment' + \"it's\"  # but this is\n", True),
+    ('s = "a \\" # still the string"  # comment\n', True),
+    ("x = f\"{d['k']!r:>10}\"  # c\n", True),
+    ('x = ur"""a"""\n  Rb"""x"""\nfur"""y"""\n', True),
+    ("# a\rx = 1\r# b\r", True),
+    ("x=1 # a\u2028b = 2\n\ufeff# c\n", True),
+    ("x = 1 \\\n  # after a continuation\n", True),
+    ("x = '''never closed\n", False),
+    ("x = 'one line, never closed\n# c\n", False),
+    ('x = f"{a # no}"  # c\n', False),
+    ('x = f"{d["k"]}"  # the quote of the string itself (3.12)\n', False),
+    ('f"""\n{\n"""doc"""}"""\n', False),
+    ("# \ud800 lone surrogate\nx = 1\n", False),
+    ("x = 1\0 # NUL\n", False),
+]
+
+
+@pytest.mark.parametrize(("source", "answers"), PYTHON_SCAN_CASES)
+def test_the_python_scan_equals_tree_sitter_or_declines(source, answers):
+    parsed = tree_sitter_ratio(source, grammar_for("Python"))
+    scanned = python_scan_ratio(source)
+    assert (scanned is not None) == answers
+    assert scanned in (None, parsed)
+    assert measure(source, "Python") == (parsed, "tree-sitter-python")
+
+
+def test_the_python_scan_equals_tree_sitter_on_the_real_files():
+    for case in json.loads((FIXTURES / "index.json").read_text()):
+        if case["language"] == "Python":
+            text = (FIXTURES / case["file"]).read_text()
+            assert python_scan_ratio(text) == tree_sitter_ratio(text, grammar_for("Python")), case["file"]
