@@ -180,7 +180,9 @@ def visible_text(html: str) -> str:
     return " ".join(unescape(" ".join(parts)).split())
 
 
-NOT_ALPHANUMERIC = re.compile(r"[\W_]+")  # \w is str.isalnum() plus the underscore; one class: linear under re
+NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+# the ASCII characters that are not letters or digits: deleted from an ASCII text's bytes in one C pass
+NOT_ALPHANUMERIC_ASCII = bytes(b for b in range(128) if not chr(b).isalnum())
 MAX_HEAD_LINES = 64
 
 
@@ -190,12 +192,23 @@ def measure(content: str) -> tuple[int, int, float, float]:
     return found.lines, found.longest, found.mean, found.alphanumeric
 
 
+def alphanumeric_count(content: str) -> int:
+    """How many characters of `content` are letters or digits (`str.isalnum`): its ASCII
+    characters' bytes through `bytes.translate` (one C pass), and `str.isalnum` on the
+    others, which code holds few of. A regex deleting `[\\W_]` (the former way) is several
+    times slower."""
+    count = len(content.encode("ascii", "ignore").translate(None, NOT_ALPHANUMERIC_ASCII))
+    if content.isascii():
+        return count
+    return count + sum(map(str.isalnum, "".join(NON_ASCII.findall(content))))
+
+
 def _measures(content: str) -> Measures:
     lines = content.splitlines()
     if not lines:
         return Measures(0, 0, 0.0, 0.0)
     lengths = list(map(len, lines))
-    alphanumeric = len(NOT_ALPHANUMERIC.sub("", content))  # in C, not a loop over characters
+    alphanumeric = alphanumeric_count(content)
     return Measures(len(lines), max(lengths), sum(lengths) / len(lines), alphanumeric / len(content),
                     tuple(lines[:MAX_HEAD_LINES]))
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from corpus_core.errors import ConfigError
 from corpus_core.records import FileRecord
-from filters.quality import QualityConfig, QualityFilter, measure
+from filters.quality import QualityConfig, QualityFilter, alphanumeric_count, measure
 from pipeline.config import load_config
 from tests.conftest import LENIENT
 
@@ -153,6 +155,14 @@ def test_every_threshold_is_a_switch_or_named_min_or_max():
 
 
 def test_the_alphanumeric_count_is_str_isalnum():
-    """measure() counts in C (a regex) what `str.isalnum` says, for every script and digit kind."""
+    """measure() counts in C what `str.isalnum` says, for every script and digit kind: ASCII
+    text, mixed text, every character of the Basic Multilingual Plane and beyond, lone
+    surrogates (which decoding with surrogateescape leaves)."""
     text = "ab_12 éß Ω 中文 ٣ ² ½ ⅷ \t\n__--!!"
     assert measure(text)[3] == sum(c.isalnum() for c in text) / len(text)
+    every = "".join(map(chr, range(0x30000)))
+    rng = random.Random(7)
+    mixed = ["".join(rng.choice(every) if rng.random() < 0.05 else chr(rng.randrange(128)) for _ in range(2000))
+             for _ in range(20)]
+    for sample in [every, "".join(map(chr, range(128))), "\udc80x\ud800y", "", *mixed]:
+        assert alphanumeric_count(sample) == sum(c.isalnum() for c in sample)
