@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 import numpy as np
@@ -64,3 +65,40 @@ def test_band_keys_equal_exactly_when_the_band_is_equal():
 def test_optimal_bands_are_datasketchs():
     lsh = MinHashLSH(threshold=0.7, num_perm=256)
     assert minhash.optimal_bands(0.7, 256) == (lsh.b, lsh.r) == (25, 10)
+
+
+PINNED_TEXTS = [
+    "def add(a, b):\n    return a + b  # sum\n",
+    "déf naïve_x(a1, b):\n  return a1+b  # ok ünïcödé 😀 \ud800x",
+    "one two",
+    "",
+    " ".join(f"w{i % 97}_{i % 13}" for i in range(20000)),  # longer than a chunk of shingles
+]
+
+
+def test_signatures_and_band_keys_keep_their_exact_values():
+    """The values signed before the arithmetic was made faster (commit 6fc2911): any change
+    would make new signatures miss every near duplicate signed before it."""
+    shingles = [minhash.shingle_hashes(minhash.tokens(text), 5) for text in PINNED_TEXTS]
+    assert [hashes.tolist() for hashes in shingles[:4]] == [
+        [2601755144, 2997239199, 2551994462, 2983820407],
+        [1552436692, 2572562930, 3667892254, 766791317, 1889878140, 1060171592],
+        [3535533548], []]
+    signature = minhash.signatures(shingles, 16, 1)
+    assert signature[:3].tolist() == [
+        [232684664, 454319461, 1597771558, 946724635, 1191219687, 49012971, 410244830, 270728266, 1090215799,
+         2435538834, 999733580, 733526104, 178066499, 857033816, 57930958, 779436707],
+        [10727077, 1311588210, 527459687, 166381872, 298126593, 77213509, 1553839090, 45219129, 16557803, 495421643,
+         410719686, 27955120, 177217236, 1943383278, 989493921, 527015396],
+        [1126438338, 3533420997, 1870637254, 3187781000, 1910014410, 682496577, 2659781438, 4272933136, 4210624727,
+         4250407472, 2449363870, 1101629496, 716881329, 2491313050, 2512042926, 2223573976]]
+    assert (signature[3] == 0xFFFFFFFF).all()  # no shingles: the empty signature
+    assert minhash.band_keys(signature, 4, 4)[:3].tolist() == [
+        [2267981578097904669, 853382818273634684, -8899098523889290342, -1873779768933841743],
+        [5633978144915967940, 4530180286888325871, -5918248915290700505, -4792681091946077999],
+        [8385159079757809330, -34138424846577793, -7092727400676755414, 7742952947781178036]]
+    wide = minhash.signatures(shingles, 256, 42)
+    digest = hashlib.sha256(wide.tobytes() + minhash.band_keys(wide, 25, 10).tobytes()).hexdigest()
+    assert digest == "13a28e7fcc9443e611aaf68bf36ac6e81354e49ca3530c764976bbde3916da17"
+    assert hashlib.sha256(b"".join(hashes.tobytes() for hashes in shingles)).hexdigest() == (
+        "dd35ef1a0ab8120c4d6435ef478083f9e54eb12a74ec92010ab644688c076f58")
