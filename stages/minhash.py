@@ -14,8 +14,9 @@ The arithmetic is datasketch's, applied to many documents at once:
   `a * h + b mod 2**32` whose (a, b) come from `datasketch.MinHash(num_perm, seed)`; the
   minimum per permutation is the signature. `signature_of` equals
   `datasketch.MinHash(num_perm, seed, hashfunc=int).update_batch(shingle_hashes)`
-  (tests/stages/test_minhash.py checks it); here the minimum runs over a whole batch
-  of documents in one numpy pass instead of one Python call per shingle.
+  (tests/stages/test_minhash.py checks it, and pins today's exact values); here the
+  minimum runs over a whole batch of documents in a few numpy passes instead of one
+  Python call per shingle.
 - bands: the first `bands * rows` signature values cut into `bands` bands of `rows`
   values; each band mixed into one signed 64-bit key. Two files share a key in some
   band with probability 1 - (1 - J**rows)**bands for Jaccard similarity J.
@@ -39,7 +40,13 @@ _M64 = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
 _M32 = (np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35))
 
 
+# ASCII's word characters (what `\w` matches there) kept, every other byte a space
+ASCII_WORD_BYTES = bytes(b if chr(b).isalnum() or chr(b) == "_" else 32 for b in range(128)) + b" " * 128
+
+
 def tokens(text: str) -> list[str]:
+    if text.isascii():  # translate and split run in C without a regex step per character: 2x faster
+        return text.encode("ascii").translate(ASCII_WORD_BYTES).decode("ascii").split()
     return WORD.findall(text)
 
 
@@ -63,8 +70,10 @@ def shingle_hashes(words: Sequence[str], shingle_size: int) -> np.ndarray:
     """32-bit hashes (as uint32) of the shingles of one token list; empty for no tokens."""
     if not words:
         return np.empty(0, dtype=np.uint32)
-    unique = {word: zlib.crc32(word.encode("utf-8", "surrogatepass")) for word in set(words)}
-    token_hash = np.fromiter((unique[word] for word in words), dtype=np.uint64, count=len(words))
+    unique = dict.fromkeys(words)
+    hashed = dict(zip(unique, map(zlib.crc32, [word.encode("utf-8", "surrogatepass") for word in unique]),
+                      strict=True))
+    token_hash = np.fromiter(map(hashed.__getitem__, words), dtype=np.uint64, count=len(words))
     count = max(len(words) - shingle_size + 1, 1)
     mixed = np.zeros(count, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -82,44 +91,32 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a.astype(np.uint32), b.astype(np.uint32)
 
 
-def _permuted_min(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Minimum over each document's rows of the permuted hashes: (len(starts), num_perm)."""
-    with np.errstate(over="ignore"):
-        permuted = _fmix32(hashes)[:, None] * a + b  # (shingles, num_perm), wraps mod 2**32
-    return np.minimum.reduceat(permuted, starts, axis=0)
-
-
 def signatures(shingles: Sequence[np.ndarray], num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signatures of many documents, (len(shingles), num_perm) uint32. Documents
-    are grouped so that one pass permutes at most CHUNK_SHINGLES shingles; a bigger one
-    is taken alone, chunk by chunk."""
+    """MinHash signatures of many documents, (len(shingles), num_perm) uint32. All the
+    documents' shingles are permuted as one stream, CHUNK_SHINGLES at a time, into a
+    (num_perm, chunk) scratch laid out so that each document's minimum is a reduction along
+    contiguous memory (10x faster than shingles-by-permutations); a document cut by a
+    chunk's end takes the minimum of its parts."""
     a, b = permutations(num_perm, seed)
-    out = np.full((len(shingles), num_perm), MAX_HASH, dtype=np.uint32)
-    group: list[int] = []
-    size = 0
-
-    def flush() -> None:
-        nonlocal group, size
-        if group:
-            lengths = np.array([len(shingles[i]) for i in group])
-            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-            out[group] = _permuted_min(np.concatenate([shingles[i] for i in group]), a, b, starts)
-        group, size = [], 0
-
-    for index, hashes in enumerate(shingles):
-        if len(hashes) == 0:
-            continue
-        if len(hashes) > CHUNK_SHINGLES:
-            for start in range(0, len(hashes), CHUNK_SHINGLES):
-                part = _permuted_min(hashes[start:start + CHUNK_SHINGLES], a, b, np.zeros(1, dtype=np.intp))
-                out[index] = np.minimum(out[index], part[0])
-            continue
-        if size + len(hashes) > CHUNK_SHINGLES:
-            flush()
-        group.append(index)
-        size += len(hashes)
-    flush()
-    return out
+    minimum = np.full((num_perm, len(shingles)), MAX_HASH, dtype=np.uint32)
+    lengths = np.fromiter(map(len, shingles), dtype=np.intp, count=len(shingles))
+    if not lengths.any():
+        return minimum.T.copy()
+    with np.errstate(over="ignore"):
+        hashes = _fmix32(np.concatenate(shingles).astype(np.uint32, copy=False))
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    scratch = np.empty((num_perm, min(CHUNK_SHINGLES, len(hashes))), dtype=np.uint32)
+    for low in range(0, len(hashes), CHUNK_SHINGLES):
+        high = min(low + CHUNK_SHINGLES, len(hashes))
+        permuted = scratch[:, : high - low]
+        np.multiply(a[:, None], hashes[low:high], out=permuted)  # wraps mod 2**32
+        np.add(permuted, b[:, None], out=permuted)
+        inside = np.arange(np.searchsorted(ends, low, side="right"), np.searchsorted(starts, high, side="left"))
+        inside = inside[lengths[inside] > 0]  # the documents with shingles in [low, high)
+        parts = np.minimum.reduceat(permuted, np.maximum(starts[inside], low) - low, axis=1)
+        minimum[:, inside] = np.minimum(minimum[:, inside], parts)
+    return np.ascontiguousarray(minimum.T)
 
 
 def band_keys(signature: np.ndarray, bands: int, rows: int) -> np.ndarray:
