@@ -9,10 +9,11 @@ file id into 80% for training and 20% held out; every figure below is on held-ou
     on the training files of every language (what a build does), one on the Python
     training files only, the same number of bytes at most; bytes per token on each
     language's held-out files (more is better: fewer tokens for the same code);
-  - encoding speed on one core (RAYON_NUM_THREADS=1): the stage's `encode_files` (batched
-    `encode_batch`, special tokens not recognized in text, metadata prefix and
-    <|endoftext|>) against the obvious alternative in the same process, one
-    `Tokenizer.encode` call per file; tokens/s and MB/s per core, median of --repeat;
+  - encoding speed on one core (RAYON_NUM_THREADS=1, tiktoken on one thread), CPU time,
+    median of --repeat, every file of the build: the stage's `encode_files` (special tokens
+    not recognized in text, metadata prefix and <|endoftext|>) with its fast encoder
+    (tiktoken) against the same function on HF `encode_batch` (the stage before it), and the
+    two encoders alone on the contents; the ids are checked equal; tokens/s and MB/s per core;
   - training time of the multi-language tokenizer (one core).
 MB are 10^6 bytes of UTF-8 content.
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from report import publish, timed  # bench/report.py
 
-from stages.tokenize import TokenizeConfig, encode_files, train_tokenizer
+from stages.tokenize import TextEncoder, TokenizeConfig, encode_files, train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 49_152
@@ -79,10 +80,24 @@ def main() -> None:
 
     config = TokenizeConfig()
     megabytes = sum(len(r["content"].encode()) for r in rows) / 1e6
-    tokens = sum(len(ids) for ids in encode_files(every, rows, config))
-    stage = timed(lambda: encode_files(every, rows, config), args.repeat)
-    every.encode_special_tokens = True
-    one_by_one = timed(lambda: [every.encode(r["content"], add_special_tokens=False) for r in rows], args.repeat)
+    fast, slow = TextEncoder.of(every), TextEncoder(every)  # tiktoken, and HF encode_batch
+    if fast.fast is None:
+        raise SystemExit(f"no fast path for the trained tokenizer: {fast.why_not}")
+    encoded = encode_files(fast, rows, config)
+    if encoded != encode_files(slow, rows, config):
+        raise SystemExit("the fast encoder's ids differ from encode_batch's")
+    tokens = sum(len(ids) for ids in encoded)
+    contents = [r["content"] for r in rows]
+
+    def speed(seconds: float) -> dict:
+        return {"tokens_per_s_per_core": round(tokens / seconds), "mb_s_per_core": round(megabytes / seconds, 2)}
+
+    cpu = {name: timed(fn, args.repeat, clock=time.process_time) for name, fn in {
+        "stage_tiktoken": lambda: encode_files(fast, rows, config),
+        "stage_encode_batch": lambda: encode_files(slow, rows, config),
+        "tiktoken_alone": lambda: fast.encode(contents),
+        "encode_batch_alone": lambda: slow.encode(contents),
+    }.items()}
 
     multi = bytes_per_token(every, held_out)
     single = bytes_per_token(only_python, held_out)
@@ -95,10 +110,8 @@ def main() -> None:
                             "python_only": round(sum(len(t.encode()) for t in python) / 1e6, 2)},
         "vocab_size": {"every_language": every.get_vocab_size(), "python_only": only_python.get_vocab_size()},
         "train_seconds_one_core": round(train_seconds, 1),
-        "encode_stage": {"tokens_per_s_per_core": round(tokens / stage), "mb_s_per_core": round(megabytes / stage, 2)},
-        "encode_one_call_per_file": {"tokens_per_s_per_core": round(tokens / one_by_one),
-                                     "mb_s_per_core": round(megabytes / one_by_one, 2)},
-        "stage_vs_one_call_per_file": round(one_by_one / stage, 2),
+        "encode": {name: speed(seconds) for name, seconds in cpu.items()},
+        "stage_tiktoken_vs_encode_batch": round(cpu["stage_encode_batch"] / cpu["stage_tiktoken"], 2),
         "bytes_per_token_held_out": {
             language: {"files": held_out_counts[language], "every_language": multi[language],
                        "python_only": single[language]}

@@ -164,8 +164,13 @@ def test_training_sample_spreads_the_budget_over_languages(tokenized):
     assert all(entry["bytes"] == entry["available"] for entry in plan.values())  # the budget covers all
 
 
-def test_a_given_tokenizer_is_used_as_is(tmp_path, tokenized, tokenizer):
-    out, _, _ = tokenized
+@pytest.mark.parametrize(("normalizer", "encoder"), [
+    (None, "tiktoken"),
+    ({"type": "NFC"}, "tokenizers encode_batch: the tokenizer has a normalizer"),  # not proven equal: HF encodes
+])
+def test_a_given_tokenizer_is_used_as_is(tmp_path, tokenizer, normalizer, encoder):
+    spec = json.loads(tokenizer.to_str())
+    tokenizer = Tokenizer.from_str(json.dumps({**spec, "normalizer": normalizer}))
     tokenizer.save(str(tmp_path / "given.json"))
     dataset = tmp_path / "one.jsonl"
     dataset.write_text(json.dumps({"repo": "a/b", "path": "x.py", "content": SAMPLES["Python"], "license": "MIT"})
@@ -173,10 +178,12 @@ def test_a_given_tokenizer_is_used_as_is(tmp_path, tokenized, tokenizer):
     config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),),
                          tokenize=TokenizeConfig(tokenizer=str(tmp_path / "given.json"), metadata_probability=0.0),
                          execution=ExecutionConfig(executor="local"))
-    build(config, tmp_path / "out", Progress(quiet=True))
+    run = build(config, tmp_path / "out", Progress(quiet=True))
     assert (tmp_path / "out" / "tokenizer.json").read_bytes() == (tmp_path / "given.json").read_bytes()
     (row,) = pq.read_table(tmp_path / "out" / "shards" / "part-00000.parquet").to_pylist()
     assert row["input_ids"] == tokenizer.encode(SAMPLES["Python"]).ids + [EOS]
+    (stage,) = [s for s in run["stages"] if s["name"] == "tokenize"]
+    assert stage["notes"]["encoder"] == encoder
 
 
 def test_sampling_budget_prefers_no_language(tmp_path):
