@@ -131,9 +131,9 @@ def tree_sitter_ratio(content: str, grammar: Grammar) -> float:
 # Python's tokens as tree-sitter-python's scanner finds them. One match skips code and the
 # plain one-line strings (possessive, so no backtracking), then takes the next token that
 # matters: a comment, a triple-quoted string (a docstring if it begins a line), an f-string
-# (checked by _plain_fstring), a string that does not end, or the end of the text.
+# (checked by _plain_fstring), a string that does not end, a stray backslash, or the end.
 PYTHON_TOKEN = re.compile(r'''
-    (?:[^\#"'fF]++ | [fF](?![rRbB]?["'])
+    (?:[^\#"'fF\\]++ | [fF](?![rRbB]?["']) | \\\r?\n
       | "(?!"")[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"
       | '(?!'')[^'\\\n]*+(?:\\.[^'\\\n]*+)*+')*+
     ( \#[^\n]*+
@@ -141,7 +141,13 @@ PYTHON_TOKEN = re.compile(r'''
                     | \'\'\'[^'\\]*+(?:(?:\\.|'(?!''))[^'\\]*+)*+(?:\'\'\'|\Z)
                     | "[^"\\\n]*+(?:\\.[^"\\\n]*+)*+(?:"|\n|\Z)
                     | '[^'\\\n]*+(?:\\.[^'\\\n]*+)*+(?:'|\n|\Z) )
-    | \Z )''', re.S | re.X)
+    | ["'\\] | \Z )''', re.S | re.X)  # a quote no string form took: one that does not end
+CLOSED_STRING = re.compile(r'''
+      """[^"\\]*+(?:(?:\\.|"(?!""))[^"\\]*+)*+"""
+    | \'\'\'[^'\\]*+(?:(?:\\.|'(?!''))[^'\\]*+)*+\'\'\'
+    | "[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"
+    | '[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'
+    ''', re.S | re.X)  # the same strings, closed
 STRING_PREFIX = frozenset("rRuUbBfF")
 TRIPLE_QUOTED_TEXT = re.compile(TRIPLE_QUOTED.pattern.decode())
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -175,15 +181,18 @@ def python_scan_ratio(content: str) -> float | None:
         token = match.group(1)
         if not token:
             break  # the end of the text
+        if token == "\\":
+            return None  # a backslash in code but before a line break: what the parser makes of it varies
         start, end = match.span(1)
         if token[0] == "#":
             if start or not token.startswith("#!"):  # not the interpreter line
                 counted.append(token)
             continue
-        quote_at = start + (token[0] not in "\"'") + (token[1] not in "\"'")
+        quote_at = start + (token[0] not in "\"'") + (token[1:2] not in "\"'")
         quotes = 3 if content.startswith(content[quote_at] * 3, quote_at) else 1
-        if end - quote_at < 2 * quotes or content[end - quotes:end] != content[quote_at] * quotes:
-            return None  # a string that does not end
+        if end - quote_at < 2 * quotes or (
+                (end == len(content) or token[-1] == "\n") and not CLOSED_STRING.fullmatch(content, quote_at, end)):
+            return None  # a string that does not end (at the text's end, its last quote may be escaped)
         is_fstring = quote_at > start or content[start - 1:start] in ("f", "F")
         if is_fstring and not _plain_fstring(content[quote_at + quotes:end - quotes]):
             return None

@@ -177,6 +177,10 @@ PYTHON_SCAN_CASES = [
     ("x = 1 \\\n  # after a continuation\n", True),
     ("x = '''never closed\n", False),
     ("x = 'one line, never closed\n# c\n", False),
+    ('x = rb"', False),  # a quote that is the last character
+    ('x = """=\\', False),  # the backslash at the end escapes nothing: the string never ends
+    ("x = '# \\", False),  # nor here, and the `#` inside it is no comment
+    ('x = 1 \\ # a backslash in code', False),
     ('x = f"{a # no}"  # c\n', False),
     ('x = f"{d["k"]}"  # the quote of the string itself (3.12)\n', False),
     ('f"""\n{\n"""doc"""}"""\n', False),
