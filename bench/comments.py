@@ -4,9 +4,11 @@ bench/e2e.py's sources (fetched by it into .cache/bench-e2e) and the default sam
     .venv/bin/python bench/comments.py [--max-files 400] [--repeat 3]
 
 Per language with a grammar: files, MB, the mean ratio by each, the largest per-file
-difference, and how many files' keep/drop decisions flip at SantaCoder's bounds [0.01, 0.8].
-Speed: MB/s per core of each on the same files in this process (median of --repeat) and
-the ratio.
+difference, how many files' keep/drop decisions flip at SantaCoder's bounds [0.01, 0.8],
+and how many files the filter's own path (`measure`: Python scanned, not parsed) gives a
+ratio other than tree-sitter's (it must be 0) and how many it parsed after all.
+Speed: MB/s per core (CPU time, median of --repeat) of `measure`, of tree-sitter alone and
+of Pygments alone on the same files in this process, and the ratios.
 """
 
 from __future__ import annotations
@@ -18,9 +20,17 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from report import publish  # bench/report.py
+from report import publish, timed  # bench/report.py
 
-from filters.comments import GRAMMARS, comment_ratio, grammar_for, lexer_for, tree_sitter_ratio
+from filters.comments import (
+    GRAMMARS,
+    SCANNERS,
+    comment_ratio,
+    grammar_for,
+    lexer_for,
+    measure,
+    tree_sitter_ratio,
+)
 from stages.ingest import IngestConfig, decode_text
 from stages.language import detect_language
 from stages.readers import read_archive
@@ -47,15 +57,10 @@ def code_files(max_files: int) -> dict[str, list[str]]:
     return found
 
 
-def timed(measure, parser, texts: list[str], repeat: int) -> float:
-    """Median CPU seconds of `measure(text, parser)` over all texts."""
-    runs = []
-    for _ in range(repeat):
-        started = time.process_time()
-        for text in texts:
-            measure(text, parser)
-        runs.append(time.process_time() - started)
-    return statistics.median(runs)
+def cpu_seconds(ratio_of, files: list[tuple[str, list[str]]], repeat: int) -> float:
+    """Median CPU seconds of `ratio_of(text, language)` over every file."""
+    return timed(lambda: [ratio_of(text, language) for language, texts in files for text in texts], repeat,
+                 clock=time.process_time)
 
 
 def main() -> None:
@@ -71,6 +76,8 @@ def main() -> None:
             continue
         ours = [tree_sitter_ratio(t, grammar) for t in texts]
         theirs = [comment_ratio(t, lexer) for t in texts]
+        filtered = [measure(t, language)[0] for t in texts]
+        scan = SCANNERS.get(language)
         flipped = sum((LOW <= a <= HIGH) != (LOW <= b <= HIGH) for a, b in zip(ours, theirs, strict=True))
         flips += flipped
         every += texts
@@ -80,15 +87,24 @@ def main() -> None:
             "mean_difference": round(abs(statistics.mean(ours) - statistics.mean(theirs)), 4),
             "largest_difference": round(max(abs(a - b) for a, b in zip(ours, theirs, strict=True)), 4),
             "decisions_flipped": flipped,
+            "measure_differs": sum(a != b for a, b in zip(filtered, ours, strict=True)),
+            "measure_parsed": len(texts) if scan is None else sum(scan(t) is None for t in texts),
         }
     megabytes = sum(map(len, every)) / 1e6
     measured = [(language, texts) for language, texts in files.items() if language in languages]
-    ts_seconds = sum(timed(tree_sitter_ratio, grammar_for(lang), texts, args.repeat) for lang, texts in measured)
-    py_seconds = sum(timed(comment_ratio, lexer_for(lang), texts, args.repeat) for lang, texts in measured)
+    by_grammar = {lang: grammar_for(lang) for lang, _ in measured}
+    by_lexer = {lang: lexer_for(lang) for lang, _ in measured}
+    seconds = {
+        "measure": cpu_seconds(measure, measured, args.repeat),
+        "tree_sitter": cpu_seconds(lambda text, lang: tree_sitter_ratio(text, by_grammar[lang]), measured, args.repeat),
+        "pygments": cpu_seconds(lambda text, lang: comment_ratio(text, by_lexer[lang]), measured, args.repeat),
+    }
     publish("comments", {
         "files": len(every), "mb": round(megabytes, 2), "languages": languages, "decisions_flipped": flips,
-        "tree_sitter_mb_per_s": round(megabytes / ts_seconds, 2), "pygments_mb_per_s": round(megabytes / py_seconds, 2),
-        "speedup": round(py_seconds / ts_seconds, 1),
+        "measure_differs": sum(figures["measure_differs"] for figures in languages.values()),
+        **{f"{name}_mb_per_s": round(megabytes / spent, 2) for name, spent in seconds.items()},
+        "measure_over_tree_sitter": round(seconds["tree_sitter"] / seconds["measure"], 2),
+        "tree_sitter_over_pygments": round(seconds["pygments"] / seconds["tree_sitter"], 1),
     })
 
 
