@@ -174,6 +174,11 @@ class Index:
             k = self.window if len(words) >= self.window else min(len(words), SHORT)
             by_length[k][_hash_words(words[:k])].append((key, words, tuple(owners)))
         self.tables = {k: (np.array(sorted(found), dtype=np.uint64), dict(found)) for k, found in by_length.items()}
+        # a bit per value of a hash's low FILTER_BITS bits, set for every needle's hash: a run whose bit is
+        # clear is no needle, found by one gather instead of a binary search (most runs of most files)
+        self.filter = np.zeros(1 << FILTER_BITS, dtype=bool)
+        for table, _ in self.tables.values():
+            self.filter[(table & _FILTER_MASK).astype(np.intp)] = True
         self.empty = not needles
 
     def hits(self, words: list[str]) -> list[tuple[int, int, tuple]]:
@@ -189,8 +194,9 @@ class Index:
             if k not in self.tables:
                 continue
             table, owners_of = self.tables[k]
-            at = np.searchsorted(table, runs).clip(max=len(table) - 1)
-            for position in np.flatnonzero(table[at] == runs).tolist():
+            maybe = np.flatnonzero(self.filter[(runs & _FILTER_MASK).astype(np.intp)])
+            at = np.searchsorted(table, runs[maybe]).clip(max=len(table) - 1)
+            for position in maybe[table[at] == runs[maybe]].tolist():
                 for key, needle, owners in owners_of[int(runs[position])]:
                     if tuple(words[position:position + len(needle)]) == needle:
                         found.append((key, position, owners))
@@ -226,6 +232,8 @@ class Index:
 
 
 _PRIME = np.uint64(1_000_003)
+FILTER_BITS = 22  # 4 MB of booleans; HumanEval's 13,566 needle hashes set 0.3% of them
+_FILTER_MASK = np.uint64((1 << FILTER_BITS) - 1)
 MASK = (1 << 64) - 1
 SHORT = 2  # the words a needle shorter than the window is looked up by
 
@@ -255,9 +263,12 @@ class Decontamination(Filter):
     settings_class = DecontaminationConfig
 
     config: DecontaminationConfig
+    _index: Index | None = None
 
     def keep(self, record: FileRecord) -> bool | tuple[Any, ...]:
         if not self.config.enabled:
             return True
-        detail = index_for(self.config).match(record.content or "")
+        if self._index is None:  # looked up once per stage, not per file (its key is the whole config)
+            self._index = index_for(self.config)
+        detail = self._index.match(record.content or "")
         return True if detail is None else (False, CONTAMINATION, detail)
