@@ -89,6 +89,7 @@ class TaskUsage:
     cpu_seconds: float = 0.0  # CPU time of the task's process while it ran (its threads too)
     peak_rss_bytes: int = 0  # the largest resident set of a worker process seen at a task's end
     nodes: dict[str, int] = field(default_factory=dict)  # Ray node id -> tasks it ran ("local": in-process)
+    node_peak_rss_bytes: dict[str, int] = field(default_factory=dict)  # Ray node id -> its largest worker seen
 
     def add(self, measured: tuple[float, float, int, str]) -> None:
         self.tasks += 1
@@ -96,10 +97,13 @@ class TaskUsage:
         self.cpu_seconds += measured[1]
         self.peak_rss_bytes = max(self.peak_rss_bytes, measured[2])
         self.nodes[measured[3]] = self.nodes.get(measured[3], 0) + 1
+        self.node_peak_rss_bytes[measured[3]] = max(self.node_peak_rss_bytes.get(measured[3], 0), measured[2])
 
     def to_dict(self) -> dict[str, Any]:
         return {"tasks": self.tasks, "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
-                "peak_rss_mb": round(self.peak_rss_bytes / 2**20, 1), "nodes": dict(sorted(self.nodes.items()))}
+                "peak_rss_mb": round(self.peak_rss_bytes / 2**20, 1), "nodes": dict(sorted(self.nodes.items())),
+                "node_peak_rss_mb": {node: round(peak / 2**20, 1)
+                                     for node, peak in sorted(self.node_peak_rss_bytes.items())}}
 
 
 def peak_rss_bytes() -> int:

@@ -43,6 +43,8 @@ def test_a_cluster_whose_nodes_lack_the_project_builds_the_same_bytes(tmp_path):
     assert run["executor"]["kind"] == "ray"
     ran_on = run["executor"]["tasks"]["nodes"]
     assert set(ran_on) == set(cluster.workers) and all(count > 0 for count in ran_on.values())  # every node worked
+    peaks = run["executor"]["tasks"]["node_peak_rss_mb"]
+    assert set(peaks) == set(cluster.workers) and all(mb > 50 for mb in peaks.values())  # a Python worker's size
     local = subprocess.run([*command, "--out", str(tmp_path / "local"), "--executor", "local"], env=cluster.env,
                            cwd=outside, capture_output=True, text=True, timeout=300)
     assert local.returncode == 0, local.stderr
