@@ -158,7 +158,7 @@ class Ingest(Stage):
             )
         ordinal = -1
         try:
-            entries = self._dataset_entries(unit, stop) if unit.kind == "dataset" else (
+            entries = self._dataset_entries(unit, start, stop) if unit.kind == "dataset" else (
                 (repo.repo, entry) for entry in self._entries(unit, repo))
             for ordinal, item in enumerate(entries):
                 yield self._owned(self._record(*item)) if item is not None and inside(ordinal) else None
@@ -237,12 +237,12 @@ class Ingest(Stage):
             record.normalized_sha256 = normalized_sha256(text)
         return record
 
-    def _dataset_entries(self, unit: Unit, stop: int | None) -> Iterator[tuple[str, Entry] | None]:
+    def _dataset_entries(self, unit: Unit, start: int, stop: int | None) -> Iterator[tuple[str, Entry] | None]:
         """Rows of a file-level dataset as (repo, entry), None for those past `stop`. The first
         row naming a repository gives its metadata (url, commit, stars, license); every chunk
         reads the rows before its window, so every chunk agrees on it."""
         source = printable_name(unit.spec.source)
-        for row in readers.read_dataset(Path(unit.location), self.config, stop):
+        for row in readers.read_dataset(Path(unit.location), self.config, stop, start):
             if row is None:
                 yield None
                 continue

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from corpus_core import reasons
 from corpus_core.names import error_detail, printable_name
@@ -608,10 +608,13 @@ class DatasetRow:
 _MISSING = object()  # a field the row does not have (JSON Lines; a Parquet file lacks the column for every row)
 
 
-def read_dataset(path: Path, limits: IngestConfig, stop: int | None = None) -> Iterator[DatasetRow | None]:
+def read_dataset(path: Path, limits: IngestConfig, stop: int | None = None, start: int = 0
+                 ) -> Iterator[DatasetRow | None]:
     """Each record of a dataset file (Parquet, JSON Lines) in order, then None for each record
     past the first `stop`: those are counted, not parsed (a chunk needs only its window, the
-    rows before it for their repositories' metadata, and the unit's length).
+    rows before it for their repositories' metadata, and the unit's length). A Parquet row
+    before `start` comes without its content (`unreadable`, "content is null"): it is outside
+    the chunk's window, and only its repository's metadata is used.
 
     A row that is not a usable record is still one record, dropped with a reason. Where its
     `repo` and `path` are non-empty strings it keeps them; otherwise it is filed under the
@@ -619,7 +622,7 @@ def read_dataset(path: Path, limits: IngestConfig, stop: int | None = None) -> I
     and `sed -n Np` count) or `row:N` (Parquet, also from 1) as path, and `detail` starts with
     the same line or row. Blank lines of a JSON Lines file are no records."""
     if path.suffix.lower() == ".parquet":
-        return _parquet_rows(path, limits, stop)
+        return _parquet_rows(path, limits, start, stop)
     return _jsonl_rows(path, limits, stop)
 
 
@@ -679,29 +682,40 @@ def _jsonl_row(label: str, number: int, line: bytes | None, size: int, limits: I
     return _dataset_row(label, locator, where, value, size, binary_content=False)
 
 
-def _parquet_rows(path: Path, limits: IngestConfig, stop: int | None) -> Iterator[DatasetRow | None]:
+def _parquet_rows(path: Path, limits: IngestConfig, start: int, stop: int | None) -> Iterator[DatasetRow | None]:
+    """The rows before `start` are read without their content (a chunk needs only their
+    repositories' metadata), row groups wholly past `stop` not at all (the file's metadata
+    counts them): a chunk of a big dataset file reads its own window's content, not the file's."""
     label = printable_name(path.name)
     try:
-        dataset = pads.dataset(path, format="parquet")
-        missing = {"repo", "path", "content"} - set(dataset.schema.names)
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        missing = {"repo", "path", "content"} - set(names)
         if missing:
             raise SourceError(f"dataset {label} lacks the columns {sorted(missing)}")
         columns_read = ("repo", "path", "content", "url", "commit", "stars", "license")
-        wanted = [name for name in columns_read if name in dataset.schema.names]
+        wanted = [name for name in columns_read if name in names]
         records = 0
-        for batch in dataset.to_batches(columns=wanted, batch_size=1024):
-            if stop is not None and records + batch.num_rows > stop:
-                columns = batch.slice(0, max(stop - records, 0)).to_pydict()
-            else:
-                columns = batch.to_pydict()
-            for index in range(batch.num_rows):
-                records += 1
-                if stop is not None and records > stop:
-                    yield None
-                    continue
-                fields = {name: values[index] for name, values in columns.items()}
-                yield _guarded_row(lambda f=fields, n=records: _dataset_row(label, f"row:{n}", f"row {n}", f, 0, True),
-                                   label, f"row:{records}", 0)
+        for group in range(parquet.num_row_groups):
+            rows = parquet.metadata.row_group(group).num_rows
+            if stop is not None and records >= stop:
+                yield from (None for _ in range(rows))  # past the window: counted, not read
+                records += rows
+                continue
+            before = records + rows <= start  # wholly before the window: metadata only
+            columns = [name for name in wanted if name != "content"] if before else wanted
+            for batch in parquet.iter_batches(batch_size=1024, row_groups=[group], columns=columns):
+                values = batch.to_pydict()
+                for index in range(batch.num_rows):
+                    records += 1
+                    if stop is not None and records > stop:
+                        yield None
+                        continue
+                    fields = {name: column[index] for name, column in values.items()}
+                    if before:
+                        fields["content"] = None  # not read: the row is outside the window
+                    yield _guarded_row(lambda f=fields, n=records: _dataset_row(label, f"row:{n}", f"row {n}", f, 0,
+                                                                                True), label, f"row:{records}", 0)
     except (pa.ArrowException, OSError) as err:
         raise SourceError(f"dataset {label} is not readable: {error_detail(err)}") from err
 

@@ -217,6 +217,37 @@ def test_jsonl_windows_read_no_further_than_they_need(tmp_path):
     assert whole[4].path == "line:5" and whole[4].reason == BAD_RECORD
 
 
+def test_parquet_windows_read_the_content_of_their_own_rows_only(tmp_path):
+    """A chunk of a Parquet dataset reads the content of the row groups that hold its window,
+    only the metadata columns of those before it (the first row of a repository gives its
+    stars, even when that row is in another chunk), and nothing of those after; the records
+    are those of the whole file read at once."""
+    table = pa.table({"repo": [f"o/r{i // 4}" for i in range(12)], "path": [f"f{i}.py" for i in range(12)],
+                      "content": [f"v = {i}\n" for i in range(12)], "stars": list(range(12))})
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=3)
+    unit, = resolve_units([SourceSpec(str(tmp_path / "d.parquet"))])
+    whole, _ = ingest(unit, tmp_path)
+    read: list[tuple[int, tuple[str, ...]]] = []
+    original = pq.ParquetFile.iter_batches
+
+    def recorded(self, *args, row_groups=None, columns=None, **kwargs):
+        read.append((row_groups[0], tuple(columns)))
+        return original(self, *args, row_groups=row_groups, columns=columns, **kwargs)
+
+    windows = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pq.ParquetFile, "iter_batches", recorded)
+        for start, stop in ((0, 5), (5, 10), (10, 12)):
+            read.clear()
+            records, stage = ingest(unit, tmp_path, start=start, stop=stop)
+            assert stage.records == 12 and stage.repos["o/r1"].stars == 4  # its first row, f4.py
+            windows.extend(records)
+            with_content = sorted(group for group, columns in read if "content" in columns)
+            assert with_content == list(range(start // 3, (stop - 1) // 3 + 1))
+            assert sorted(group for group, _ in read) == list(range((stop - 1) // 3 + 1))
+    assert [(r.ordinal, r.path, r.content) for r in windows] == [(r.ordinal, r.path, r.content) for r in whole]
+
+
 def test_parquet_rows_get_the_same_checks(tmp_path):
     table = pa.table({
         "repo": ["o/r", None, "o/r", "o/r"],
