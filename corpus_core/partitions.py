@@ -22,17 +22,24 @@ rows, and whatever is written from the results is ordered by content keys.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus_core.storage import sql_path
+
+SHUFFLE_ROW_GROUP = 16_384  # rows; small enough that a partition's task skips most of another's rows
+MAX_ROUNDS = 10_000  # of label propagation (connected_components); pointer jumping makes a few dozen plenty
 
 
 @dataclass(frozen=True)
@@ -131,3 +138,143 @@ def write_result(db: duckdb.DuckDBPyConnection, query: str, folder: Path, name: 
     db.execute(f"COPY ({query}) TO {sql_literal(str(partial))} (FORMAT parquet, COMPRESSION zstd)")
     os.replace(partial, path)
     return db.sql(f"SELECT count(*) FROM read_parquet({sql_literal(str(path))})").fetchall()[0][0]
+
+
+_DATABASES: dict[str | None, duckdb.DuckDBPyConnection] = {}  # this process's, by memory limit
+
+
+@contextmanager
+def task_database(plan: PartitionPlan) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A task's DuckDB, like `task_db` (one thread, bounded by `plan.memory_limit`, spilling to
+    disk) but a connection to a database this worker process keeps between its tasks: opening
+    a database costs ~60 ms, which a step of many small tasks (a round of `connected_components`)
+    would pay per task. Its temp tables go with the connection; it spills under a folder of
+    this process in the system's temp directory (DuckDB cannot move it once used)."""
+    if plan.memory_limit not in _DATABASES:
+        temp = Path(tempfile.gettempdir()) / f"corpus-duckdb-{os.getpid()}-{len(_DATABASES)}"
+        database = duckdb.connect(config={"threads": 1, "preserve_insertion_order": False,
+                                          "temp_directory": str(temp),
+                                          **({"memory_limit": plan.memory_limit} if plan.memory_limit else {})})
+        atexit.register(shutil.rmtree, temp, True)
+        _DATABASES[plan.memory_limit] = database
+    db = _DATABASES[plan.memory_limit].cursor()
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def shuffle(db: duckdb.DuckDBPyConnection, query: str, key_sql: str, folder: Path, name: str, plan: PartitionPlan,
+            number: int) -> int:
+    """Write task `number`'s rows of `query` to `folder/name/from-K.parquet`, with the
+    partition of the hash of `key_sql` in a column `part` and sorted by it: the input of the
+    next step, whose task P reads its rows of every task's file (`shuffled`), the row groups
+    of other partitions skipped by their statistics. A scatter that tasks make of their own
+    output, one file per task (a file per task and partition would be count^2 files a step).
+    Written atomically; a rerun of the task replaces it. Returns the rows."""
+    path = folder / name / f"from-{number:05d}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    ((rows,),) = db.execute(f"""COPY (SELECT *, {plan.of(key_sql)} AS part FROM ({query}) ORDER BY part)
+                                TO {sql_literal(str(partial))} (FORMAT parquet, COMPRESSION zstd,
+                                                                ROW_GROUP_SIZE {SHUFFLE_ROW_GROUP})""").fetchall()
+    os.replace(partial, path)
+    return rows
+
+
+def shuffled(folder: Path, name: str, number: int) -> str:
+    """DuckDB's read of partition `number` of a `shuffle`: its rows from every task's file."""
+    return (f"(SELECT * EXCLUDE (part) FROM read_parquet({sql_path(folder / name / '*.parquet')}) "
+            f"WHERE part = {int(number)})")
+
+
+def write_counts(folder: Path, name: str, number: int, counts: dict[str, int]) -> None:
+    """A task's result when its output went elsewhere (a `shuffle`): one row of its counts,
+    written atomically, so that a resumed step still knows what its finished tasks counted."""
+    path = result_path(folder, name, number)
+    partial = path.with_suffix(".partial")
+    pq.write_table(pa.table({key: pa.array([value], type=pa.int64()) for key, value in counts.items()}), partial)
+    os.replace(partial, path)
+
+
+def total(folder: Path, name: str, count: str) -> int:
+    """The sum of one of the counts (`write_counts`) of every task of a step."""
+    return sum(pq.read_table([str(path) for path in sorted(folder.glob(f"{name}-*.parquet"))],
+                             columns=[count]).column(count).to_pylist())
+
+
+def connected_components(executor: Any, folder: Path, plan: PartitionPlan, links: str) -> int:
+    """The connected components of an undirected graph, over partitions: `links` is a shuffle
+    of its edges in both directions, `(x, y)` by the hash of `x` (BIGINT nodes).
+    Leaves `labels-R-K.parquet` (`component_labels`): every node with an edge and its label,
+    the smallest node of its component; returns R, the rounds it took.
+
+    The alternating algorithm of Kiveris et al. ("Connected components in MapReduce and
+    beyond", 2014): a round is a large-star step then a small-star step, each a task per
+    partition over the edges of its nodes, handing its new edges to the next step through a
+    shuffle; O(log^2 n) rounds at worst, a handful in practice (a chain of 2000 nodes in
+    random order: 10). The large-star step of round R also counts the nodes with a smaller
+    neighbour and another neighbour: none left means every component is a star around its
+    smallest node, so each node's least neighbour (or itself) is its label, and the rounds end.
+    A finished step is not run again (resume); the edges a finished step consumed are removed,
+    never `links` itself."""
+    edges = links
+    for rounds in range(1, MAX_ROUNDS + 1):
+        run_tasks(executor, large_star_task, folder, f"large-{rounds}", plan, (edges, rounds))
+        _remove_spent(folder, edges, links)
+        if total(folder, f"large-{rounds}", "unfinished") == 0:
+            shutil.rmtree(folder / f"large-edges-{rounds}", ignore_errors=True)  # stars already
+            return rounds
+        for path in folder.glob(f"labels-{rounds}-*.parquet"):  # not the last round's: not the labels
+            path.unlink()
+        run_tasks(executor, small_star_task, folder, f"small-{rounds}", plan, (rounds,))
+        _remove_spent(folder, f"large-edges-{rounds}", links)
+        edges = f"small-edges-{rounds}"
+    raise RuntimeError(f"connected components did not settle in {MAX_ROUNDS} rounds")
+
+
+def _remove_spent(folder: Path, edges: str, links: str) -> None:
+    if edges != links:
+        shutil.rmtree(folder / edges, ignore_errors=True)
+
+
+def component_labels(folder: Path, rounds: int, number: int) -> str:
+    """DuckDB's read of partition `number` of the labels `connected_components` left: (node, label)."""
+    return f"read_parquet({sql_path(result_path(folder, f'labels-{rounds}', number))})"
+
+
+def large_star_task(number: int, folder: str, plan: PartitionPlan, edges: str, rounds: int) -> dict[str, int]:
+    """Large star on the nodes of partition `number`: each node's larger neighbours are linked
+    to the least of its neighbours and itself instead. Writes that least as the node's label
+    (the labels, once nothing is left to do) and counts the unfinished nodes."""
+    where = Path(folder)
+    with task_database(plan) as db:
+        db.execute(f"CREATE TEMP TABLE adjacent AS SELECT DISTINCT x, y FROM {shuffled(where, edges, number)} "
+                   "WHERE x <> y")
+        db.execute("""CREATE TEMP TABLE star AS
+                      SELECT x, least(x, min(y)) AS low, count(*) > 1 AND min(y) < x AS unfinished
+                      FROM adjacent GROUP BY x""")
+        write_result(db, "SELECT x AS node, low AS label FROM star", where, f"labels-{rounds}", number)
+        shuffle(db, """WITH linked AS (SELECT a.y AS v, s.low FROM adjacent a JOIN star s USING (x) WHERE a.y > a.x)
+                       SELECT v AS x, low AS y FROM linked UNION ALL SELECT low, v FROM linked""",
+                "x", where, f"large-edges-{rounds}", plan, number)
+        (unfinished,) = db.sql("SELECT count(*) FILTER (WHERE unfinished) FROM star").fetchall()[0]
+    write_counts(where, f"large-{rounds}", number, {"unfinished": unfinished})
+    return {"unfinished": unfinished}
+
+
+def small_star_task(number: int, folder: str, plan: PartitionPlan, rounds: int) -> dict[str, int]:
+    """Small star on the nodes of partition `number`: a node and its smaller neighbours are all
+    linked to the least of them instead."""
+    where = Path(folder)
+    with task_database(plan) as db:
+        db.execute(f"""CREATE TEMP TABLE smaller AS
+                       SELECT DISTINCT x, y FROM {shuffled(where, f'large-edges-{rounds}', number)} WHERE y < x""")
+        rows = shuffle(db, """WITH linked AS (
+                                  SELECT v, low FROM (SELECT x, min(y) AS low, list(y) || [x] AS star
+                                                      FROM smaller GROUP BY x), unnest(star) AS t(v)
+                                  WHERE v <> low)
+                              SELECT v AS x, low AS y FROM linked UNION ALL SELECT low, v FROM linked""",
+                       "x", where, f"small-edges-{rounds}", plan, number)
+    write_counts(where, f"small-{rounds}", number, {"edges": rows})
+    return {"edges": rows}

@@ -11,23 +11,29 @@ kept files' keys by hash into partitions, and a task per partition (on any Ray n
 its own DuckDB that spills to disk) writes that partition's drops; all copies of a sha256
 (or rows of a (repo, path)) land in one partition, so no task needs another's rows.
 
-Near-duplicate removal (`NearDedup`) follows it, in four passes that hand off through
-Parquet files under `_work/<fingerprint>/near_dedup/`:
+Near-duplicate removal (`NearDedup`) follows it, partitioned the same way, in steps that
+hand off through Parquet files under `_work/<fingerprint>/near_dedup/` (a task per
+partition each, its own bounded DuckDB; a task sends rows on to the next step's partitions
+with `partitions.shuffle`):
 
-1. signatures: batches of kept files go to the executor (Ray tasks); each task writes
-   the batch's MinHash signatures and LSH band keys (stages/minhash.py);
-2. buckets: DuckDB groups the band keys of every file (spilling to disk past
-   `execution.duckdb_memory_limit`); files sharing a key in some band are candidates.
-   A bucket of at most `max_bucket_size` files gives every pair; a bigger one (many
-   copies of one file) gives a star on its smallest member plus the chain of neighbours,
-   so no bucket costs more than linear pairs;
-3. verification and clusters: a candidate pair becomes an edge when its signatures'
-   estimated Jaccard reaches the threshold (`verify`), read in bounded batches; clusters
-   are the connected components of the edges, found by min-label propagation with
-   pointer jumping in DuckDB, never as pairs held in memory;
-4. removal: in each cluster the file first in KEEP_ORDER stays (most stars, then the
-   smallest repository, path); the others are dropped as `near_duplicate`, `dup_of`
-   naming the one kept.
+1. docs: the driver numbers the kept files by (unit, ordinal), whatever the partition
+   count (star + chain below and the labels depend on the numbers), and scatters them,
+   content included, by doc;
+2. signatures: a task per doc partition signs its files in batches of `batch_files`
+   (stages/minhash.py), keeps their signatures, and sends their LSH band keys on by (band,
+   key);
+3. buckets: files sharing a key in some band are candidates. A bucket of at most
+   `max_bucket_size` files gives every pair; a bigger one (many copies of one file) gives
+   a star on its smallest member plus the chain of neighbours, so no bucket costs more
+   than linear pairs. The pairs go on by their first doc;
+4. verification, in two halves: a pair meets its first doc's signature in that doc's
+   partition, then its second's in the other's; it becomes an edge when the estimated
+   Jaccard reaches the threshold (`verify`), computed in bounded batches;
+5. clusters: the connected components of the edges, by `partitions.connected_components`
+   (large-star / small-star rounds over partitions; their count is the note `rounds`);
+6. removal: the members of each cluster meet at their label's partition, where the file
+   first in KEEP_ORDER stays (most stars, then the smallest repository, path); the others
+   are dropped as `near_duplicate`, `dup_of` naming the one kept.
 
 Clusters are transitive: with A~B and B~C, A and C land in one cluster even when they
 are not similar themselves, and only one of the three stays (BigCode's behaviour).
@@ -69,7 +75,6 @@ SIGNATURE_ROW_GROUP = 4096
 BANDS_ROW_GROUP = 16_384  # sorted by key: a lookup reads the row groups whose key range holds its keys
 
 KEEP_ORDER = "stars DESC NULLS LAST, repo, path, unit, ordinal"
-MAX_ROUNDS = 10_000  # of label propagation; pointer jumping makes a few dozen plenty
 VERIFY_ROWS = 16_384  # candidate pairs (with both signatures) in memory at once
 
 
@@ -186,11 +191,9 @@ def _partition_drops(number: int, folder: Path, plan: partitions.PartitionPlan, 
     return {"dropped": rows}
 
 
-def sign_batch(batch: tuple[int, list[int], list[str]], config: NearDedupConfig, folder: str) -> dict[str, int]:
-    """One signature task: MinHash signatures and band keys of a batch of files, written to
-    `sig-N.parquet` (doc, signature) and `bands-N.parquet` (band, key, doc). Files with
-    fewer than `min_tokens` tokens are left out of both."""
-    number, docs, contents = batch
+def signed_tables(docs: list[int], contents: list[str], config: NearDedupConfig) -> tuple[pa.Table, pa.Table]:
+    """MinHash signatures (doc, tokens, signature) and LSH band keys (band, key, doc) of a
+    batch of files; files with fewer than `min_tokens` tokens are left out of both."""
     words = [minhash.tokens(text) for text in contents]
     signed = [i for i, found in enumerate(words) if len(found) >= config.min_tokens]
     shingles = [minhash.shingle_hashes(words[i], config.shingle_size) for i in signed]
@@ -198,20 +201,31 @@ def sign_batch(batch: tuple[int, list[int], list[str]], config: NearDedupConfig,
     keys = minhash.band_keys(signature, config.bands, config.rows)
     doc_ids = np.asarray(docs, dtype=np.int64)[signed]
     flat = pa.array(signature.reshape(-1), type=pa.uint32())
-    write_atomic(pa.table({
+    return pa.table({
         "doc": pa.array(doc_ids), "tokens": pa.array([len(words[i]) for i in signed], type=pa.int32()),
         "signature": pa.FixedSizeListArray.from_arrays(flat, config.num_perm),
-    }), Path(folder) / f"sig-{number:06d}.parquet")
-    # the bands file is written last: its presence marks the batch done (resume)
-    write_atomic(pa.table({
+    }), pa.table({
         "band": pa.array(np.tile(np.arange(config.bands, dtype=np.int16), len(signed))),
         "key": pa.array(keys.reshape(-1)),
         "doc": pa.array(np.repeat(doc_ids, config.bands)),
-    }), Path(folder) / f"bands-{number:06d}.parquet")
-    return {"files": len(docs), "signed": len(signed)}
+    })
+
+
+def sign_batch(batch: tuple[int, list[int], list[str]], config: NearDedupConfig, folder: str) -> dict[str, int]:
+    """Signatures and band keys of one batch of files (`signed_tables`), written to
+    `sig-N.parquet` and `bands-N.parquet` (bench/dedup.py times the signing through it)."""
+    number, docs, contents = batch
+    signatures, bands = signed_tables(docs, contents, config)
+    write_atomic(signatures, Path(folder) / f"sig-{number:06d}.parquet")
+    write_atomic(bands, Path(folder) / f"bands-{number:06d}.parquet")
+    return {"files": len(docs), "signed": signatures.num_rows}
 
 
 class NearDedup(CorpusStage):
+    """Partitioned (corpus_core/partitions.py): the files by doc, their band keys by (band,
+    key), candidate pairs by one doc then the other, the edges' components by node, the
+    clusters by label; every step a task per partition."""
+
     name = "near_dedup"
     settings_class = NearDedupConfig
 
@@ -223,138 +237,175 @@ class NearDedup(CorpusStage):
         config = self.config.resolved()
         folder = context.scratch / self.name
         folder.mkdir(parents=True, exist_ok=True)
-        db.execute("""CREATE OR REPLACE TEMP TABLE near_docs AS
-                       SELECT row_number() OVER (ORDER BY unit, ordinal) - 1 AS doc,
-                              unit, ordinal, id, repo, path, stars
-                       FROM files WHERE decision = 'kept'""")
-        (total,) = db.sql("SELECT count(*) FROM near_docs").fetchall()[0]
+        plan, executor = context.partitions, context.executor
         notes: dict[str, Any] = {"settings": config.name, "bands": config.bands, "rows": config.rows}
         self.stats.notes = notes
+        # the doc numbers follow (unit, ordinal), whatever the partitions: star + chain and the
+        # labels depend on them
+        partitions.scatter(db, """SELECT row_number() OVER (ORDER BY unit, ordinal) - 1 AS doc,
+                                         unit, ordinal, id, repo, path, stars, content
+                                  FROM files WHERE decision = 'kept'""", "doc", folder, "docs", plan)
+        (total,) = db.sql(f"SELECT count(*) FROM read_parquet({sql_path(folder / 'docs' / '*' / '*.parquet')})"
+                          ).fetchall()[0]
         if total == 0:
             return NO_DROPS
 
-        batches = -(-total // config.batch_files)
-        context.progress.phase(f"{self.name}: signatures of {total} files in {batches} batches ({config.name})")
-        signed = 0
-
-        def on_result(batch: tuple, result: dict[str, int]) -> None:
-            nonlocal signed
-            signed += result["signed"]
-
-        context.executor.map(sign_batch, self._batches(db, config, folder), (config, str(folder)), on_result)
-        # batches done before a restart were skipped above: count their files from their outputs
-        signed = db.sql(f"SELECT count(*) FROM read_parquet({sql_path(folder / 'sig-*.parquet')})").fetchall()[0][0]
+        context.progress.phase(f"{self.name}: signatures of {total} files in {plan.count} partitions "
+                               f"({config.name})")
+        partitions.run_tasks(executor, near_signatures_task, folder, "signatures", plan, (config,))
+        (signed,) = db.sql(f"SELECT count(*) FROM {partitions.results(folder, 'signatures')}").fetchall()[0]
         notes.update(files=total, signed=signed, too_few_tokens=total - signed)
         if signed == 0:
             return NO_DROPS
 
-        context.progress.phase(f"{self.name}: buckets, candidate pairs, clusters")
-        self._candidates(db, config, folder)
-        self._edges(db, config, folder)
-        notes["rounds"] = self._components(db, folder)
-        (notes["candidate_pairs"],) = db.sql("SELECT count(*) FROM near_candidates").fetchall()[0]
-        (notes["edges"],) = db.sql(f"SELECT count(*) FROM read_parquet({sql_path(folder / 'edges.parquet')})"
-                                   ).fetchall()[0]
-        (notes["clusters"], notes["largest_cluster"]) = db.sql(
-            "SELECT count(*), coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM near_label GROUP BY label)"
-        ).fetchall()[0]
-        return f"""
-            SELECT d.unit, d.ordinal, '{NEAR_DUPLICATE}' AS reason, NULL AS detail,
-                   first_value(d.id) OVER cluster AS dup_of
-            FROM near_label c JOIN near_docs d USING (doc)
-            WINDOW cluster AS (PARTITION BY c.label ORDER BY {", ".join("d." + k for k in KEEP_ORDER.split(", "))})
-            QUALIFY row_number() OVER cluster > 1
-        """
+        context.progress.phase(f"{self.name}: buckets, candidate pairs, verification")
+        partitions.run_tasks(executor, near_buckets_task, folder, "buckets", plan, (config.max_bucket_size,))
+        partitions.run_tasks(executor, near_pairs_task, folder, "pairs", plan, ())
+        partitions.run_tasks(executor, near_edges_task, folder, "edges", plan, (config,))
+        candidates = partitions.total(folder, "pairs", "candidates")
+        (edges,) = db.sql(f"SELECT count(*) FROM {partitions.results(folder, 'edges')}").fetchall()[0]
+        if edges == 0:
+            notes.update(rounds=0, candidate_pairs=candidates, edges=0, clusters=0, largest_cluster=0)
+            return NO_DROPS
 
-    def _batches(self, db: Any, config: NearDedupConfig, folder: Path):
-        """(number, docs, contents) of every batch not already done, streamed in doc order so
-        that memory holds only the batches in flight."""
-        reader = db.sql("""SELECT n.doc, f.content FROM near_docs n JOIN files f USING (unit, ordinal)
-                           ORDER BY n.doc""").to_arrow_reader(batch_size=config.batch_files)
-        docs: list[int] = []
-        contents: list[str] = []
-        for record_batch in reader:
-            for doc, content in zip(record_batch.column(0).to_pylist(), record_batch.column(1).to_pylist(),
-                                    strict=True):
-                docs.append(doc)
-                contents.append(content)
-                if len(docs) == config.batch_files:
-                    yield from self._unless_done(folder, docs, contents, config)
-                    docs, contents = [], []
-        if docs:
-            yield from self._unless_done(folder, docs, contents, config)
+        context.progress.phase(f"{self.name}: clusters of {edges} edges")
+        rounds = partitions.connected_components(executor, folder, plan, "links")
+        partitions.run_tasks(executor, near_members_task, folder, "members", plan, (rounds,))
+        partitions.run_tasks(executor, near_drops_task, folder, "drops", plan, ())
+        largest = pq.read_table([str(path) for path in sorted(folder.glob("clusters-*.parquet"))],
+                                columns=["largest"]).column("largest").to_pylist()
+        notes.update(rounds=rounds, candidate_pairs=candidates, edges=edges,
+                     clusters=partitions.total(folder, "clusters", "clusters"), largest_cluster=max(largest))
+        return f"SELECT {', '.join(DROP_COLUMNS)} FROM {partitions.results(folder, 'drops')}"
 
-    @staticmethod
-    def _unless_done(folder: Path, docs: list[int], contents: list[str], config: NearDedupConfig):
-        number = docs[0] // config.batch_files
-        if not (folder / f"bands-{number:06d}.parquet").exists():
-            yield number, docs, contents
 
-    def _candidates(self, db: Any, config: NearDedupConfig, folder: Path) -> None:
-        cap = config.max_bucket_size
-        db.execute(f"""CREATE OR REPLACE TEMP TABLE near_buckets AS
+def near_signatures_task(number: int, folder: str, plan: partitions.PartitionPlan,
+                         config: NearDedupConfig) -> dict[str, int]:
+    """The files of doc partition `number`, signed in batches of `batch_files`: their
+    signatures are the result `signatures-K.parquet` (doc, tokens, signature), their band
+    keys go to the bucket partitions by (band, key)."""
+    where = Path(folder)
+    result = partitions.result_path(where, "signatures", number)
+    bands = where / f"bands-{number:05d}.partial"
+    with partitions.task_database(plan) as db:
+        reader = db.sql(f"SELECT doc, content FROM {partitions.inputs(where, 'docs', number)}").to_arrow_reader(
+            batch_size=config.batch_files)
+        signature_schema, band_schema = (table.schema for table in signed_tables([], [], config))
+        with pq.ParquetWriter(result.with_suffix(".partial"), signature_schema, compression="zstd") as signatures, \
+                pq.ParquetWriter(bands, band_schema, compression="zstd") as keys:
+            for batch in reader:
+                signed, banded = signed_tables(batch.column(0).to_pylist(), batch.column(1).to_pylist(), config)
+                signatures.write_table(signed)
+                keys.write_table(banded)
+        partitions.shuffle(db, f"SELECT band, key, doc FROM read_parquet({sql_path(bands)})", "band, key", where,
+                           "bands", plan, number)
+    bands.unlink()
+    os.replace(result.with_suffix(".partial"), result)  # last: its presence means done
+    return {}
+
+
+def near_buckets_task(number: int, folder: str, plan: partitions.PartitionPlan, cap: int) -> dict[str, int]:
+    """Candidate pairs (a < b) of the buckets of partition `number`: every pair of a bucket of
+    at most `cap` files; a bigger bucket (many copies of one file) gives a star on its smallest
+    doc plus the chain of neighbours, so that no bucket costs more than linear pairs. Sent on
+    by a's partition."""
+    where = Path(folder)
+    with partitions.task_database(plan) as db:
+        db.execute(f"""CREATE TEMP TABLE buckets AS
             SELECT band, key, doc, count(*) OVER (PARTITION BY band, key) AS size,
                    row_number() OVER (PARTITION BY band, key ORDER BY doc) AS pos
-            FROM read_parquet({sql_path(folder / 'bands-*.parquet')})
+            FROM {partitions.shuffled(where, 'bands', number)}
             QUALIFY size > 1""")
-        db.execute(f"""CREATE OR REPLACE TEMP TABLE near_candidates AS
-            SELECT DISTINCT a, b FROM (
+        pairs = partitions.shuffle(db, f"""SELECT DISTINCT a, b FROM (
                 SELECT x.doc AS a, y.doc AS b
-                FROM (SELECT * FROM near_buckets WHERE size <= {cap}) x
-                JOIN (SELECT * FROM near_buckets WHERE size <= {cap}) y
+                FROM (SELECT * FROM buckets WHERE size <= {cap}) x
+                JOIN (SELECT * FROM buckets WHERE size <= {cap}) y
                   ON x.band = y.band AND x.key = y.key AND x.pos < y.pos
                 UNION ALL
-                SELECT first_value(doc) OVER bucket, doc FROM near_buckets WHERE size > {cap}
+                SELECT first_value(doc) OVER bucket, doc FROM buckets WHERE size > {cap}
                 WINDOW bucket AS (PARTITION BY band, key ORDER BY pos) QUALIFY pos > 1
                 UNION ALL
-                SELECT lag(doc) OVER bucket, doc FROM near_buckets WHERE size > {cap}
-                WINDOW bucket AS (PARTITION BY band, key ORDER BY pos) QUALIFY pos > 2)""")
-        db.execute("DROP TABLE near_buckets")
+                SELECT lag(doc) OVER bucket, doc FROM buckets WHERE size > {cap}
+                WINDOW bucket AS (PARTITION BY band, key ORDER BY pos) QUALIFY pos > 2)""",
+                                   "a", where, "candidates", plan, number)
+    partitions.write_counts(where, "buckets", number, {"pairs": pairs})
+    return {"pairs": pairs}
 
-    def _edges(self, db: Any, config: NearDedupConfig, folder: Path) -> None:
-        """Candidate pairs with their estimated Jaccard, those under the threshold left out
-        when `verify` is on; written batch by batch to edges.parquet."""
-        sigs = sql_path(folder / "sig-*.parquet")
-        reader = db.sql(f"""SELECT c.a, c.b, sa.signature AS sa, sb.signature AS sb
-                            FROM near_candidates c
-                            JOIN read_parquet({sigs}) sa ON sa.doc = c.a
-                            JOIN read_parquet({sigs}) sb ON sb.doc = c.b""").to_arrow_reader(batch_size=VERIFY_ROWS)
-        schema = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float32())])
-        path = folder / "edges.parquet"
-        with pq.ParquetWriter(path.with_suffix(".tmp"), schema, compression="zstd") as writer:
+
+def near_pairs_task(number: int, folder: str, plan: partitions.PartitionPlan) -> dict[str, int]:
+    """The first half of verification: each distinct candidate pair whose a is in partition
+    `number` takes a's signature along to b's partition."""
+    where = Path(folder)
+    with partitions.task_database(plan) as db:
+        candidates = partitions.shuffle(db, f"""
+            SELECT c.a, c.b, s.signature AS left_signature
+            FROM (SELECT DISTINCT a, b FROM {partitions.shuffled(where, 'candidates', number)}) c
+            JOIN read_parquet({sql_path(partitions.result_path(where, 'signatures', number))}) s ON s.doc = c.a""",
+                                        "b", where, "halves", plan, number)
+    partitions.write_counts(where, "pairs", number, {"candidates": candidates})
+    return {"candidates": candidates}
+
+
+def near_edges_task(number: int, folder: str, plan: partitions.PartitionPlan,
+                    config: NearDedupConfig) -> dict[str, int]:
+    """The second half: the pairs whose b is in partition `number` meet b's signature; their
+    estimated Jaccard is computed in batches of VERIFY_ROWS, those under the threshold left
+    out when `verify` is on. The edges are the result `edges-K.parquet` (a, b, similarity),
+    and go on both ways to the components (`links`, by node)."""
+    where = Path(folder)
+    result = partitions.result_path(where, "edges", number)
+    partial = result.with_suffix(".partial")
+    schema = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("similarity", pa.float32())])
+    with partitions.task_database(plan) as db:
+        reader = db.sql(f"""SELECT h.a, h.b, h.left_signature, s.signature
+                            FROM {partitions.shuffled(where, 'halves', number)} h
+                            JOIN read_parquet({sql_path(partitions.result_path(where, 'signatures', number))}) s
+                              ON s.doc = h.b""").to_arrow_reader(batch_size=VERIFY_ROWS)
+        with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
             for batch in reader:
                 left, right = (batch.column(i).flatten().to_numpy().reshape(-1, config.num_perm) for i in (2, 3))
                 similarity = minhash.jaccard_estimate(left, right).astype(np.float32)
                 keep = similarity >= config.threshold if config.verify else np.ones(len(similarity), dtype=bool)
                 writer.write_table(pa.table([batch.column(0).filter(keep), batch.column(1).filter(keep),
                                              pa.array(similarity[keep])], schema=schema))
-        os.replace(path.with_suffix(".tmp"), path)
+        edges = f"read_parquet({sql_path(partial)})"
+        partitions.shuffle(db, f"SELECT a AS x, b AS y FROM {edges} UNION ALL SELECT b, a FROM {edges}", "x", where,
+                           "links", plan, number)
+    os.replace(partial, result)
+    return {}
 
-    @staticmethod
-    def _components(db: Any, folder: Path) -> int:
-        """near_label(doc, label): the smallest doc of each file's connected component, for
-        every file with an edge. Each round gives a file the least label among its own and
-        its neighbours', then the label of that label (pointer jumping); returns the rounds."""
-        edges = f"read_parquet({sql_path(folder / 'edges.parquet')})"
-        db.execute(f"""CREATE OR REPLACE TEMP TABLE near_links AS
-                       SELECT a AS x, b AS y FROM {edges} UNION ALL SELECT b, a FROM {edges}""")
-        db.execute("""CREATE OR REPLACE TEMP TABLE near_label AS
-                      SELECT x AS doc, least(x, min(y)) AS label FROM near_links GROUP BY x""")
-        for rounds in range(1, MAX_ROUNDS + 1):
-            db.execute("""CREATE OR REPLACE TEMP TABLE near_step AS
-                WITH spread AS (
-                    SELECT n.x AS doc, least(own.label, min(l.label)) AS label
-                    FROM near_links n JOIN near_label l ON l.doc = n.y JOIN near_label own ON own.doc = n.x
-                    GROUP BY n.x, own.label)
-                SELECT s.doc, least(s.label, j.label) AS label FROM spread s JOIN near_label j ON j.doc = s.label""")
-            (changed,) = db.sql("""SELECT count(*) FROM near_step s JOIN near_label l USING (doc)
-                                   WHERE s.label <> l.label""").fetchall()[0]
-            db.execute("DROP TABLE near_label")
-            db.execute("ALTER TABLE near_step RENAME TO near_label")
-            if changed == 0:
-                db.execute("DROP TABLE near_links")
-                return rounds
-        raise RuntimeError(f"near dedup: connected components did not settle in {MAX_ROUNDS} rounds")
+
+def near_members_task(number: int, folder: str, plan: partitions.PartitionPlan, rounds: int) -> dict[str, int]:
+    """The files of doc partition `number` that are in a cluster, with what the keep order
+    needs, sent on by their label (the cluster's smallest doc)."""
+    where = Path(folder)
+    with partitions.task_database(plan) as db:
+        members = partitions.shuffle(db, f"""
+            SELECT d.unit, d.ordinal, d.id, d.repo, d.path, d.stars, l.label
+            FROM {partitions.component_labels(where, rounds, number)} l
+            JOIN {partitions.inputs(where, 'docs', number)} d ON d.doc = l.node""", "label", where, "members", plan,
+                                     number)
+    partitions.write_counts(where, "members", number, {"members": members})
+    return {"members": members}
+
+
+def near_drops_task(number: int, folder: str, plan: partitions.PartitionPlan) -> dict[str, int]:
+    """The clusters of label partition `number`: the file first in KEEP_ORDER stays, the others
+    are its near duplicates (the result `drops-K.parquet`); their count and largest size are
+    `clusters-K.parquet`."""
+    where = Path(folder)
+    members = partitions.shuffled(where, "members", number)
+    with partitions.task_database(plan) as db:
+        ((clusters, largest),) = db.sql(f"""SELECT count(*), coalesce(max(size), 0)
+                                            FROM (SELECT count(*) AS size FROM {members} GROUP BY label)""").fetchall()
+        partitions.write_counts(where, "clusters", number, {"clusters": clusters, "largest": largest})
+        dropped = partitions.write_result(db, f"""
+            SELECT unit, ordinal, '{NEAR_DUPLICATE}' AS reason, NULL::VARCHAR AS detail,
+                   first_value(id) OVER cluster AS dup_of
+            FROM {members}
+            WINDOW cluster AS (PARTITION BY label ORDER BY {KEEP_ORDER})
+            QUALIFY row_number() OVER cluster > 1""", where, "drops", number)
+    return {"dropped": dropped}
 
 
 def signature_settings(config: NearDedupConfig) -> dict[str, Any]:
@@ -368,8 +419,8 @@ def signature_settings(config: NearDedupConfig) -> dict[str, Any]:
 def write_signatures(db: Any, scratch: Path, manifest: Path, config: NearDedupConfig) -> None:
     """OUT/manifest/minhash.parquet (id, tokens, signature) and minhash_bands.parquet (key,
     band, id) of every file near dedup signed, its settings in each file's metadata under
-    `near_dedup`. Called after `NearDedup.drops` on the same connection (its `near_docs`);
-    nothing is written when near dedup is off."""
+    `near_dedup`, from the files `NearDedup.drops` left under `scratch`; nothing is written
+    when near dedup is off."""
     if not config.enabled:
         return
     settings = signature_settings(config)
@@ -379,16 +430,19 @@ def write_signatures(db: Any, scratch: Path, manifest: Path, config: NearDedupCo
     bands = pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
                        pa.field("id", pa.string(), nullable=False)], metadata=metadata)
     folder = scratch / NearDedup.name
-    if not any(folder.glob("sig-*.parquet")):  # no file had enough tokens, or none was kept
+    found = sorted(folder.glob("signatures-*.parquet"))
+    if not found or sum(pq.read_metadata(path).num_rows for path in found) == 0:  # nothing was kept or signed
         pq.write_table(signatures.empty_table(), manifest / SIGNATURES, compression="zstd")
         pq.write_table(bands.empty_table(), manifest / SIGNATURE_BANDS, compression="zstd")
         return
-    sigs, keys = sql_path(folder / "sig-*.parquet"), sql_path(folder / "bands-*.parquet")
-    _write_in_groups(db.sql(f"""SELECT d.id, s.tokens, s.signature FROM read_parquet({sigs}) s
-                                JOIN near_docs d USING (doc) ORDER BY d.id""").to_arrow_reader(batch_size=8192),
+    sigs = partitions.results(folder, "signatures")
+    keys = f"read_parquet({sql_path(folder / 'bands' / '*.parquet')})"
+    docs = f"(SELECT doc, id FROM read_parquet({sql_path(folder / 'docs' / '*' / '*.parquet')}))"
+    _write_in_groups(db.sql(f"""SELECT d.id, s.tokens, s.signature FROM {sigs} s
+                                JOIN {docs} d USING (doc) ORDER BY d.id""").to_arrow_reader(batch_size=8192),
                      manifest / SIGNATURES, signatures, SIGNATURE_ROW_GROUP)
-    _write_in_groups(db.sql(f"""SELECT b.key, b.band, d.id FROM read_parquet({keys}) b
-                                JOIN near_docs d USING (doc) ORDER BY b.key, b.band, d.id""").to_arrow_reader(
+    _write_in_groups(db.sql(f"""SELECT b.key, b.band, d.id FROM {keys} b
+                                JOIN {docs} d USING (doc) ORDER BY b.key, b.band, d.id""").to_arrow_reader(
                      batch_size=65_536), manifest / SIGNATURE_BANDS, bands, BANDS_ROW_GROUP)
 
 

@@ -166,17 +166,64 @@ def test_bad_settings_are_config_errors(values, message):
         NearDedupConfig(**values)
 
 
-def test_a_rerun_reuses_finished_signature_batches(tmp_path):
-    """Signature batches whose bands file exists are not recomputed on a rerun (resume)."""
+def test_a_rerun_recomputes_only_the_partitions_without_a_result(tmp_path):
+    """Resume: after a crash that lost one partition's signatures and another's drops, a rerun
+    runs exactly those two tasks (every task writes its result last, and every other one is
+    untouched) and ends with the same manifest bytes."""
     dataset = tmp_path / "files.jsonl"
-    dataset.write_text("".join(json.dumps({"repo": f"r/{i}", "path": "a.py", "content": program(i, lines=20),
-                                           "license": "MIT"}) + "\n" for i in range(12)))
+    dataset.write_text("".join(json.dumps({"repo": f"r/{i}", "path": "a.py", "license": "MIT",
+                                           "content": program(i % 6, lines=20) + f"# {i}\n"}) + "\n"
+                               for i in range(12)))
     config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(batch_files=5),
-                         execution=ExecutionConfig(executor="local", keep_work_dir=True))
+                         execution=ExecutionConfig(executor="local", keep_work_dir=True, partitions=3))
     first = build(config, tmp_path / "out", Progress(quiet=True))
-    batches = sorted((tmp_path / "out" / "_work").glob("*/near_dedup/bands-*.parquet"))
-    assert len(batches) == 3  # 12 files in batches of 5
-    stamps = [path.stat().st_mtime_ns for path in batches]
+    manifest = (tmp_path / "out" / "manifest" / "files.parquet").read_bytes()
+    (folder,) = (tmp_path / "out" / "_work").glob("*/near_dedup")
+    results = sorted(folder.glob("*-0000?.parquet"))
+    assert {path.name for path in results} >= {"signatures-00001.parquet", "drops-00002.parquet"}
+    lost = [folder / "signatures-00001.parquet", folder / "drops-00002.parquet"]
+    for path in lost:
+        path.unlink()
+    rerun = [*lost, folder / "clusters-00002.parquet"]  # the drops task writes its clusters' counts too
+    stamps = {path: path.stat().st_mtime_ns for path in results if path not in rerun}
     second = build(config, tmp_path / "out", Progress(quiet=True))
-    assert [path.stat().st_mtime_ns for path in batches] == stamps
-    assert second["counts"] == first["counts"]
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
+    assert all(path.exists() for path in lost)
+    assert (tmp_path / "out" / "manifest" / "files.parquet").read_bytes() == manifest
+    assert second["counts"] == first["counts"] and first["counts"]["dropped"] == {"near_duplicate": 6}
+
+
+def test_the_same_bytes_over_partition_counts(tmp_path):
+    """Near-duplicate families (copies past max_bucket_size, chains, pairs) over 1, 2 and 5
+    partitions: the same drops, manifests and signatures, byte for byte, and the same figures."""
+    rows = []
+    for family in range(8):
+        base = program(100 + family, lines=30)
+        members = [base, replace_lines(base, 0.07, family)]
+        if family % 2:
+            members.append(replace_lines(members[-1], 0.07, family + 50))  # a chain
+        if family % 3 == 0:
+            members += [base] * 4  # a bucket bigger than max_bucket_size: star + chain
+        rows += [{"repo": f"f{family}/m{k}", "path": "x.py", "content": text, "stars": k % 3 or None}
+                 for k, text in enumerate(members)]
+    rows += [{"repo": f"alone/{i}", "path": "y.py", "content": program(200 + i, lines=25)} for i in range(6)]
+    dataset = tmp_path / "files.jsonl"
+    dataset.write_text("".join(json.dumps({**row, "license": "MIT"}) + "\n" for row in rows))
+
+    def built(count: int) -> tuple[dict, dict[str, bytes]]:
+        config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), dedup=DedupConfig(exact=False),
+                             near_dedup=NearDedupConfig(max_bucket_size=3, batch_files=4),
+                             execution=ExecutionConfig(executor="local", partitions=count))
+        out = tmp_path / f"out-{count}"
+        run = build(config, out, Progress(quiet=True))
+        (stage,) = [s for s in run["stages"] if s["name"] == "near_dedup"]
+        return {**stage["notes"], "dropped": stage["dropped"]}, {
+            name: (out / "manifest" / name).read_bytes()
+            for name in ("files.parquet", "minhash.parquet", "minhash_bands.parquet")}
+
+    notes, files = built(1)
+    # as the driver-only stage found before it was partitioned: one chain end stays out of its family
+    assert notes["dropped"] == {"near_duplicate": 23} and notes["clusters"] == 8 and notes["largest_cluster"] == 7
+    assert (notes["candidate_pairs"], notes["edges"], notes["rounds"]) == (37, 36, 2)
+    for count in (2, 5):
+        assert built(count) == (notes, files), count
