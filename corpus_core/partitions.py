@@ -13,6 +13,14 @@ the stage's scratch folder (`_work/<fingerprint>/<stage>/`):
    `<name>-K.parquet`, atomically;
 3. the driver reads the results (the stage's drops, or the next round's input).
 
+A stage of several steps (near dedup) hands rows from one step's tasks to the next step's
+partitions with `shuffle`: each task writes one file of its rows with their partition, and
+the next step's task K reads partition K of every file (`shuffled`). A task whose output went
+to a shuffle leaves its counts as its result (`write_counts`), so that a resumed step still
+knows them. `connected_components` runs the rounds of a graph's components this way.
+`task_database` gives a task a connection to a database its worker process keeps, instead of
+opening one per task (`task_db`).
+
 Resume: a partition whose result exists is not computed again, and a finished scatter is
 not redone (the runner clears a corpus stage's folder whenever a unit ran again, so that a
 result never outlives its input). The output never depends on the number of partitions:

@@ -182,12 +182,9 @@ def exact_dedup_task(number: int, folder: str, plan: partitions.PartitionPlan) -
 def _partition_drops(number: int, folder: Path, plan: partitions.PartitionPlan, query: str) -> dict[str, int]:
     """Run a drops query over partition `number` of the scatter `rows` (written as `{rows}`
     in it) in the task's own DuckDB; its result is `drops-K.parquet`."""
-    db = partitions.task_db(folder, plan.memory_limit, f"{number}")
-    try:
+    with partitions.task_database(plan) as db:
         rows = partitions.write_result(db, query.format(rows=partitions.inputs(folder, "rows", number)), folder,
                                        "drops", number)
-    finally:
-        partitions.close_task_db(db, folder, f"{number}")
     return {"dropped": rows}
 
 
