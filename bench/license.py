@@ -1,6 +1,7 @@
 """Benchmark: the license stage on a labeled set of real packages (the default sample).
 
     .venv/bin/python bench/license.py [--config configs/default.toml] [--repeat 3] [--alternative-mb 2.0]
+    .venv/bin/python bench/license.py --e2e [--repeat 3]
 
 Labels: each package's declared license from its registry, checked by hand against the
 license text it ships (LABELS below). The stage runs as a build runs it: the file stage
@@ -19,6 +20,15 @@ pipeline/flow.py (opt-out, language), then the corpus-scope decision (`resolve_r
                       MB/s per core on a seeded sample of the same files of about
                       --alternative-mb MB (all of it would take most of an hour), and the
                       stage's cold and warm speed as multiples of it.
+
+--e2e: the file stage alone (`LicenseDetector`) on bench/e2e.py's input (the sdists of
+bench/e2e_sources.toml, which bench/e2e.py fetches into .cache/bench-e2e), cold (an empty
+cache per pass). Reported: MB/s per core by CPU time (median of --repeat), ScanCode's runs
+by kind with their CPU seconds (`licenses`: license files, READMEs, metadata values;
+`notice:`/`header:` a file's notice or whole header, `exact` when the exact matchers decided,
+`approximate` when ScanCode ran whole; `holders`: copyright detection), and the same with
+ScanCode's own candidate ranking (`narrow_candidates(False)`, one pass): its speed, and the
+files whose header license, rule or lines, or holders, and the evidence rows, that differ.
 """
 
 from __future__ import annotations
@@ -29,15 +39,25 @@ import random
 import statistics
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from report import publish  # bench/report.py
 
 from corpus_core import reasons, schema
+from corpus_core.records import SourceSpec
 from pipeline.config import load_config
 from pipeline.flow import STAGES
 from stages.ingest import Ingest
-from stages.license import LicenseDetector, LicenseScanner, decide, judge, resolve_repositories, scopes_of
+from stages.license import (
+    LicenseDetector,
+    LicenseScanner,
+    decide,
+    judge,
+    narrow_candidates,
+    resolve_repositories,
+    scopes_of,
+)
 from stages.sources import resolve_units
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,13 +151,89 @@ def every_file(texts: list[str]) -> tuple[float, float]:
         return time.process_time() - started, time.perf_counter() - wall
 
 
+def e2e_config(config):
+    """The config with bench/e2e.py's sources and cache (where it fetched the sdists)."""
+    entries = tomllib.loads((ROOT / "bench" / "e2e_sources.toml").read_text())["sources"]
+    return dataclasses.replace(config, sources=tuple(SourceSpec(e["source"], sha256=e["sha256"]) for e in entries),
+                               cache_dir=str(ROOT / ".cache" / "bench-e2e"))
+
+
+def detector_pass(config, loaded, narrow: bool) -> tuple[float, float, dict, dict, list]:
+    """`LicenseDetector` over every unit with an empty cache: (CPU s, wall s, ScanCode's runs per
+    kind, {(repo, path): what the file got}, the evidence rows)."""
+    narrow_candidates(narrow)
+    copies = [[dataclasses.replace(r) for r in records] for records, _ in loaded]
+    runs: dict[str, list] = {}
+    files, evidence = {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        started, wall = time.process_time(), time.perf_counter()
+        for records in copies:
+            stage = LicenseDetector(config.license, Path(tmp))
+            stage.scanner.narrow = narrow
+            for record in stage.run(records):
+                files[(record.repo, record.path)] = (record.license, record.license_rule, record.license_start_line,
+                                                     record.license_end_line, tuple(record.copyright_holders or ()),
+                                                     record.reason)
+            evidence += stage.evidence
+            for kind, (count, seconds) in stage.scanner.runs.items():
+                runs.setdefault(kind, [0, 0.0])
+                runs[kind][0] += count
+                runs[kind][1] += seconds
+        return time.process_time() - started, time.perf_counter() - wall, runs, files, evidence
+
+
+def e2e_main(args) -> None:
+    config = e2e_config(load_config(args.config))
+    loaded = load_records(config, resolve_units(config.sources))
+    megabytes = stage_bytes(loaded) / MB
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        LicenseScanner(tmp).licenses("Licensed under the MIT license.")
+    index_load = time.perf_counter() - started
+    passes = [detector_pass(config, loaded, narrow=True) for _ in range(args.repeat)]
+    old = detector_pass(config, loaded, narrow=False)
+    narrow_candidates(True)
+    cpu = statistics.median(p[0] for p in passes)
+    new = passes[len(passes) // 2]
+
+    def runs(found: dict) -> dict:
+        return {kind: {"runs": count, "cpu_s": round(seconds, 2)} for kind, (count, seconds) in sorted(found.items())}
+
+    changed = [key for key in old[3] if old[3][key][:4] != new[3].get(key, (None,) * 6)[:4]]
+    publish("license_e2e", {
+        "files": sum(len(records) for records, _ in loaded),
+        "megabytes": round(megabytes, 2),
+        "scancode_index_load_s": round(index_load, 2),
+        "repeat": args.repeat,
+        "cold_mb_s_per_core": round(megabytes / cpu, 3),
+        "cold_cpu_s": round(cpu, 2),
+        "cold_wall_s": round(statistics.median(p[1] for p in passes), 2),
+        "scancode_runs": runs(new[2]),
+        "scancode_cpu_s": round(sum(seconds for _, seconds in new[2].values()), 2),
+        "old_way": "ScanCode's own candidate ranking (narrow_candidates(False)), one pass",
+        "old_cold_mb_s_per_core": round(megabytes / old[0], 3),
+        "old_cold_cpu_s": round(old[0], 2),
+        "old_scancode_runs": runs(old[2]),
+        "speedup": round(old[0] / cpu, 2),
+        "files_whose_header_license_changes": len(changed),
+        "changed": [f"{repo}/{path}: {old[3][(repo, path)][0]} -> {new[3][(repo, path)][0]}"
+                    for repo, path in changed[:20]],
+        "files_whose_holders_change": sum(old[3][key][4] != new[3][key][4] for key in old[3]),
+        "evidence_rows_equal": old[4] == new[4],
+    })
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "configs" / "default.toml"))
     parser.add_argument("--repeat", type=int, default=3, help="passes per measure (median)")
     parser.add_argument("--alternative-mb", type=float, default=2.0,
                         help="MB of the sample ScanCode-on-every-file runs on; 0 skips it")
+    parser.add_argument("--e2e", action="store_true", help="the file stage on bench/e2e.py's input (see above)")
     args = parser.parse_args()
+    if args.e2e:
+        e2e_main(args)
+        return
 
     config = load_config(args.config)
     units = resolve_units(config.sources)

@@ -29,10 +29,12 @@ import os
 import posixpath
 import re
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -206,9 +208,17 @@ class LicenseScanner:
     holds what ScanCode matched (each match's expression, lines, score and rule); the
     expression is made from it on reading, so the rules below can change without a rescan."""
 
-    def __init__(self, cache_dir: str | Path):
+    def __init__(self, cache_dir: str | Path, narrow: bool = True):
         self.cache_dir = Path(cache_dir) / "license-cache"
+        self.narrow = narrow  # ScanCode's candidate ranking on the rules that can make its cut (narrow_candidates)
         self.hits = self.misses = 0
+        # ScanCode's runs per kind ("licenses", "notice:exact", "header:approximate", "holders", ...): [runs, CPU s]
+        self.runs: dict[str, list] = {}
+
+    def _count(self, kind: str, started: float) -> None:
+        runs = self.runs.setdefault(kind, [0, 0.0])
+        runs[0] += 1
+        runs[1] += time.process_time() - started
 
     def _cached(self, kind: str, text: str, compute) -> Any:
         digest = hashlib.sha256(f"{kind}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
@@ -239,7 +249,11 @@ class LicenseScanner:
         def compute(body: str) -> dict[str, Any]:
             from scancode.api import get_licenses
 
-            return _matched(self._on_file(body, get_licenses))
+            narrow_candidates(self.narrow)
+            started = time.process_time()
+            found = _matched(self._on_file(body, get_licenses))
+            self._count("licenses", started)
+            return found
 
         return summary(self._cached(f"licenses-{CACHE_FORMAT}", text, compute))
 
@@ -252,15 +266,21 @@ class LicenseScanner:
         def compute(body: str) -> dict[str, Any]:
             from scancode.api import get_licenses
 
+            narrow_candidates(self.narrow)
+            started = time.process_time()
             exact = self._on_file(body, lambda location: get_licenses(location, approximate=False))
             matches = [m for d in exact.get("license_detections", []) for m in d["matches"]]
             covered = {line for m in matches for line in range(m["start_line"], m["end_line"] + 1)}
             # several licenses found apart may be one longer notice to the approximate matcher
             if lines_to_cover(body, is_notice) <= covered and len({m["license_expression_spdx"] for m in matches}) <= 1:
+                self._count(f"{kind}:exact", started)
                 return {**_matched(exact), "matcher": "exact"}
-            return {**_matched(self._on_file(body, get_licenses)), "matcher": "approximate"}
+            found = {**_matched(self._on_file(body, get_licenses)), "matcher": "approximate"}
+            self._count(f"{kind}:approximate", started)  # the exact run before it included
+            return found
 
-        found = self._cached(f"{'notice' if is_notice else 'header'}-{CACHE_FORMAT}", text, compute)
+        kind = "notice" if is_notice else "header"
+        found = self._cached(f"{kind}-{CACHE_FORMAT}", text, compute)
         return {**summary(found), "matcher": found["matcher"]}
 
     def holders(self, text: str) -> list[str]:
@@ -268,10 +288,139 @@ class LicenseScanner:
         def compute(body: str) -> list[str]:
             from scancode.api import get_copyrights
 
+            started = time.process_time()
             found = self._on_file(body, get_copyrights)
+            self._count("holders", started)
             return sorted({h["holder"] for h in found.get("holders", [])})
 
         return self._cached("holders", text, compute)
+
+
+class CandidateCounts:
+    """ScanCode's license index as an inverted index (token -> the rules whose token set holds it,
+    two arrays), with what `compare_token_sets` reads of each rule: it scores all rules against a
+    query at once, to find the few that can be among ScanCode's candidates."""
+
+    def __init__(self, idx: Any):
+        import numpy as np
+
+        rids = sorted(idx.approx_matchable_rids)
+        sets = [np.array(idx.sets_by_rid[rid].tolist(), dtype=np.int32) for rid in rids]
+        tokens = np.concatenate(sets)
+        self.rules = len(idx.rules_by_rid)
+        self.vocabulary = int(tokens.max()) + 1
+        self.postings = np.repeat(np.array(rids, dtype=np.int32), [len(s) for s in sets])[
+            np.argsort(tokens, kind="stable")]
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(tokens, minlength=self.vocabulary))])
+        never = np.iinfo(np.int64).max  # a rule approximate matching never considers
+        self.min_tokens = np.full(self.rules, never, dtype=np.int64)
+        self.min_legalese = np.full(self.rules, never, dtype=np.int64)
+        self.length = np.ones(self.rules, dtype=np.int64)
+        self.min_containment = np.zeros(self.rules, dtype=np.float64)
+        for rid in rids:
+            rule = idx.rules_by_rid[rid]
+            self.min_tokens[rid] = rule.get_min_matched_length(True)
+            # compare_token_sets also drops a rule that shares no legalese token, whatever its minimum
+            self.min_legalese[rid] = max(1, rule.get_min_high_matched_length(True))
+            self.length[rid] = rule.get_length(True)
+            self.min_containment[rid] = rule._minimum_containment or 0.0
+        self.len_legalese = idx.len_legalese
+
+    def shared(self, tokens: list[int]) -> Any:
+        """Per rule id: how many of `tokens` (distinct) its token set holds."""
+        import numpy as np
+
+        known = [t for t in tokens if t < self.vocabulary]
+        if not known:
+            return np.zeros(self.rules, dtype=np.int64)
+        return np.bincount(np.concatenate([self.postings[self.starts[t]:self.starts[t + 1]] for t in known]),
+                           minlength=self.rules)
+
+    def possible(self, token_ids: Iterable[int], top: int, high_resemblance: bool, threshold: float) -> list[int]:
+        """The rule ids that can be among the `top * 10` that `compute_candidates` ranks first on
+        token sets (its step 1; step 2 reranks only those): every rule it keeps ranks below them."""
+        import numpy as np
+
+        distinct = sorted({t for t in token_ids if t != -1})  # -1: a token matched already
+        legalese = [t for t in distinct if t < self.len_legalese]
+        if not legalese:
+            return []
+        matched = self.shared(distinct)
+        # what compare_token_sets keeps: enough legalese and tokens shared, enough of the rule contained
+        kept = np.flatnonzero((self.shared(legalese) >= self.min_legalese) & (matched >= self.min_tokens))
+        matched = matched[kept]
+        containment = matched / self.length[kept]  # the same IEEE divisions as compare_token_sets'
+        resemblance = matched / (len(distinct) + self.length[kept] - matched)
+        contained = (self.min_containment[kept] == 0) | (containment >= self.min_containment[kept])
+        kept, matched, containment, resemblance = (a[contained] for a in (kept, matched, containment, resemblance))
+        if high_resemblance:  # only highly resemblant rules are ranked at all: few
+            return kept[resemblance >= threshold].tolist()
+        if len(kept) <= top * 10:
+            return kept.tolist()
+        # the rank is first by scores rounded to tenths (round(x, 1): the tenth below or above x), then
+        # finer: a rule whose best possible rounded scores rank below the worst possible of top * 10
+        # others is not among the top * 10
+        low, high = [], []
+        for value in (containment, resemblance ** 2):
+            low.append(np.floor(value * 10 - 1e-6).clip(0))
+            high.append(np.ceil(value * 10 + 1e-6))
+        resemblant = (np.floor(resemblance * 10 - 1e-6) / 10 >= threshold,
+                      np.ceil(resemblance * 10 + 1e-6) / 10 >= threshold)
+        length_low, length_high = matched // 2, (matched + 1) // 2  # round(matched / 20, 1) in tenths
+        scale = int(length_high.max()) + 1
+
+        def key(resemblant, contains, resembles, length):
+            return ((resemblant.astype(np.int64) * 12 + contains.astype(np.int64)) * 12
+                    + resembles.astype(np.int64)) * scale + length
+
+        lowest = key(resemblant[0], low[0], low[1], length_low)
+        highest = key(resemblant[1], high[0], high[1], length_high)
+        cutoff = np.partition(lowest, len(lowest) - top * 10)[len(lowest) - top * 10]  # the (top*10)th best
+        return kept[highest >= cutoff].tolist()
+
+
+CANDIDATE_COUNTS: dict[int, CandidateCounts] = {}  # per ScanCode index (by id): built once per process
+
+
+def narrow_candidates(on: bool = True) -> None:
+    """Make ScanCode's approximate matching rank only the rules that can be its candidates (`on`
+    False: ScanCode's own function again, for a benchmark's comparison).
+
+    `licensedcode.match_set.compute_candidates` scores a query run's token set against each of
+    30,050 rules in Python (most of a second per query), drops those that share too little with
+    it (`compare_token_sets`), ranks the rest and keeps the best `top * 10` for a finer ranking.
+    `CandidateCounts` does that first part for all rules at once, with bounds where the original
+    rounds, and the original function runs on the rules that can make its cut: the same candidates
+    in the same order, so the same matches (tests/stages/test_license_headers.py compares both)."""
+    from licensedcode import match_set
+
+    original = getattr(match_set.compute_candidates, "original", None)
+    if not on and original is not None:
+        match_set.compute_candidates = original
+    if not on or original is not None:
+        return
+    original = match_set.compute_candidates
+    counts = CANDIDATE_COUNTS
+
+    def compute_candidates(query_run, idx, matchable_rids, top=50, high_resemblance=False,
+                           high_resemblance_threshold=0.8, _use_bigrams=False):
+        options = {"top": top, "high_resemblance": high_resemblance,
+                   "high_resemblance_threshold": high_resemblance_threshold, "_use_bigrams": _use_bigrams}
+        if _use_bigrams:
+            return original(query_run, idx, matchable_rids, **options)
+        if id(idx) not in counts:
+            counts[id(idx)] = CandidateCounts(idx)
+        rids = [rid for rid in counts[id(idx)].possible(query_run.matchable_tokens(), top, high_resemblance,
+                                                        high_resemblance_threshold) if rid in matchable_rids]
+        # the original reads these four of the index; rule ids renumbered in order rank the same
+        subset = SimpleNamespace(len_legalese=idx.len_legalese, rules_by_rid=[idx.rules_by_rid[r] for r in rids],
+                                 sets_by_rid=[idx.sets_by_rid[r] for r in rids],
+                                 msets_by_rid=[idx.msets_by_rid[r] for r in rids])
+        return [(scores, rids[rid], rule, shared)
+                for scores, rid, rule, shared in original(query_run, subset, range(len(rids)), **options)]
+
+    compute_candidates.original = original
+    match_set.compute_candidates = compute_candidates
 
 
 def _matched(found: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from corpus_core.spdx import canonical
 from pipeline.config import BuildConfig
-from stages.license import LicenseDetector, LicenseScanner, license_notice
+from stages.license import LicenseDetector, LicenseScanner, license_notice, narrow_candidates
 
 HEADERS = Path(__file__).resolve().parents[1] / "data" / "license_headers"
 
@@ -96,3 +96,31 @@ def test_header_evidence_names_the_rule_the_score_and_the_lines_of_the_file(tmp_
     spdx = detector.header_license("// Copyright (c) 2024 Jane Roe\n// SPDX-License-Identifier: MIT OR Apache-2.0\n")
     assert (spdx.expression, spdx.rule, spdx.start_line, spdx.end_line) == (
         "Apache-2.0 OR MIT", "SPDX-License-Identifier", 2, 2)
+
+
+def test_narrowed_candidates_are_the_ones_scancode_ranks(tmp_path, monkeypatch):
+    """ScanCode's candidate ranking run on the rules `narrow_candidates` leaves gives the
+    candidates it gives on all rules, in its order, with their scores: every call of approximate
+    matching on the real headers, also with a small `top` (so that the bound on rounded scores
+    decides, not only the rules' minimums)."""
+    from licensedcode import match_set
+
+    narrow_candidates()
+    narrowed = match_set.compute_candidates
+    calls: list[tuple[int, int]] = []  # (top, candidates)
+
+    def both(query_run, idx, matchable_rids, **options):
+        expected = narrowed.original(query_run, idx, matchable_rids, **options)
+        for top in (options["top"], 2):
+            ranked = narrowed.original(query_run, idx, matchable_rids, **{**options, "top": top})
+            assert narrowed(query_run, idx, matchable_rids, **{**options, "top": top}) == ranked
+            calls.append((top, len(ranked)))
+        return expected
+
+    both.original = narrowed.original
+    monkeypatch.setattr(match_set, "compute_candidates", both)
+    scanner = LicenseScanner(tmp_path)
+    for case in CASES[::4]:
+        scanner.licenses((HEADERS / case["file"]).read_text())
+    assert len(calls) >= 20 and sum(1 for top, found in calls if top == 2 and found == 2) >= 2
+    assert sum(found for _, found in calls) >= 140
