@@ -382,6 +382,10 @@ class CandidateCounts:
 CANDIDATE_COUNTS: dict[int, CandidateCounts] = {}  # per ScanCode index (by id): built once per process
 
 
+# the ScanCode versions whose `compute_candidates` internals CandidateCounts was checked against
+NARROWED_SCANCODE = frozenset({"32.5.0"})
+
+
 def narrow_candidates(on: bool = True) -> None:
     """Make ScanCode's approximate matching rank only the rules that can be its candidates (`on`
     False: ScanCode's own function again, for a benchmark's comparison).
@@ -392,6 +396,8 @@ def narrow_candidates(on: bool = True) -> None:
     `CandidateCounts` does that first part for all rules at once, with bounds where the original
     rounds, and the original function runs on the rules that can make its cut: the same candidates
     in the same order, so the same matches (tests/stages/test_license_headers.py compares both)."""
+    from importlib import metadata
+
     from licensedcode import match_set
 
     original = getattr(match_set.compute_candidates, "original", None)
@@ -399,6 +405,8 @@ def narrow_candidates(on: bool = True) -> None:
         match_set.compute_candidates = original
     if not on or original is not None:
         return
+    if metadata.version("scancode-toolkit") not in NARROWED_SCANCODE:
+        return  # the replacement reads ScanCode's internals: another version keeps its own function
     original = match_set.compute_candidates
     counts = CANDIDATE_COUNTS
 

@@ -10,7 +10,7 @@ import pytest
 
 from corpus_core.spdx import canonical
 from pipeline.config import BuildConfig
-from stages.license import LicenseDetector, LicenseScanner, license_notice, narrow_candidates
+from stages.license import NARROWED_SCANCODE, LicenseDetector, LicenseScanner, license_notice, narrow_candidates
 
 HEADERS = Path(__file__).resolve().parents[1] / "data" / "license_headers"
 
@@ -103,8 +103,12 @@ def test_narrowed_candidates_are_the_ones_scancode_ranks(tmp_path, monkeypatch):
     candidates it gives on all rules, in its order, with their scores: every call of approximate
     matching on the real headers, also with a small `top` (so that the bound on rounded scores
     decides, not only the rules' minimums)."""
+    from importlib import metadata
+
     from licensedcode import match_set
 
+    if metadata.version("scancode-toolkit") not in NARROWED_SCANCODE:
+        pytest.skip("another ScanCode version keeps its own candidate ranking (stages/license.py)")
     narrow_candidates()
     narrowed = match_set.compute_candidates
     calls: list[tuple[int, int]] = []  # (top, candidates)
