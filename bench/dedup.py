@@ -180,10 +180,10 @@ def accuracy(args: argparse.Namespace) -> dict:
         for _ in range(args.repeat):
             out = Path(tmp) / f"out{len(runs)}"
             runs.append(build_near(dataset, out, settings))
-        (edges_path,) = out.glob("_work/*/near_dedup/edges.parquet")
+        edge_paths = sorted(out.glob("_work/*/near_dedup/edges-*.parquet"))  # a result per partition
         cluster, entered = clusters_of(out, len(docs))
-        edges = {(entered[a], entered[b]) for a, b in zip(
-            *pq.read_table(edges_path).select(["a", "b"]).to_pydict().values(), strict=True)}
+        edges = {(entered[a], entered[b]) for path in edge_paths for a, b in zip(
+            *pq.read_table(path).select(["a", "b"]).to_pydict().values(), strict=True)}
         if len(entered) != len(docs):
             print(f"note: {len(docs) - len(entered)} documents were dropped before near dedup")
 
