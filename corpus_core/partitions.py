@@ -8,9 +8,9 @@ the stage's scratch folder (`_work/<fingerprint>/<stage>/`):
    of core, the driver's memory bounded by `execution.duckdb_memory_limit`); a
    `<name>.done` marker is written last;
 2. **tasks**: one executor task per partition (a Ray task on any node), each with its own
-   DuckDB (one thread, its memory capped by `execution.partition_memory_limit`, its temp
-   files under the stage folder), reads its partition and writes its result as
-   `<name>-K.parquet`, atomically;
+   DuckDB (one thread, its memory capped by `execution.partition_memory_limit`, spilling to
+   a folder of its worker process in the node's temp directory: `task_database`), reads its
+   partition and writes its result as `<name>-K.parquet`, atomically;
 3. the driver reads the results (the stage's drops, or the next round's input).
 
 A stage of several steps (near dedup) hands rows from one step's tasks to the next step's
@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 from corpus_core.storage import sql_path
 
 SHUFFLE_ROW_GROUP = 16_384  # rows; small enough that a partition's task skips most of another's rows
-MAX_ROUNDS = 10_000  # of label propagation (connected_components); pointer jumping makes a few dozen plenty
+MAX_ROUNDS = 10_000  # of connected_components; large-star/small-star settles in O(log n) rounds, a few dozen at most
 
 
 @dataclass(frozen=True)
