@@ -19,7 +19,7 @@ the next step's task K reads partition K of every file (`shuffled`). A task whos
 to a shuffle leaves its counts as its result (`write_counts`), so that a resumed step still
 knows them. `connected_components` runs the rounds of a graph's components this way.
 `task_database` gives a task a connection to a database its worker process keeps, instead of
-opening one per task (`task_db`).
+opening one per task.
 
 Resume: a partition whose result exists is not computed again, and a finished scatter is
 not redone (the runner clears a corpus stage's folder whenever a unit ran again, so that a
@@ -64,24 +64,6 @@ class PartitionPlan:
 
 def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def task_db(folder: Path, memory_limit: str | None, name: str) -> duckdb.DuckDBPyConnection:
-    """A task's own DuckDB: one thread (a task is one CPU), spilling under `folder`."""
-    db = duckdb.connect()
-    temp = folder / f"tmp-{name}"
-    temp.mkdir(parents=True, exist_ok=True)
-    db.execute(f"SET temp_directory = {sql_literal(str(temp))}")
-    db.execute("SET threads = 1")
-    db.execute("SET preserve_insertion_order = false")
-    if memory_limit:
-        db.execute(f"SET memory_limit = {sql_literal(memory_limit)}")
-    return db
-
-
-def close_task_db(db: duckdb.DuckDBPyConnection, folder: Path, name: str) -> None:
-    db.close()
-    shutil.rmtree(folder / f"tmp-{name}", ignore_errors=True)
 
 
 def scatter(db: duckdb.DuckDBPyConnection, query: str, key_sql: str, folder: Path, name: str,
@@ -153,8 +135,8 @@ _DATABASES: dict[str | None, duckdb.DuckDBPyConnection] = {}  # this process's, 
 
 @contextmanager
 def task_database(plan: PartitionPlan) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A task's DuckDB, like `task_db` (one thread, bounded by `plan.memory_limit`, spilling to
-    disk) but a connection to a database this worker process keeps between its tasks: opening
+    """A task's DuckDB (one thread, bounded by `plan.memory_limit`, spilling to disk): a
+    connection to a database this worker process keeps between its tasks: opening
     a database costs ~60 ms, which a step of many small tasks (a round of `connected_components`)
     would pay per task. Its temp tables go with the connection; it spills under a folder of
     this process in the system's temp directory (DuckDB cannot move it once used)."""

@@ -100,8 +100,7 @@ def decide_partition(number: int, folder: str, plan: partitions.PartitionPlan, a
     """One partition's repositories: resolve, judge, write the four results (verdicts last:
     its presence means the partition is done)."""
     base = Path(folder)
-    db = partitions.task_db(base, plan.memory_limit, f"{number}")
-    try:
+    with partitions.task_database(plan) as db:
         evidence = db.sql(f"SELECT * FROM {partitions.inputs(base, 'evidence', number)}"
                           ).to_arrow_table().select(EVIDENCE_TABLE.names).cast(EVIDENCE_TABLE).to_pylist()
         declared: dict[str, str] = {}
@@ -142,8 +141,6 @@ def decide_partition(number: int, folder: str, plan: partitions.PartitionPlan, a
                 judged.write_table(pa.table(verdicts, schema=VERDICTS))
         os.replace(annotations_path.with_suffix(".partial"), annotations_path)
         os.replace(verdicts_path.with_suffix(".partial"), verdicts_path)
-    finally:
-        partitions.close_task_db(db, base, f"{number}")
     return dict(relabelled)
 
 

@@ -224,8 +224,7 @@ def write_shards(number: int, folder: str, plan: partitions.PartitionPlan, shard
     """One partition's shards: its rows in (shard, row) order, one shard at a time in
     memory; returns their index entries."""
     base = Path(folder)
-    db = partitions.task_db(base, plan.memory_limit, f"{number}")
-    try:
+    with partitions.task_database(plan) as db:
         names = [n for n in shard_schema.names if n != "content_start"]
         extra = ", prefix_tokens, repo_ids, path_ids, repo_first, repo_last" if grouped_vocab else ""
         reader = db.sql(f"SELECT shard, {', '.join(names)}{extra} FROM {partitions.inputs(base, 'rows', number)} "
@@ -250,8 +249,6 @@ def write_shards(number: int, folder: str, plan: partitions.PartitionPlan, shard
                     start = position
         if current is not None:
             entries.append(_write_shard(Path(shard_dir), current, pending, shard_schema, config))
-    finally:
-        partitions.close_task_db(db, base, f"{number}")
     return entries
 
 
