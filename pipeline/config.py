@@ -48,16 +48,17 @@ class ExecutionConfig(Settings):
                                                  "fails the build (each such file is a `stage_error` row)")
     duckdb_memory_limit: str | None = setting(None, "DuckDB (corpus stages, near dedup's buckets) spills to _work/ "
                                               "past it; none: DuckDB's default", example='"4GB"')
-    partitions: int = setting(16, "hash partitions of the corpus stages' work (exact and near dedup, the license "
-                                  "decision): a Ray task each; the output does not depend on it")
+    partitions: int = setting(0, "hash partitions of the corpus stages' work (dedup, near dedup, the license decision, "
+                                 "the writer): a task each; 0: 1 in-process, 4 per Ray worker (more past 1M files "
+                                 "each); the output does not depend on it")
     partition_memory_limit: str | None = setting(None, "DuckDB memory of one partition's task (it spills past it); "
                                                        "none: DuckDB's default", example='"2GB"')
 
     def __post_init__(self) -> None:
         if self.executor not in ("ray", "local"):
             raise ConfigError(f"execution.executor = {self.executor!r}: expected 'ray' or 'local'")
-        if self.partitions < 1:
-            raise ConfigError(f"execution.partitions = {self.partitions}: at least 1")
+        if self.partitions < 0:
+            raise ConfigError(f"execution.partitions = {self.partitions}: 0 (chosen by the build) or more")
         if not 0 <= self.max_stage_error_share <= 1:
             raise ConfigError(f"execution.max_stage_error_share = {self.max_stage_error_share}: a share from 0 to 1")
 

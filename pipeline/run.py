@@ -68,6 +68,20 @@ def process_unit(chunk: Chunk, config: BuildConfig, out_dir: str) -> dict[str, A
     return marker
 
 
+ROWS_PER_PARTITION = 1_000_000  # what one task of a corpus stage takes on, at most, when partitions are chosen
+
+
+def partition_count(setting: int, executor: Any, files: int) -> int:
+    """The corpus stages' partitions: the setting, or when it is 0, one in-process (no task
+    runs beside another there) and on Ray four per worker, more past a million files each.
+    The output is the same whatever the count."""
+    if setting:
+        return setting
+    if executor.name == "local":
+        return 1
+    return max(4 * executor.num_workers, -(-files // ROWS_PER_PARTITION))
+
+
 def kill_point(name: str) -> None:
     """A named point where a test can kill the build (CORPUS_KILL_AT=NAME, e.g.
     `units_done:3`): resume is tested at a chosen point, not after a sleep."""
@@ -319,8 +333,9 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             "SELECT repo, detail FROM repos WHERE detail IS NOT NULL ORDER BY repo").fetchall()]
         _check_failures(stats, config, failed, len(units))
         # corpus stages may hand work to the executor too (near dedup's signatures)
-        plan = PartitionPlan(execution.partitions, execution.partition_memory_limit)
-        context = CorpusContext(work.path, executor, progress, plan)
+        cut = PartitionPlan(partition_count(execution.partitions, executor, stats["ingest"].files_in),
+                            execution.partition_memory_limit)
+        context = CorpusContext(work.path, executor, progress, cut)
         _run_corpus_stages(db, config, context, stats)
 
         # the writer's shard tasks run on the executor too
@@ -373,7 +388,8 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
         "config_fingerprint": config.fingerprint(),
         "input_fingerprint": input_fingerprint(db),
         "versions": _versions(),
-        "executor": {"kind": executor.name, "workers": executor.num_workers, "tasks": executor.usage.to_dict(),
+        "executor": {"kind": executor.name, "workers": executor.num_workers, "partitions": cut.count,
+                     "tasks": executor.usage.to_dict(),
                      "driver_peak_rss_mb": round(peak_rss_bytes() / 2**20, 1)},
         "units": {"total": len(units), "resumed": done, "redone": len(redone),
                   "chunks": sum(map(len, chunks.values()))},

@@ -217,9 +217,24 @@ def test_corpus_stages_cut_into_partitions_give_the_same_bytes(built, tmp_path, 
     run = build(config_for(sources, workers=2, partitions=partitions), tmp_path / "cut", Progress(quiet=True))
     assert output_bytes(tmp_path / "cut") == output_bytes(root / "out")
     assert run["counts"] == reference_run["counts"]
+    assert (run["executor"]["partitions"], reference_run["executor"]["partitions"]) == (partitions, 16)
     # fewer partitions, fewer tasks: at least one per partition of each partitioned stage
     assert reference_run["executor"]["tasks"]["tasks"] - run["executor"]["tasks"]["tasks"] \
         >= PARTITIONED_STAGES * (16 - partitions)
+
+
+def test_the_build_chooses_its_partitions_unless_told():
+    """`execution.partitions = 0`: one in-process, four per Ray worker, and more once each
+    would hold over a million files; a number given is used as it is."""
+    from types import SimpleNamespace
+
+    from pipeline.run import partition_count
+
+    local, ray = SimpleNamespace(name="local", num_workers=1), SimpleNamespace(name="ray", num_workers=2)
+    assert partition_count(0, local, 50_000_000) == 1
+    assert partition_count(0, ray, 10) == 8
+    assert partition_count(0, ray, 20_000_001) == 21
+    assert partition_count(5, local, 10) == 5 and partition_count(5, ray, 10**9) == 5
 
 
 def test_bad_config_value_fails_before_work(tmp_path):
