@@ -24,8 +24,8 @@ lacks the project; the build's driver runs outside it, with its DuckDB capped by
                              the session of its `ray start`): the peak of the sum of its processes'
                              PSS (shared object-store pages counted once) and of its largest
                              process's RSS; the tasks each worker node ran (run.json)
-  disk                       peaks of _work/ in all, of DuckDB's temp files in it (what it spilled:
-                             the driver's and the partition tasks'), of Ray's spilled objects; the
+  disk                       peaks of _work/ in all, of what DuckDB spilled (the driver's, in _work/;
+                             the partition tasks', in their workers' temp folders), of Ray's spilled objects; the
                              finished output's size
   near_dedup                 the stage's notes (rounds, edges, clusters, ...)
   license_cache_entries      texts ScanCode read (its cache starts empty): 0 when it never ran
@@ -271,8 +271,14 @@ def tree_bytes(root: Path, pick=lambda parts: True) -> int:
 
 
 def is_duckdb_temp(parts: tuple[str, ...]) -> bool:
-    """The driver's `_work/<fp>/duckdb/` and a partition task's `tmp-<name>/` (corpus_core/partitions.py)."""
-    return any(part == "duckdb" or part.startswith("tmp-") for part in parts)
+    """The driver's `_work/<fp>/duckdb/`."""
+    return "duckdb" in parts
+
+
+def task_spill_bytes() -> int:
+    """What the partition tasks' DuckDBs spilled: each worker process's folder in the temp
+    directory (corpus_core/partitions.py `task_database`; every node is on this machine)."""
+    return sum(tree_bytes(folder) for folder in Path(tempfile.gettempdir()).glob("corpus-duckdb-*"))
 
 
 class Sampler(threading.Thread):
@@ -282,7 +288,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.sessions, self.work, self.ray_temp = sessions, work, ray_temp
         self.memory = {name: [0, 0] for name in sessions}
-        self.disk = {"work_mb": 0, "duckdb_temp_mb": 0, "ray_spilled_mb": 0}
+        self.disk = {"work_mb": 0, "duckdb_temp_mb": 0, "task_duckdb_temp_mb": 0, "ray_spilled_mb": 0}
         self.finished = threading.Event()
 
     def run(self) -> None:
@@ -292,6 +298,7 @@ class Sampler(threading.Thread):
                 pss, rss = by_session.get(session, (0, 0))
                 self.memory[name] = [max(self.memory[name][0], pss), max(self.memory[name][1], rss)]
             sizes = {"work_mb": tree_bytes(self.work), "duckdb_temp_mb": tree_bytes(self.work, is_duckdb_temp),
+                     "task_duckdb_temp_mb": task_spill_bytes(),
                      "ray_spilled_mb": tree_bytes(self.ray_temp, lambda parts: any("spill" in p for p in parts))}
             self.disk = {key: max(self.disk[key], round(value / MB, 1)) for key, value in sizes.items()}
 
@@ -437,7 +444,7 @@ def main() -> None:
                   "cluster": {"head_cpus": 0, "workers": WORKERS, "cpus_per_worker": 1,
                               "driver_memory_limit": args.driver_memory,
                               "partition_memory_limit": args.partition_memory,
-                              "partitions": run["config"]["execution"]["partitions"]},
+                              "partitions": run["executor"]["partitions"]},
                   **figures(run, sampled, args.docs), "accuracy": accuracy(out, folder)}
         if args.keep:
             shutil.rmtree(args.keep, ignore_errors=True)
