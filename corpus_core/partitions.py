@@ -8,9 +8,10 @@ the stage's scratch folder (`_work/<fingerprint>/<stage>/`):
    of core, the driver's memory bounded by `execution.duckdb_memory_limit`); a
    `<name>.done` marker is written last;
 2. **tasks**: one executor task per partition (a Ray task on any node), each with its own
-   DuckDB (one thread, its memory capped by `execution.partition_memory_limit`, spilling to
-   a folder of its worker process in the node's temp directory: `task_database`), reads its
-   partition and writes its result as `<name>-K.parquet`, atomically;
+   DuckDB (one thread, its memory capped by `execution.partition_memory_limit`, else its
+   node's share, spilling to a folder of its worker process under the build's `_work/`:
+   `task_database`), reads its partition and writes its result as `<name>-K.parquet`,
+   atomically;
 3. the driver reads the results (the stage's drops, or the next round's input).
 
 A stage of several steps (near dedup) hands rows from one step's tasks to the next step's
@@ -22,10 +23,11 @@ knows them. `connected_components` runs the rounds of a graph's components this 
 opening one per task.
 
 Resume: a partition whose result exists is not computed again, and a finished scatter is
-not redone (the runner clears a corpus stage's folder whenever a unit ran again, so that a
-result never outlives its input). The output never depends on the number of partitions:
-all rows of a key land in one partition, each partition's result is a function of its
-rows, and whatever is written from the results is ordered by content keys.
+not redone (the runner clears the corpus stages' folders whenever a unit ran again or the
+partition count changed, so that a result never outlives its input or its cut). The
+output never depends on the number of partitions: all rows of a key land in one partition,
+each partition's result is a function of its rows, and whatever is written from the
+results is ordered by content keys.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,7 +58,9 @@ class PartitionPlan:
     """How many partitions a corpus stage cuts its rows into, and each task's DuckDB budget."""
 
     count: int = 16
-    memory_limit: str | None = None  # per task; None: DuckDB's default
+    memory_limit: str | None = None  # per task; None: this node's memory x 0.8 / its CPUs (a worker per CPU)
+    spill: str | None = None  # where tasks' DuckDBs spill (the build's _work/), a folder per process; None: temp dir
+    threads: int = 1  # DuckDB threads of a task: 1 on Ray (a task is one CPU), all of them in-process
 
     def of(self, key_sql: str) -> str:
         """The SQL of the partition number of `key_sql` (DuckDB's 64-bit hash of the key)."""
@@ -130,24 +135,36 @@ def write_result(db: duckdb.DuckDBPyConnection, query: str, folder: Path, name: 
     return db.sql(f"SELECT count(*) FROM read_parquet({sql_literal(str(path))})").fetchall()[0][0]
 
 
-_DATABASES: dict[str | None, duckdb.DuckDBPyConnection] = {}  # this process's, by memory limit
+_DATABASES: dict[PartitionPlan, duckdb.DuckDBPyConnection] = {}  # this process's, by plan
+
+
+def default_memory_limit() -> str:
+    """A task's share of its node: 80% of the memory (DuckDB's own default for one database)
+    over the CPUs, since Ray runs a worker per CPU, each with its database."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return f"{max(int(total * 0.8 / (os.cpu_count() or 1)) // 2**20, 64)}MB"
 
 
 @contextmanager
 def task_database(plan: PartitionPlan) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A task's DuckDB (one thread, bounded by `plan.memory_limit`, spilling to disk): a
-    connection to a database this worker process keeps between its tasks: opening
+    """A task's DuckDB (`plan.threads` threads, bounded by `plan.memory_limit`, spilling to
+    disk): a connection to a database this worker process keeps between its tasks: opening
     a database costs ~60 ms, which a step of many small tasks (a round of `connected_components`)
     would pay per task. Its temp tables go with the connection; it spills under a folder of
-    this process in the system's temp directory (DuckDB cannot move it once used)."""
-    if plan.memory_limit not in _DATABASES:
-        temp = Path(tempfile.gettempdir()) / f"corpus-duckdb-{os.getpid()}-{len(_DATABASES)}"
-        database = duckdb.connect(config={"threads": 1, "preserve_insertion_order": False,
+    this process in `plan.spill` (the build's `_work/`, removed with it; DuckDB cannot move a
+    temp directory once used). A process keeps one database: a new build's plan replaces it."""
+    if plan not in _DATABASES:
+        for database in _DATABASES.values():
+            database.close()
+        _DATABASES.clear()
+        root = Path(plan.spill) if plan.spill else Path(tempfile.gettempdir())
+        temp = root / f"corpus-duckdb-{socket.gethostname()}-{os.getpid()}"
+        database = duckdb.connect(config={"threads": plan.threads, "preserve_insertion_order": False,
                                           "temp_directory": str(temp),
-                                          **({"memory_limit": plan.memory_limit} if plan.memory_limit else {})})
+                                          "memory_limit": plan.memory_limit or default_memory_limit()})
         atexit.register(shutil.rmtree, temp, True)
-        _DATABASES[plan.memory_limit] = database
-    db = _DATABASES[plan.memory_limit].cursor()
+        _DATABASES[plan] = database
+    db = _DATABASES[plan].cursor()
     try:
         yield db
     finally:

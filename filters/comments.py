@@ -174,8 +174,10 @@ def _plain_fstring(body: str) -> bool:
 def python_scan_ratio(content: str) -> float | None:
     """`tree_sitter_ratio(content, grammar_for("Python"))` without parsing, or None when the
     scan cannot be sure of it (the caller parses then)."""
-    if "\0" in content or (not content.isascii() and SURROGATE.search(content)):
-        return None  # NUL ends tree-sitter's input; lone surrogates are counted as decoded bytes
+    if "\0" in content or "\x0b" in content or (not content.isascii() and SURROGATE.search(content)):
+        # NUL ends tree-sitter's input; a vertical tab is whitespace to it where the scan does not
+        # know (a fuzz found it); lone surrogates are counted as decoded bytes
+        return None
     counted = []
     for match in PYTHON_TOKEN.finditer(content):
         token = match.group(1)

@@ -46,13 +46,14 @@ class ExecutionConfig(Settings):
                                      "none runs alone at the end; 0: one task per repository")
     max_stage_error_share: float = setting(0.01, "a per-file stage that raises on more than this share of its files "
                                                  "fails the build (each such file is a `stage_error` row)")
-    duckdb_memory_limit: str | None = setting(None, "DuckDB (corpus stages, near dedup's buckets) spills to _work/ "
-                                              "past it; none: DuckDB's default", example='"4GB"')
+    duckdb_memory_limit: str | None = setting(None, "the driver's DuckDB (the corpus stages' views, scatters) "
+                                              "spills to _work/ past it; none: DuckDB's default", example='"4GB"')
     partitions: int = setting(0, "hash partitions of the corpus stages' work (dedup, near dedup, the license decision, "
                                  "the writer): a task each; 0: 1 in-process, 4 per Ray worker (more past 1M files "
                                  "each); the output does not depend on it")
-    partition_memory_limit: str | None = setting(None, "DuckDB memory of one partition's task (it spills past it); "
-                                                       "none: DuckDB's default", example='"2GB"')
+    partition_memory_limit: str | None = setting(None, "DuckDB memory of one partition's task (it spills into _work/ "
+                                                       "past it); none: 80% of its node's memory over its CPUs",
+                                                 example='"2GB"')
 
     def __post_init__(self) -> None:
         if self.executor not in ("ray", "local"):

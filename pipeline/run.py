@@ -82,6 +82,16 @@ def partition_count(setting: int, executor: Any, files: int) -> int:
     return max(4 * executor.num_workers, -(-files // ROWS_PER_PARTITION))
 
 
+def _clear_other_cut(work: WorkDir, count: int) -> None:
+    """Forget what the corpus stages kept for a resume when it was cut into another number of
+    partitions (another --workers, another setting): a partition's result holds other keys."""
+    recorded = work.path / "partitions"
+    if recorded.exists() and recorded.read_text().strip() != str(count):
+        for spec in stages_of("corpus"):
+            shutil.rmtree(work.path / spec.name, ignore_errors=True)
+    recorded.write_text(f"{count}\n")
+
+
 def kill_point(name: str) -> None:
     """A named point where a test can kill the build (CORPUS_KILL_AT=NAME, e.g.
     `units_done:3`): resume is tested at a chosen point, not after a sleep."""
@@ -333,8 +343,11 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             "SELECT repo, detail FROM repos WHERE detail IS NOT NULL ORDER BY repo").fetchall()]
         _check_failures(stats, config, failed, len(units))
         # corpus stages may hand work to the executor too (near dedup's signatures)
-        cut = PartitionPlan(partition_count(execution.partitions, executor, stats["ingest"].files_in),
-                            execution.partition_memory_limit)
+        count = partition_count(execution.partitions, executor, stats["ingest"].files_in)
+        _clear_other_cut(work, count)
+        # a task's DuckDB spills into _work (removed with it); in-process, one task at a time takes every core
+        cut = PartitionPlan(count, execution.partition_memory_limit, spill=str(work.path / "duckdb-tasks"),
+                            threads=(os.cpu_count() or 1) if executor.name == "local" else 1)
         context = CorpusContext(work.path, executor, progress, cut)
         _run_corpus_stages(db, config, context, stats)
 

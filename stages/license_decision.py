@@ -5,9 +5,10 @@ stage's `license_evidence` rows), the license a dataset declares for it, and its
 the driver scatters the three by hash(repo) into partitions (corpus_core/partitions.py), and
 a task per partition, on any Ray node with its own DuckDB, resolves its repositories'
 directories (`resolve_repositories`), judges every file that was read (`judge`), and writes
-four results: `licenses-K` (per directory), `repo_licenses-K` (each repository's license
-fields), `annotations-K` (every judged file's license columns) and `verdicts-K` (the files
-that fail, and earlier drops whose reason the license reason replaces). The task holds one
+five results: `licenses-K` (per directory), `repo_licenses-K` (each repository's license
+fields), `annotations-K` (every judged file's license columns), `relabelled-K` (how many
+earlier drops, by reason, the license reason replaced) and `verdicts-K` (the files that
+fail, and those earlier drops), the last one last: its presence means the partition is done. The task holds one
 partition's evidence and one batch of its files at a time.
 
 The driver then applies the results in DuckDB: the repositories' license fields, the
@@ -68,10 +69,12 @@ class LicenseDecision(CorpusStage):
                                    FROM files
                                    WHERE sha256 IS NOT NULL AND reason IS DISTINCT FROM '{reasons.OPTED_OUT}'""",
                            "repo", folder, "files", plan)
-        counts = partitions.run_tasks(context.executor, decide_partition, folder, "verdicts", plan,
-                                      (tuple(sorted(self.config.allowed)),))
-        self.stats.notes["relabelled"] = {reason.removeprefix("relabelled:"): n for reason, n in sorted(counts.items())
-                                          if reason.startswith("relabelled:")}
+        partitions.run_tasks(context.executor, decide_partition, folder, "verdicts", plan,
+                             (tuple(sorted(self.config.allowed)),))
+        # from every partition's result, those a resumed build did not recompute included
+        self.stats.notes["relabelled"] = dict(db.sql(
+            f"""SELECT reason, sum(files)::BIGINT FROM {partitions.results(folder, 'relabelled')}
+                GROUP BY reason ORDER BY reason""").fetchall())
         db.execute(f"""CREATE OR REPLACE TABLE licenses AS
                        SELECT * FROM {partitions.results(folder, 'licenses')} ORDER BY repo, dir""")
         db.execute(f"""UPDATE repos SET license = r.license, license_source = r.license_source,
@@ -97,7 +100,7 @@ class LicenseDecision(CorpusStage):
 
 def decide_partition(number: int, folder: str, plan: partitions.PartitionPlan, allowed: tuple[str, ...]
                      ) -> dict[str, int]:
-    """One partition's repositories: resolve, judge, write the four results (verdicts last:
+    """One partition's repositories: resolve, judge, write the five results (verdicts last:
     its presence means the partition is done)."""
     base = Path(folder)
     with partitions.task_database(plan) as db:
@@ -136,12 +139,15 @@ def decide_partition(number: int, folder: str, plan: partitions.PartitionPlan, a
                                         ("detail", detail), ("relabel", relabel)):
                         verdicts[name].append(value)
                     if relabel:
-                        relabelled["relabelled:" + row["reason"]] += 1
+                        relabelled[row["reason"]] += 1
                 annotated.write_table(pa.Table.from_pylist(annotations, schema=ANNOTATION_TABLE))
                 judged.write_table(pa.table(verdicts, schema=VERDICTS))
+        _write(pa.table({"reason": pa.array(sorted(relabelled), pa.string()),
+                         "files": pa.array([relabelled[r] for r in sorted(relabelled)], pa.int64())}),
+               partitions.result_path(base, "relabelled", number))
         os.replace(annotations_path.with_suffix(".partial"), annotations_path)
         os.replace(verdicts_path.with_suffix(".partial"), verdicts_path)
-    return dict(relabelled)
+    return {"relabelled": sum(relabelled.values())}
 
 
 def _write(table: pa.Table, path: Path) -> None:

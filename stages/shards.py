@@ -193,7 +193,7 @@ class ShardWriter(Stage):
                              (str(folder), context.partitions, str(shard_dir), shard_schema, self.config,
                               vocab_size if grouped else None),
                              lambda _, written: entries.extend(written))
-        entries.sort(key=lambda e: e["file"])
+        entries.sort(key=lambda e: int(e["file"].removeprefix("part-").removesuffix(".parquet")))  # 100000 after 99999
         for entry in entries:
             self.stats.files_in += entry["rows"]
             self.stats.kept += entry["rows"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -38,7 +39,7 @@ from tests.conftest import (
     write_tree,
 )
 
-PARTITIONED_STAGES = 4  # at least duplicate_paths, license_decision, exact_dedup and the shard writer: a task per partition each
+PARTITIONED_STAGES = 4  # at least duplicate_paths, license_decision, exact_dedup, the writer: a task per partition
 DUPLICATE = "def shared():\n    # the same in two repositories\n    return 42\n"
 NEAR = program(11, lines=40)
 NEAR_COPY = replace_lines(NEAR, 0.05, 12)  # a near duplicate: alpha (1 star) keeps its copy
@@ -221,6 +222,20 @@ def test_corpus_stages_cut_into_partitions_give_the_same_bytes(built, tmp_path, 
     # fewer partitions, fewer tasks: at least one per partition of each partitioned stage
     assert reference_run["executor"]["tasks"]["tasks"] - run["executor"]["tasks"]["tasks"] \
         >= PARTITIONED_STAGES * (16 - partitions)
+
+
+def test_a_rerun_cut_into_other_partitions_does_not_reuse_the_old_cut(built, tmp_path):
+    """A rerun over kept work (as after a crash in the corpus stages) with another partition
+    count recomputes the corpus stages instead of reading results cut the other way."""
+    root, sources, _ = built
+    config = config_for(sources, workers=1, executor="local", partitions=3)
+    kept = dataclasses.replace(config, execution=dataclasses.replace(config.execution, keep_work_dir=True))
+    build(kept, tmp_path / "out", Progress(quiet=True))
+    assert list((tmp_path / "out" / "_work").glob("*/exact_dedup/drops-00002.parquet"))
+    again = dataclasses.replace(kept, execution=dataclasses.replace(kept.execution, partitions=2))
+    build(again, tmp_path / "out", Progress(quiet=True))
+    assert not list((tmp_path / "out" / "_work").glob("*/exact_dedup/drops-00002.parquet"))
+    assert output_bytes(tmp_path / "out") == output_bytes(root / "out")
 
 
 def test_the_build_chooses_its_partitions_unless_told():
