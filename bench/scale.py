@@ -24,8 +24,8 @@ lacks the project; the build's driver runs outside it, with its DuckDB capped by
                              the session of its `ray start`): the peak of the sum of its processes'
                              PSS (shared object-store pages counted once) and of its largest
                              process's RSS; the tasks each worker node ran (run.json)
-  disk                       peaks of _work/ in all, of what DuckDB spilled (the driver's, in _work/;
-                             the partition tasks', in their workers' temp folders), of Ray's spilled objects; the
+  disk                       peaks of _work/ in all, of what DuckDB spilled into it (the driver's in
+                             duckdb/, the partition tasks' in duckdb-tasks/), of Ray's spilled objects; the
                              finished output's size
   near_dedup                 the stage's notes (rounds, edges, clusters, ...)
   license_cache_entries      texts ScanCode read (its cache starts empty): 0 when it never ran
@@ -275,10 +275,9 @@ def is_duckdb_temp(parts: tuple[str, ...]) -> bool:
     return "duckdb" in parts
 
 
-def task_spill_bytes() -> int:
-    """What the partition tasks' DuckDBs spilled: each worker process's folder in the temp
-    directory (corpus_core/partitions.py `task_database`; every node is on this machine)."""
-    return sum(tree_bytes(folder) for folder in Path(tempfile.gettempdir()).glob("corpus-duckdb-*"))
+def is_task_spill(parts: tuple[str, ...]) -> bool:
+    """A partition task's DuckDB folder: `_work/<fp>/duckdb-tasks/` (corpus_core/partitions.py)."""
+    return "duckdb-tasks" in parts
 
 
 class Sampler(threading.Thread):
@@ -298,7 +297,7 @@ class Sampler(threading.Thread):
                 pss, rss = by_session.get(session, (0, 0))
                 self.memory[name] = [max(self.memory[name][0], pss), max(self.memory[name][1], rss)]
             sizes = {"work_mb": tree_bytes(self.work), "duckdb_temp_mb": tree_bytes(self.work, is_duckdb_temp),
-                     "task_duckdb_temp_mb": task_spill_bytes(),
+                     "task_duckdb_temp_mb": tree_bytes(self.work, is_task_spill),
                      "ray_spilled_mb": tree_bytes(self.ray_temp, lambda parts: any("spill" in p for p in parts))}
             self.disk = {key: max(self.disk[key], round(value / MB, 1)) for key, value in sizes.items()}
 
