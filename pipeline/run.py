@@ -87,9 +87,14 @@ def _clear_other_cut(work: WorkDir, count: int) -> None:
     partitions (another --workers, another setting): a partition's result holds other keys."""
     recorded = work.path / "partitions"
     if recorded.exists() and recorded.read_text().strip() != str(count):
-        for spec in stages_of("corpus"):
-            shutil.rmtree(work.path / spec.name, ignore_errors=True)
+        _clear_corpus_scratch(work)
     recorded.write_text(f"{count}\n")
+
+
+def _clear_corpus_scratch(work: WorkDir) -> None:
+    """Remove what the corpus stages kept for a resume (a folder each)."""
+    for spec in stages_of("corpus"):
+        shutil.rmtree(work.path / spec.name, ignore_errors=True)
 
 
 def kill_point(name: str) -> None:
@@ -109,10 +114,11 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _check_memory_limit(name: str, memory_limit: str | None) -> None:
+def _set_memory_limit(db: duckdb.DuckDBPyConnection, name: str, memory_limit: str | None) -> None:
+    """`SET memory_limit` on `db`; a value DuckDB refuses is a ConfigError naming the setting."""
     if memory_limit:
         try:
-            duckdb.connect().execute("SET memory_limit = " + "'" + memory_limit.replace("'", "''") + "'")
+            db.execute("SET memory_limit = " + "'" + memory_limit.replace("'", "''") + "'")
         except duckdb.Error as err:
             raise ConfigError(f"execution.{name} = {memory_limit!r}: {err}") from err
 
@@ -123,11 +129,7 @@ def _connect(work: WorkDir, memory_limit: str | None) -> duckdb.DuckDBPyConnecti
     scratch.mkdir(parents=True, exist_ok=True)
     db.execute("SET temp_directory = " + "'" + str(scratch).replace("'", "''") + "'")
     db.execute("SET preserve_insertion_order = true")
-    if memory_limit:
-        try:
-            db.execute("SET memory_limit = " + "'" + memory_limit.replace("'", "''") + "'")
-        except duckdb.Error as err:
-            raise ConfigError(f"execution.duckdb_memory_limit = {memory_limit!r}: {err}") from err
+    _set_memory_limit(db, "duckdb_memory_limit", memory_limit)
     return db
 
 
@@ -326,15 +328,14 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             and _input_below(units, execution.local_below_bytes):
         kind = "local"  # starting Ray costs more than it saves; the bytes are the same either way
     db = _connect(work, execution.duckdb_memory_limit)  # a bad memory limit fails before Ray starts
-    _check_memory_limit("partition_memory_limit", execution.partition_memory_limit)
+    _set_memory_limit(duckdb.connect(), "partition_memory_limit", execution.partition_memory_limit)  # checked now
     executor = make_executor(kind, execution.num_workers, execution.ray_address, execution.connect_timeout_s)
     progress.start_units(len(units), resumed=done, workers=executor.num_workers, executor=executor.name)
     if redone:
         progress.note(f"{len(redone)} source(s) changed since the interrupted build, read again: "
                       + ", ".join(redone[:5]) + (" ..." if len(redone) > 5 else ""))
     if todo:  # what corpus stages kept for a resume was made from other parts: never reuse it
-        for spec in stages_of("corpus"):
-            shutil.rmtree(work.path / spec.name, ignore_errors=True)
+        _clear_corpus_scratch(work)
     try:
         executor.map(process_unit, todo, (config, str(out_dir)), chunk_done)
         progress.end_units()

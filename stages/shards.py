@@ -188,12 +188,12 @@ class ShardWriter(Stage):
         folder.mkdir(parents=True)
         partitions.scatter(db, f"SELECT p.shard, p.row, {columns} FROM files f JOIN placement p USING (unit, ordinal) "
                                f"{join}", "shard", folder, "rows", context.partitions)
-        entries: list[dict[str, Any]] = []
+        numbered: list[tuple[int, dict[str, Any]]] = []  # (shard, its index entry) from every task
         context.executor.map(write_shards, range(context.partitions.count),
                              (str(folder), context.partitions, str(shard_dir), shard_schema, self.config,
                               vocab_size if grouped else None),
-                             lambda _, written: entries.extend(written))
-        entries.sort(key=lambda e: int(e["file"].removeprefix("part-").removesuffix(".parquet")))  # 100000 after 99999
+                             lambda _, written: numbered.extend(written))
+        entries = [entry for _, entry in sorted(numbered, key=lambda pair: pair[0])]  # in shard order
         for entry in entries:
             self.stats.files_in += entry["rows"]
             self.stats.kept += entry["rows"]
@@ -220,16 +220,16 @@ class ShardWriter(Stage):
 
 
 def write_shards(number: int, folder: str, plan: partitions.PartitionPlan, shard_dir: str, shard_schema: pa.Schema,
-                 config: ShardConfig, grouped_vocab: int | None) -> list[dict[str, Any]]:
+                 config: ShardConfig, grouped_vocab: int | None) -> list[tuple[int, dict[str, Any]]]:
     """One partition's shards: its rows in (shard, row) order, one shard at a time in
-    memory; returns their index entries."""
+    memory; returns (shard number, index entry) of each."""
     base = Path(folder)
     with partitions.task_database(plan) as db:
         names = [n for n in shard_schema.names if n != "content_start"]
         extra = ", prefix_tokens, repo_ids, path_ids, repo_first, repo_last" if grouped_vocab else ""
         reader = db.sql(f"SELECT shard, {', '.join(names)}{extra} FROM {partitions.inputs(base, 'rows', number)} "
                         "ORDER BY shard, row").to_arrow_reader(batch_size=config.row_group_rows)
-        entries: list[dict[str, Any]] = []
+        entries: list[tuple[int, dict[str, Any]]] = []
         pending: list[pa.Table] = []
         current = None
         for batch in reader:
@@ -242,13 +242,13 @@ def write_shards(number: int, folder: str, plan: partitions.PartitionPlan, shard
                 if position == len(shard_numbers) or shard_numbers[position] != shard_numbers[start]:
                     shard = int(shard_numbers[start])
                     if current is not None and shard != current:
-                        entries.append(_write_shard(Path(shard_dir), current, pending, shard_schema, config))
+                        entries.append((current, _write_shard(Path(shard_dir), current, pending, shard_schema, config)))
                         pending = []
                     current = shard
                     pending.append(table.slice(start, position - start).drop_columns(["shard"]))
                     start = position
         if current is not None:
-            entries.append(_write_shard(Path(shard_dir), current, pending, shard_schema, config))
+            entries.append((current, _write_shard(Path(shard_dir), current, pending, shard_schema, config)))
     return entries
 
 
