@@ -51,7 +51,7 @@ def process_unit(chunk: Chunk, config: BuildConfig, out_dir: str) -> dict[str, A
     fingerprint = source_fingerprint(chunk.unit) if chunk.number == 0 else None
     (ingest,) = (spec.build(config) for spec in stages_of("repository"))
     file_stages = [spec.build(config) for spec in stages_of("file")]
-    records = ingest.run(chunk.unit, chunk.start, chunk.stop)
+    records = ingest.run(chunk.unit, chunk.start, chunk.stop, work.stash(chunk))
     for stage in file_stages:
         records = stage.run(records)
     write_files_part(work, chunk.key, records)
@@ -290,7 +290,13 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             else:
                 rest.append(chunk)
         waiting[first.unit.key] = len(rest)
+        if not rest:
+            unit_finished(first)
         return rest
+
+    def unit_finished(chunk: Chunk) -> None:
+        if (stash := work.stash(chunk)) is not None:
+            stash.unlink(missing_ok=True)  # its chunks are done: nothing reads it again
 
     def chunk_done(chunk: Chunk, marker: dict[str, Any]) -> list[Chunk]:
         nonlocal finished
@@ -302,6 +308,8 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
             rest = []
             waiting[chunk.unit.key] -= 1
         if waiting[chunk.unit.key] == 0:
+            if chunk.number:
+                unit_finished(chunk)
             progress.unit_done(chunk.unit.key)
             finished += 1
             kill_point(f"units_done:{finished}")

@@ -5,6 +5,9 @@
         parts/<chunk>.repos.parquet   the repository rows it saw
         parts/<chunk>.<table>.parquet a table a file stage keeps (license evidence)
         parts/<chunk>.done.json       completion marker with the chunk's stage stats
+        parts/<first chunk>.entries.parquet
+                                      a cut unit's entries past its first window (stages/stash.py),
+                                      removed once the unit's last chunk is done
         staging/                      the writer's output before it is moved into OUT
 
 A chunk is a window of a unit's records (the whole unit when `execution.chunk_files` is 0);
@@ -94,6 +97,11 @@ class WorkDir:
 
     def repos_part(self, unit_key: str) -> Path:
         return self.parts / f"{unit_key}.repos.parquet"
+
+    def stash(self, chunk: Chunk) -> Path | None:
+        """Where a unit cut into chunks keeps its entries past the first window (stages/stash.py);
+        None for a unit that is never cut."""
+        return self.parts / f"{Chunk(chunk.unit, 0, chunk.size).key}.entries.parquet" if chunk.size else None
 
     def table_part(self, unit_key: str, table: str) -> Path:
         """A table a stage keeps per unit (e.g. `licenses`), read back as a DuckDB view."""

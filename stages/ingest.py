@@ -27,6 +27,7 @@ from corpus_core.stage import Stage, StageContext, stage_error_detail
 from stages import origin, readers
 from stages.readers import Entry, SourceError
 from stages.sources import Unit, fetch_git, fetch_npm, fetch_pypi, parse_git_url, verify_sha256
+from stages.stash import StashWriter, read_stash, stash_summary
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -127,47 +128,96 @@ class Ingest(Stage):
         super().__init__(config)
         self.cache_dir = Path(cache_dir)
         self.repos: dict[str, RepoRecord] = {}  # filled while `run` is consumed
+        self.records = 0
+        self.stashed: int | None = None
 
     @classmethod
     def from_settings(cls, settings: IngestConfig, context: StageContext) -> Ingest:
         return cls(settings, context.cache_dir)
 
-    def run(self, unit: Unit, start: int = 0, stop: int | None = None) -> Iterator[FileRecord]:
+    def run(self, unit: Unit, start: int = 0, stop: int | None = None,
+            stash: Path | None = None) -> Iterator[FileRecord]:
         """The unit's records numbered `start` to `stop` (exclusive; None: to the end), each
         with its ordinal; `self.records` counts all the unit has. Records outside the window
-        are read past, not decoded: a big unit runs as several tasks, one window each."""
+        are read past, not decoded: a big unit runs as several tasks, one window each.
+
+        `stash` (stages/stash.py): the first chunk (start 0) writes the raw entries past its
+        window there; a later chunk reads its window from it, if it exists, instead of the
+        source."""
         self.records = 0
-        for ordinal, record in enumerate(self._records(unit, start, stop)):
+        for ordinal, record in enumerate(self._records(unit, start, stop, stash)):
             self.records = ordinal + 1
             if record is None:
                 continue
             record.ordinal = ordinal
             self.stats.count(record)
             yield record
+        if self.stashed is not None:
+            self.records = self.stashed
 
-    def _records(self, unit: Unit, start: int = 0, stop: int | None = None) -> Iterator[FileRecord | None]:
+    def _records(self, unit: Unit, start: int = 0, stop: int | None = None,
+                 stash: Path | None = None) -> Iterator[FileRecord | None]:
         """Every record of the unit in order, None in place of those outside [start, stop)."""
         def inside(ordinal: int) -> bool:
             return start <= ordinal and (stop is None or ordinal < stop)
 
+        self.stashed = None  # the unit's record count when the window came from a stash
         repo = None
         if unit.repo is not None:
             name = printable_name(unit.repo)
             repo = self.repos[name] = RepoRecord(
                 repo=name, source=printable_name(unit.spec.source), kind=unit.kind, stars=unit.spec.stars
             )
+        from_stash = stash is not None and start > 0 and unit.kind != "dataset" and stash.exists()
+        writer = StashWriter(stash, stop - start) if (
+            stash is not None and start == 0 and stop is not None and unit.kind != "dataset") else None
         ordinal = -1
+        error = None
         try:
+            if from_stash:
+                yield from self._stashed(unit, repo, stash, start, stop)
+                return
             entries = self._dataset_entries(unit, start, stop) if unit.kind == "dataset" else (
                 (repo.repo, entry) for entry in self._entries(unit, repo))
             for ordinal, item in enumerate(entries):
-                yield self._owned(self._record(*item)) if item is not None and inside(ordinal) else None
+                if item is not None and inside(ordinal):
+                    yield self._owned(self._record(*item))
+                else:
+                    if writer is not None and item is not None:
+                        writer.add(ordinal, item[1])
+                    yield None
         except Exception as err:  # noqa: BLE001 - a SourceError, or a reader that broke mid-stream: one row says so
             error = str(err) if isinstance(err, SourceError) else error_detail(err)
-            name = printable_name(unit.repo or Path(unit.location).name)
-            repo = self.repos.setdefault(name, RepoRecord(name, printable_name(unit.spec.source), unit.kind))
-            repo.error = printable_name(error)
-            yield self._owned(self.unreadable_source(name, repo.error)) if inside(ordinal + 1) else None
+            yield self._source_error(unit, error, inside(ordinal + 1))
+            ordinal += 1
+        except BaseException:
+            if writer is not None:
+                writer.discard()
+            raise
+        if writer is not None:
+            writer.close(ordinal + 1, error)
+
+    def _source_error(self, unit: Unit, error: str, inside: bool) -> FileRecord | None:
+        """The repository row says the source broke; one dropped record (if in the window) too."""
+        name = printable_name(unit.repo or Path(unit.location).name)
+        repo = self.repos.setdefault(name, RepoRecord(name, printable_name(unit.spec.source), unit.kind))
+        repo.error = printable_name(error)
+        return self._owned(self.unreadable_source(name, repo.error)) if inside else None
+
+    def _stashed(self, unit: Unit, repo: RepoRecord, stash: Path, start: int,
+                 stop: int | None) -> Iterator[FileRecord | None]:
+        """The window's records from the first chunk's stash; the repository's metadata from
+        the source as the first chunk got it (its files are not read again)."""
+        self._entries(unit, repo)  # sets the repository's commit, sha256 and owner; its reader is never iterated
+        records, error = stash_summary(stash)
+        self.stashed = records
+        yield from (None for _ in range(start))
+        for _, entry in read_stash(stash, start, stop):
+            yield self._owned(self._record(repo.repo, entry))
+        if error is not None:  # the stream broke: its last record says so, and the repository row in every chunk
+            self._source_error(unit, error, False)
+            if start <= records - 1 and (stop is None or records - 1 < stop):
+                yield self._owned(self.unreadable_source(repo.repo, repo.error))
 
     def _owned(self, record: FileRecord) -> FileRecord:
         """The record with its repository's owner, which the opt-out filter matches."""

@@ -410,3 +410,87 @@ def test_a_source_error_is_still_one_source_unreadable_row(tmp_path):
     records, stage = ingest(Unit("k", "archive", str(bad), "b", SourceSpec(str(bad))), tmp_path)
     assert [(r.path, r.reason) for r in records] == [("", reasons.SOURCE_UNREADABLE)]
     assert "zip" in stage.repos["b"].error
+
+
+# --- a cut unit's later chunks read the first chunk's stash -------------------------------
+
+
+def chunked(unit: Unit, tmp: Path, size: int, stash: Path | None) -> tuple[list, list[Ingest]]:
+    """Every chunk of `unit` in order, as process_unit runs them (the first one first)."""
+    records, stages, start, total = [], [], 0, None
+    while total is None or start < total:
+        stage = Ingest(LIMITS, cache_dir=tmp / "cache")
+        records += stage.run(unit, start, start + size, stash)
+        stages.append(stage)
+        total = stages[0].records
+        start += size
+    return records, stages
+
+
+def fields(records) -> list[tuple]:
+    return [(r.ordinal, r.path, r.size, r.reason, r.detail, r.content, r.sha256) for r in records]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_chunks_read_from_the_stash_give_the_records_of_the_whole_unit(tmp_path, monkeypatch, size):
+    members = [(f"pkg/m{i}.py", f"x = {i}\n" * (i + 1), {}) for i in range(6)]
+    members += [("pkg/big.bin", b"\x00" * 2000, {}), ("pkg/link", None, {"type": tarfile.SYMTYPE, "linkname": "m1.py"}),
+                ("pkg/caf\xe9.py".encode("latin-1").decode("utf-8", "surrogateescape"), "y = 2\n", {})]
+    archive = make_tar(tmp_path / "pkg.tar.gz", members)
+    unit = Unit("k", "archive", str(archive), "pkg", SourceSpec(str(archive)))
+    whole, whole_stage = ingest(unit, tmp_path)
+    stash = tmp_path / "k.entries.parquet"
+    reads = []
+    real_read_archive = readers.read_archive
+
+    def counted(path, limits):  # counts the reads that get past the first entry, not the readers made
+        for number, entry in enumerate(real_read_archive(path, limits)):
+            reads.extend([path] if number == 1 else [])
+            yield entry
+
+    monkeypatch.setattr(readers, "read_archive", counted)
+    records, stages = chunked(unit, tmp_path, size, stash)
+    assert fields(records) == fields(whole)
+    assert all(s.records == len(whole) == 9 for s in stages)
+    assert [s.repos["pkg"] for s in stages] == [whole_stage.repos["pkg"]] * len(stages)
+    assert len(reads) == 1 or size >= 9  # the source is read by the first chunk alone
+    assert stash.exists() == (size < 9) and not stash.with_suffix(".tmp").exists()
+
+
+def test_a_stream_that_breaks_past_the_first_window_ends_the_unit_in_the_chunk_that_holds_it(tmp_path, monkeypatch):
+    def broken(root, limits, top_level_only=False):
+        for i in range(5):
+            yield readers.Entry(f"f{i}.py", 6, data=b"x = 1\n")
+        raise MemoryError("out of luck")
+
+    monkeypatch.setattr(readers, "read_directory", broken)
+    repo = write_tree(tmp_path / "repo", {"a.py": "a = 1\n"})
+    unit = Unit("k", "directory", str(repo), "r", SourceSpec(str(repo)))
+    whole, _ = ingest(unit, tmp_path)
+    records, stages = chunked(unit, tmp_path, 2, tmp_path / "k.entries.parquet")
+    assert fields(records) == fields(whole)
+    assert [(r.ordinal, r.reason) for r in records][-2:] == [(4, None), (5, reasons.SOURCE_UNREADABLE)]
+    assert [s.repos["r"].error for s in stages] == ["MemoryError: out of luck"] * 3
+
+
+def test_without_its_stash_a_later_chunk_reads_the_source(tmp_path):
+    archive = make_tar(tmp_path / "pkg.tar.gz", [(f"pkg/m{i}.py", f"x = {i}\n", {}) for i in range(4)])
+    unit = Unit("k", "archive", str(archive), "pkg", SourceSpec(str(archive)))
+    stash = tmp_path / "k.entries.parquet"
+    first = Ingest(LIMITS, cache_dir=tmp_path / "cache")
+    list(first.run(unit, 0, 2, stash))
+    stash.unlink()
+    later = Ingest(LIMITS, cache_dir=tmp_path / "cache")
+    assert [(r.ordinal, r.path) for r in later.run(unit, 2, 4, stash)] == [(2, "m2.py"), (3, "m3.py")]
+    assert later.records == 4
+
+
+def test_a_first_chunk_stopped_midway_leaves_no_stash(tmp_path):
+    archive = make_tar(tmp_path / "pkg.tar.gz", [(f"pkg/m{i}.py", f"x = {i}\n", {}) for i in range(4)])
+    unit = Unit("k", "archive", str(archive), "pkg", SourceSpec(str(archive)))
+    stash = tmp_path / "k.entries.parquet"
+    records = Ingest(LIMITS, cache_dir=tmp_path / "cache")._records(unit, 0, 1, stash)
+    assert next(records).path == "m0.py"
+    assert next(records) is None  # past the window: its entry is stashed already
+    records.close()  # as when a later stage raises
+    assert not stash.exists() and not stash.with_suffix(".tmp").exists()
