@@ -208,9 +208,10 @@ class LicenseScanner:
     holds what ScanCode matched (each match's expression, lines, score and rule); the
     expression is made from it on reading, so the rules below can change without a rescan."""
 
-    def __init__(self, cache_dir: str | Path, narrow: bool = True):
+    def __init__(self, cache_dir: str | Path, narrow: bool = True, memo_lexer: bool = True):
         self.cache_dir = Path(cache_dir) / "license-cache"
         self.narrow = narrow  # ScanCode's candidate ranking on the rules that can make its cut (narrow_candidates)
+        self.memo_lexer = memo_lexer  # cluecode's copyright lexer remembering labels (MemoLexer)
         self.hits = self.misses = 0
         # ScanCode's runs per kind ("licenses", "notice:exact", "header:approximate", "holders", ...): [runs, CPU s]
         self.runs: dict[str, list] = {}
@@ -288,6 +289,7 @@ class LicenseScanner:
         def compute(body: str) -> list[str]:
             from scancode.api import get_copyrights
 
+            memoize_copyright_lexer(self.memo_lexer)
             started = time.process_time()
             found = self._on_file(body, get_copyrights)
             self._count("holders", started)
@@ -429,6 +431,53 @@ def narrow_candidates(on: bool = True) -> None:
 
     compute_candidates.original = original
     match_set.compute_candidates = compute_candidates
+
+
+class MemoLexer:
+    """cluecode's copyright lexer, remembering each token's label. Its Lexer (pygmars) labels a
+    token by trying 1,112 regular expressions in order on the token's text alone, first match
+    wins: most of the time of ScanCode's copyright detection, and the same few thousand words
+    ("Copyright", "(c)", years, names) in every header. The label depends on the text alone,
+    so remembering it gives the same labels (tests/stages/test_license_headers.py compares the
+    holders both ways on real headers)."""
+
+    LIMIT = 200_000  # texts remembered; past it the memory starts over
+
+    def __init__(self, lexer: Any):
+        self.lexer = lexer
+        self.labels: dict[str, str | None] = {}
+
+    def lex_tokens(self, tokens: Any, trace: bool = False) -> Iterator[Any]:
+        if trace:
+            yield from self.lexer.lex_tokens(tokens, trace=True)
+            return
+        labels, matchers = self.labels, self.lexer._matchers
+        for token in tokens:
+            value = token.value
+            if value in labels:
+                label = labels[value]
+            else:
+                label = next((label for matcher, label in matchers if matcher(value)), None)
+                if len(labels) >= self.LIMIT:
+                    labels.clear()
+                labels[value] = label
+            if label is not None:
+                token.label = label
+            yield token
+
+
+def memoize_copyright_lexer(on: bool = True) -> None:
+    """Put a MemoLexer in place of cluecode's copyright lexer (`on` False: the original again,
+    for a benchmark's comparison)."""
+    from cluecode import copyrights
+
+    if copyrights.DETECTOR is None:
+        copyrights.DETECTOR = copyrights.CopyrightDetector()
+    lexer = copyrights.DETECTOR.lexer
+    if on and not isinstance(lexer, MemoLexer):
+        copyrights.DETECTOR.lexer = MemoLexer(lexer)
+    elif not on and isinstance(lexer, MemoLexer):
+        copyrights.DETECTOR.lexer = lexer.lexer
 
 
 def _matched(found: dict[str, Any]) -> dict[str, Any]:

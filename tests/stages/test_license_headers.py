@@ -10,7 +10,15 @@ import pytest
 
 from corpus_core.spdx import canonical
 from pipeline.config import BuildConfig
-from stages.license import NARROWED_SCANCODE, LicenseDetector, LicenseScanner, license_notice, narrow_candidates
+from stages.license import (
+    NARROWED_SCANCODE,
+    LicenseDetector,
+    LicenseScanner,
+    MemoLexer,
+    license_notice,
+    memoize_copyright_lexer,
+    narrow_candidates,
+)
 
 HEADERS = Path(__file__).resolve().parents[1] / "data" / "license_headers"
 
@@ -128,3 +136,26 @@ def test_narrowed_candidates_are_the_ones_scancode_ranks(tmp_path, monkeypatch):
         scanner.licenses((HEADERS / case["file"]).read_text())
     assert len(calls) >= 20 and sum(1 for top, found in calls if top == 2 and found == 2) >= 2
     assert sum(found for _, found in calls) >= 140
+
+
+def test_the_remembering_copyright_lexer_finds_what_cluecode_finds(tmp_path):
+    """Copyrights, holders and authors of every real header, with cluecode's lexer and with
+    MemoLexer (which has seen the headers before it, as in a build)."""
+    from cluecode import copyrights
+    from scancode.api import get_copyrights
+
+    files = []
+    for case in CASES:
+        files.append(tmp_path / case["file"])
+        files[-1].write_text((HEADERS / case["file"]).read_text())
+    memoize_copyright_lexer(False)
+    expected = [get_copyrights(str(f)) for f in files]
+    memoize_copyright_lexer(True)
+    try:
+        assert isinstance(copyrights.DETECTOR.lexer, MemoLexer)
+        found = [get_copyrights(str(f)) for f in files]
+        assert len(copyrights.DETECTOR.lexer.labels) > 100
+        assert found == expected
+        assert sum(len(e["holders"]) for e in expected) >= 20
+    finally:
+        memoize_copyright_lexer(True)
