@@ -35,6 +35,7 @@ from pipeline.outdir import OutDir, refuse_inside_sources
 from pipeline.progress import Progress
 from pipeline.work import Chunk, WorkDir, mark_done, write_files_part, write_repos_part
 from stages.dedup import write_signatures
+from stages.license import keep_scancode_inside
 from stages.sources import Unit, resolve_units, source_fingerprint
 
 RUN_FORMAT = 1
@@ -259,6 +260,7 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
         raise ConfigError("no sources: name some in the config or on the command line")
     _check_inputs(config)
     refuse_inside_sources(Path(config.cache_dir), config.sources, "cache_dir")
+    keep_scancode_inside(config.cache_dir)  # the driver reads ScanCode's license texts (NOTICE) too
     with OutDir(Path(out_dir), config.sources, force=force) as out:
         return _build(config, out, units, progress, started)
 

@@ -203,12 +203,39 @@ class Evidence:
 # --- ScanCode, cached ------------------------------------------------------------------
 
 
+SCANCODE_HOME = "scancode"  # under cache_dir/license-cache/: ScanCode's own temporary and cache folders
+
+
+def keep_scancode_inside(cache_dir: str | Path) -> None:
+    """Point ScanCode's folders into the cache dir, before its first import in this process.
+
+    When first imported, ScanCode (`scancode_config`) makes a temporary folder for the life of
+    the process in the system's temp dir, never removed (one per Ray worker per build), and a
+    cache folder in the user's home. Both go under `cache_dir/license-cache/scancode/` instead:
+    nothing is written outside the paths a build is given. Empty temporary folders of processes
+    gone for an hour are removed here."""
+    import sys
+
+    base = Path(cache_dir) / "license-cache" / SCANCODE_HOME
+    if "scancode_config" not in sys.modules:
+        os.environ["SCANCODE_TEMP"] = str(base / "tmp")
+        os.environ["SCANCODE_CACHE"] = str(base / "cache")
+    stale = time.time() - 3600
+    for folder in (base / "tmp").glob("scancode-tk-*") if (base / "tmp").is_dir() else ():
+        try:
+            if folder.stat().st_mtime < stale:
+                folder.rmdir()  # only an empty one: ScanCode's API as used here writes nothing in it
+        except OSError:
+            pass
+
+
 class LicenseScanner:
     """ScanCode's license and copyright detection on texts, cached by their sha256. The cache
     holds what ScanCode matched (each match's expression, lines, score and rule); the
     expression is made from it on reading, so the rules below can change without a rescan."""
 
     def __init__(self, cache_dir: str | Path, narrow: bool = True, memo_lexer: bool = True):
+        keep_scancode_inside(cache_dir)
         self.cache_dir = Path(cache_dir) / "license-cache"
         self.narrow = narrow  # ScanCode's candidate ranking on the rules that can make its cut (narrow_candidates)
         self.memo_lexer = memo_lexer  # cluecode's copyright lexer remembering labels (MemoLexer)

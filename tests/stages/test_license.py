@@ -266,3 +266,32 @@ def test_resolution_prefers_license_files_and_keeps_metadata_structure():
                                                                                      "MIT")])
     assert (disagree.license, disagree.conflict) == ("GPL-3.0-only", "resolved")
     assert normalize("mit") == "MIT" and normalize("MIT License") is None
+
+
+def test_scancode_writes_nothing_outside_the_cache_dir(tmp_path):
+    """ScanCode's first import makes a folder in the system's temp dir and one in the user's
+    home; a process that scans and reads license texts leaves them under the cache dir."""
+    import os
+    import subprocess
+    import sys
+
+    home, temp, cache = tmp_path / "home", tmp_path / "temp", tmp_path / "cache"
+    for folder in (home, temp):
+        folder.mkdir()
+    script = (
+        "import sys\n"
+        "from stages.license import LicenseScanner\n"
+        "from manifests.attribution import license_text\n"
+        "scanner = LicenseScanner(sys.argv[1])\n"
+        "assert scanner.licenses('Licensed under the MIT license.')['expression'] == 'MIT'\n"
+        "assert scanner.holders('Copyright (c) 2020 Jane Roe') == ['Jane Roe']\n"
+        "assert 'Permission is hereby granted' in license_text('MIT')\n"
+    )
+    env = {**os.environ, "HOME": str(home), "TMPDIR": str(temp), "PYTHONPATH": os.getcwd()}
+    for name in ("SCANCODE_TEMP", "SCANCODE_CACHE"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-c", script, str(cache)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in temp.iterdir() if "scancode" in p.name] == []
+    assert list(home.rglob("*scancode*")) == []
+    assert len(list((cache / "license-cache" / "scancode" / "tmp").glob("scancode-tk-*"))) == 1
