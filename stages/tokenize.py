@@ -21,6 +21,8 @@ build's kept files (or loaded from a tokenizer.json), and every kept file encode
 - Fast path: `TextEncoder` encodes with tiktoken (about ten times the speed of `encode_batch`
   per core; GPT-2's split is most of HF's cost) wherever it gives HF's ids, and falls back to
   `encode_batch` where that is not proven (the reason goes to the stage's notes).
+- Training: the driver writes the sample, in order, to `_work/<fp>/tokenize/sample.parquet`;
+  one task (`train_task`) trains on it, so HF's trainer uses a worker node's cores and memory.
 - Parallel: batches of `batch_files` files are Ray tasks (the same executor as ingest);
   each encodes with threads limited so that tasks x threads fits the CPUs. The ids go to
   `_work/<fp>/tokenize/tokens-N.parquet`, read back by the writer, with what it needs to
@@ -327,6 +329,22 @@ def header_ids(tokenizer: Any, rows: list[dict[str, Any]]) -> tuple[list[list[in
     return encoded[: len(rows)], encoded[len(rows):]
 
 
+def train_task(folder: str, vocab_size: int, min_frequency: int) -> int:
+    """The tokenizer's training, as a task (the driver only coordinates; HF's trainer takes
+    every core of the node it runs on and holds its word counts there): reads the sample
+    `folder/sample.parquet` in order, writes `folder/tokenizer.json`; returns the vocabulary's
+    size."""
+    import pyarrow.parquet as pq
+
+    def texts() -> Iterator[str]:
+        for batch in pq.ParquetFile(Path(folder) / "sample.parquet").iter_batches(batch_size=256):
+            yield from batch.column(0).to_pylist()
+
+    tokenizer = train_tokenizer(texts(), vocab_size, min_frequency)
+    tokenizer.save(str(Path(folder) / "tokenizer.json"))
+    return tokenizer.get_vocab_size()
+
+
 def encode_batch_task(batch: tuple[int, list[dict[str, Any]]], config: TokenizeConfig, folder: str,
                       threads: int) -> dict[str, int]:
     """One encoding task: writes tokens-N.parquet (unit, ordinal, input_ids, num_tokens)."""
@@ -397,8 +415,13 @@ class Tokenize(CorpusStage):
             context.progress.phase(f"{self.name}: training a {self.config.vocab_size}-token BPE on "
                                    f"{total / 1e6:.1f} MB of {len(available)} languages")
             started = time.perf_counter()
-            tokenizer = train_tokenizer(self._sample(db, shares), self.config.vocab_size, self.config.min_frequency)
-            merges = tokenizer.get_vocab_size() - BASE_VOCAB
+            self._write_sample(db, shares, folder / "sample.parquet")
+            trained: list[int] = []  # the vocabulary's size, once the task is done
+            context.executor.map(train_task, [str(folder)], (self.config.vocab_size, self.config.min_frequency),
+                                 lambda _, size: trained.append(size))
+            (folder / "sample.parquet").unlink()
+            tokenizer = load_tokenizer(tokenizer_path)
+            merges = trained[0] - BASE_VOCAB
             if merges <= 0:  # a vocabulary of bytes alone: not a tokenizer anyone should train on
                 raise BuildFailed(
                     f"tokenize: {total} bytes of kept text taught the BPE no merge (at least "
@@ -406,7 +429,8 @@ class Tokenize(CorpusStage):
                     "(corpus inspect), or name a trained tokenizer in tokenize.tokenizer")
             notes["tokenizer"] = "trained"
             notes["train_seconds"] = round(time.perf_counter() - started, 3)
-        tokenizer.save(str(tokenizer_path))
+        if self.config.tokenizer:
+            tokenizer.save(str(tokenizer_path))
         notes["vocab_size"] = tokenizer.get_vocab_size()
         notes["tokenizer_sha256"] = sha256_file(tokenizer_path)
         encoder = TextEncoder.of(load_tokenizer(tokenizer_path))  # as the workers will see it
@@ -471,16 +495,25 @@ class Tokenize(CorpusStage):
                 budget -= shares[lang]
         return shares
 
-    def _sample(self, db: Any, shares: dict[str, int]) -> Iterator[str]:
-        """Kept files, whole, in md5(seed:id) order per language until its share is spent."""
+    def _write_sample(self, db: Any, shares: dict[str, int], path: Path) -> None:
+        """The training sample, in order, to `path` (a Parquet file of `content`): kept files,
+        whole, in md5(seed:id) order per language, each taken while the bytes taken before it
+        in its language are under the language's share."""
         seed = int(self.config.seed)
-        reader = db.sql(f"""SELECT coalesce(language, '(unknown)') AS language, size, content FROM files
-                            WHERE decision = 'kept'
-                            ORDER BY language, md5('{seed}:' || id), unit, ordinal""").to_arrow_reader(batch_size=256)
-        spent: dict[str, int] = {}
-        for batch in reader:
-            for language, size, content in zip(*(c.to_pylist() for c in batch.columns), strict=True):
-                used = spent.get(language, 0)
-                if used < shares.get(language, 0):
-                    spent[language] = used + size
-                    yield content
+        db.execute("CREATE OR REPLACE TEMP TABLE train_shares (language VARCHAR, share BIGINT)")
+        db.executemany("INSERT INTO train_shares VALUES (?, ?)", sorted(shares.items()))
+        # the keys chosen first (a sort of a few small columns), then only their content
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE train_picked AS
+            SELECT unit, ordinal, language, rank FROM (
+                SELECT unit, ordinal, coalesce(language, '(unknown)') AS language, md5('{seed}:' || id) AS rank,
+                       coalesce(sum(size) OVER (PARTITION BY coalesce(language, '(unknown)')
+                                                ORDER BY md5('{seed}:' || id), unit, ordinal
+                                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+                FROM files WHERE decision = 'kept')
+            JOIN train_shares USING (language)
+            WHERE before < share""")
+        db.execute(f"""COPY (
+            SELECT f.content FROM train_picked p JOIN files f USING (unit, ordinal)
+            ORDER BY p.language, p.rank, p.unit, p.ordinal
+        ) TO {sql_path(path)} (FORMAT parquet, COMPRESSION zstd)""")
+        db.execute("DROP TABLE train_shares; DROP TABLE train_picked")

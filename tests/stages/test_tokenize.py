@@ -221,3 +221,37 @@ def test_a_tokenizer_that_learned_nothing_fails_the_build(tmp_path):
     with pytest.raises(BuildFailed, match=r"tokenize: \d+ bytes of kept text taught the BPE no merge"):
         build(config, tmp_path / "out", Progress(quiet=True))
     assert not (tmp_path / "out" / "shards").exists()
+
+
+def test_the_training_sample_takes_each_language_in_md5_order_until_its_share_is_spent(tmp_path):
+    """The sample as the stage writes it, against the rule done by hand: per language, files in
+    md5(seed:id) order (unit, ordinal on ties), each taken while the bytes taken before it are
+    under the share; dropped files never; languages one after another by name."""
+    import hashlib
+    import random
+
+    import duckdb
+
+    from stages.tokenize import Tokenize
+
+    chance = random.Random(7)
+    rows = [{"unit": f"u{i % 3}", "ordinal": i, "id": f"id{i % 40}", "language": chance.choice(["Go", "C", None]),
+             "size": chance.randint(1, 50), "decision": "kept" if i % 9 else "dropped", "content": f"text {i}"}
+            for i in range(200)]  # ids repeat: md5 ties, broken by unit and ordinal
+    db = duckdb.connect()
+    db.register("rows", pa.Table.from_pylist(rows))
+    db.execute("CREATE TABLE files AS SELECT * FROM rows")
+    shares = {"Go": 300, "C": 10_000, "(unknown)": 1}
+    stage = Tokenize(TokenizeConfig(seed=3))
+    stage._write_sample(db, shares, tmp_path / "sample.parquet")
+
+    expected = []
+    for language in sorted(shares):
+        spent = 0
+        for row in sorted((r for r in rows if r["decision"] == "kept" and (r["language"] or "(unknown)") == language),
+                          key=lambda r: (hashlib.md5(f"3:{r['id']}".encode()).hexdigest(), r["unit"], r["ordinal"])):
+            if spent < shares[language]:
+                spent += row["size"]
+                expected.append(row["content"])
+    assert pq.read_table(tmp_path / "sample.parquet").column("content").to_pylist() == expected
+    assert 10 < len(expected) < sum(r["decision"] == "kept" for r in rows)  # a cut, not everything
