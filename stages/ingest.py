@@ -168,34 +168,45 @@ class Ingest(Stage):
             repo = self.repos[name] = RepoRecord(
                 repo=name, source=printable_name(unit.spec.source), kind=unit.kind, stars=unit.spec.stars
             )
-        from_stash = stash is not None and start > 0 and unit.kind != "dataset" and stash.exists()
-        writer = StashWriter(stash, stop - start) if (
-            stash is not None and start == 0 and stop is not None and unit.kind != "dataset") else None
-        ordinal = -1
-        error = None
+        stashing = stash is not None and unit.kind != "dataset"
+        if stashing and start == 0:
+            stash.unlink(missing_ok=True)  # a killed earlier try's stash never stands for this one
+        summary = _stash_summary(stash) if stashing and start > 0 else None  # None: read the source
+        writer = StashWriter(stash, stop - start) if stashing and start == 0 and stop is not None else None
+        ordinal, error, finished = -1, None, False
         try:
-            if from_stash:
-                yield from self._stashed(unit, repo, stash, start, stop)
+            try:
+                entries = self._dataset_entries(unit, start, stop) if unit.kind == "dataset" else (
+                    (repo.repo, entry) for entry in self._entries(unit, repo))  # fetches; sets the repo metadata
+            except Exception as err:  # noqa: BLE001 - a SourceError, or a reader that broke: one row says so
+                entries, error = iter(()), _source_error_text(err)
+            if summary is not None and error is None:  # a stash that breaks fails the task: never a lost window
+                yield from self._stashed(unit, repo, stash, summary, start, stop)
                 return
-            entries = self._dataset_entries(unit, start, stop) if unit.kind == "dataset" else (
-                (repo.repo, entry) for entry in self._entries(unit, repo))
-            for ordinal, item in enumerate(entries):
+            source = enumerate(entries)
+            while error is None:
+                try:
+                    ordinal, item = next(source)
+                except StopIteration:
+                    break
+                except Exception as err:  # noqa: BLE001 - the stream broke mid-way: one row says so
+                    error = _source_error_text(err)
+                    break
                 if item is not None and inside(ordinal):
                     yield self._owned(self._record(*item))
                 else:
                     if writer is not None and item is not None:
-                        writer.add(ordinal, item[1])
+                        writer.add(ordinal, item[1])  # a failure to write fails the task, never the source
                     yield None
-        except Exception as err:  # noqa: BLE001 - a SourceError, or a reader that broke mid-stream: one row says so
-            error = str(err) if isinstance(err, SourceError) else error_detail(err)
-            yield self._source_error(unit, error, inside(ordinal + 1))
-            ordinal += 1
-        except BaseException:
+            if error is not None:
+                ordinal += 1
+                yield self._source_error(unit, error, inside(ordinal))
             if writer is not None:
+                writer.close(ordinal + 1, error)
+            finished = True
+        finally:
+            if writer is not None and not finished:
                 writer.discard()
-            raise
-        if writer is not None:
-            writer.close(ordinal + 1, error)
 
     def _source_error(self, unit: Unit, error: str, inside: bool) -> FileRecord | None:
         """The repository row says the source broke; one dropped record (if in the window) too."""
@@ -204,12 +215,11 @@ class Ingest(Stage):
         repo.error = printable_name(error)
         return self._owned(self.unreadable_source(name, repo.error)) if inside else None
 
-    def _stashed(self, unit: Unit, repo: RepoRecord, stash: Path, start: int,
+    def _stashed(self, unit: Unit, repo: RepoRecord, stash: Path, summary: tuple[int, str | None], start: int,
                  stop: int | None) -> Iterator[FileRecord | None]:
-        """The window's records from the first chunk's stash; the repository's metadata from
-        the source as the first chunk got it (its files are not read again)."""
-        self._entries(unit, repo)  # sets the repository's commit, sha256 and owner; its reader is never iterated
-        records, error = stash_summary(stash)
+        """The window's records from the first chunk's stash (the repository's metadata came
+        from the source, as the first chunk got it; its files are not read again)."""
+        records, error = summary
         self.stashed = records
         yield from (None for _ in range(start))
         for _, entry in read_stash(stash, start, stop):
@@ -301,3 +311,16 @@ class Ingest(Stage):
                                                   owner=origin.owner_of_dataset_row(row.repo, row.url),
                                                   commit=row.commit, stars=row.stars, declared_license=row.license)
             yield row.repo, row.entry
+
+
+def _source_error_text(err: Exception) -> str:
+    return str(err) if isinstance(err, SourceError) else error_detail(err)
+
+
+def _stash_summary(stash: Path) -> tuple[int, str | None] | None:
+    """The stash's (records, error), or None when there is none or it cannot be read (its
+    chunk then reads the source, as without a stash)."""
+    try:
+        return stash_summary(stash) if stash.exists() else None
+    except Exception:  # noqa: BLE001 - a torn or foreign file: the source is still there
+        return None

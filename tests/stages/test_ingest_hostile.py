@@ -494,3 +494,45 @@ def test_a_first_chunk_stopped_midway_leaves_no_stash(tmp_path):
     assert next(records) is None  # past the window: its entry is stashed already
     records.close()  # as when a later stage raises
     assert not stash.exists() and not stash.with_suffix(".tmp").exists()
+
+
+def test_a_first_chunk_run_again_never_leaves_the_stash_of_an_earlier_try(tmp_path, monkeypatch):
+    """A try killed before its marker published a stash; the next try's stream breaks right
+    past its window (nothing to stash): the later chunk must read the source, not the old stash."""
+    stash = tmp_path / "k.entries.parquet"
+    repo = write_tree(tmp_path / "repo", {"a.py": "a = 1\n"})
+    unit = Unit("k", "directory", str(repo), "r", SourceSpec(str(repo)))
+
+    def stream(count: int, broken: bool):
+        def read(root, limits, top_level_only=False):
+            for i in range(count):
+                yield readers.Entry(f"f{i}.py", 6, data=b"x = 1\n")
+            if broken:
+                raise OSError("truncated")
+        return read
+
+    monkeypatch.setattr(readers, "read_directory", stream(6, False))
+    list(Ingest(LIMITS, cache_dir=tmp_path / "cache").run(unit, 0, 2, stash))
+    assert stash.exists()
+    monkeypatch.setattr(readers, "read_directory", stream(2, True))
+    first = Ingest(LIMITS, cache_dir=tmp_path / "cache")
+    list(first.run(unit, 0, 2, stash))
+    assert first.records == 3 and not stash.exists()
+    later = Ingest(LIMITS, cache_dir=tmp_path / "cache")
+    assert [(r.ordinal, r.reason) for r in later.run(unit, 2, 4, stash)] == [(2, reasons.SOURCE_UNREADABLE)]
+    assert later.repos["r"].error == "OSError: truncated"
+
+
+def test_a_stash_that_cannot_be_written_fails_the_chunk_instead_of_the_source(tmp_path, monkeypatch):
+    from stages import stash as stash_module
+
+    def full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stash_module.StashWriter, "_flush", full)
+    archive = make_tar(tmp_path / "pkg.tar.gz", [(f"pkg/m{i}.py", f"x = {i}\n", {}) for i in range(40)])
+    unit = Unit("k", "archive", str(archive), "pkg", SourceSpec(str(archive)))
+    stash = tmp_path / "k.entries.parquet"
+    with pytest.raises(OSError, match="No space left"):
+        list(Ingest(LIMITS, cache_dir=tmp_path / "cache").run(unit, 0, 1, stash))
+    assert not stash.exists() and not stash.with_suffix(".tmp").exists()
