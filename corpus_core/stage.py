@@ -181,6 +181,10 @@ class CorpusContext:
     executor: Any  # maps a function over items, in-process or as Ray tasks (pipeline/executor.py)
     progress: Any  # reports phases (pipeline/progress.py)
     partitions: PartitionPlan = PartitionPlan()  # how partitioned work is cut (corpus_core/partitions.py)
+    # `unit` as in `files` (a chunk's key) -> the Parquet file of its records after the file
+    # stages (`ordinal`, `content`: a kept file's content is final there), so that a task reads
+    # content itself instead of the driver handing it over
+    parts: dict[str, str] = field(default_factory=dict)
 
 
 class CorpusStage(Stage):

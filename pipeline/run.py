@@ -359,7 +359,8 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
         # a task's DuckDB spills into _work (removed with it); in-process, one task at a time takes every core
         cut = PartitionPlan(count, execution.partition_memory_limit, spill=str(work.path / "duckdb-tasks"),
                             threads=(os.cpu_count() or 1) if executor.name == "local" else 1)
-        context = CorpusContext(work.path, executor, progress, cut)
+        parts = {c.key: str(work.files_part(c.key)) for unit in units for c in chunks[unit.key]}
+        context = CorpusContext(work.path, executor, progress, cut, parts)
         _run_corpus_stages(db, config, context, stats)
 
         # the writer's shard tasks run on the executor too

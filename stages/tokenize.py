@@ -72,11 +72,14 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from corpus_core.errors import BuildFailed, ConfigError
+from corpus_core.partitions import PartitionPlan, inputs, result_path, run_tasks, scatter
 from corpus_core.settings import Settings, setting
 from corpus_core.stage import NO_DROPS, CorpusContext, CorpusStage
-from corpus_core.storage import sha256_file, sql_path, write_atomic
+from corpus_core.storage import sha256_file, sql_path
 from corpus_core.tokens import EOS, FILENAME, GH_STARS, REPONAME, SPECIAL_TOKENS
 from stages.notebooks import cells_of, script, segments
 
@@ -334,8 +337,6 @@ def train_task(folder: str, vocab_size: int, min_frequency: int) -> int:
     every core of the node it runs on and holds its word counts there): reads the sample
     `folder/sample.parquet` in order, writes `folder/tokenizer.json`; returns the vocabulary's
     size."""
-    import pyarrow.parquet as pq
-
     def texts() -> Iterator[str]:
         for batch in pq.ParquetFile(Path(folder) / "sample.parquet").iter_batches(batch_size=256):
             yield from batch.column(0).to_pylist()
@@ -345,30 +346,78 @@ def train_task(folder: str, vocab_size: int, min_frequency: int) -> int:
     return tokenizer.get_vocab_size()
 
 
-def encode_batch_task(batch: tuple[int, list[dict[str, Any]]], config: TokenizeConfig, folder: str,
-                      threads: int) -> dict[str, int]:
-    """One encoding task: writes tokens-N.parquet (unit, ordinal, input_ids, num_tokens)."""
+# what a file's encoding needs besides its content
+KEY_COLUMNS = ("unit", "ordinal", "id", "repo", "path", "stars", "language", "notebook")
+
+
+def encode_task(number: int, folder: str, plan: PartitionPlan, config: TokenizeConfig,
+                parts: dict[str, str], threads: int) -> dict[str, int]:
+    """One partition's encoding: its kept files' keys from the driver's scatter, their content
+    from their chunks' parts, in batches of `batch_files`; writes `tokens-K.parquet` (unit,
+    ordinal, input_ids, num_tokens, prefix_tokens, repo_ids, path_ids)."""
+    import duckdb
+
     if threads:  # read when the tokenizer's thread pool starts, i.e. on the first encode_batch
         os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
-    number, rows = batch
     encoder = _cached_encoder(str(Path(folder) / "tokenizer.json"))
-    encoded = encode_with_prefix(encoder, rows, config)
-    ids = [i for i, _ in encoded]
-    repo_ids, path_ids = header_ids(encoder, rows)
     element = pa.list_(ids_type(encoder.tokenizer.get_vocab_size()))
-    table = pa.table({
-        "unit": pa.array([r["unit"] for r in rows], pa.string()),
-        "ordinal": pa.array([r["ordinal"] for r in rows], pa.int64()),
-        "input_ids": pa.array(ids, element),
-        "num_tokens": pa.array([len(i) for i in ids], pa.int32()),
-        # for repository documents (the writer's `group_by`): where the content starts, and
-        # the ids of the text after <reponame> and <filename>
-        "prefix_tokens": pa.array([p for _, p in encoded], pa.int32()),
-        "repo_ids": pa.array(repo_ids, element),
-        "path_ids": pa.array(path_ids, element),
-    })
-    write_atomic(table, Path(folder) / f"tokens-{number:06d}.parquet")
-    return {"files": len(rows), "tokens": sum(len(i) for i in ids)}
+    schema = pa.schema([("unit", pa.string()), ("ordinal", pa.int64()), ("input_ids", element),
+                        ("num_tokens", pa.int32()), ("prefix_tokens", pa.int32()), ("repo_ids", element),
+                        ("path_ids", element)])
+    keys = duckdb.connect().sql(f"SELECT * FROM {inputs(Path(folder), 'keys', number)} ORDER BY unit, ordinal")
+    path = result_path(Path(folder), "tokens", number)
+    partial = path.with_suffix(".partial")
+    files = tokens = 0
+    with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
+        for rows in _with_content(keys.to_arrow_reader(batch_size=config.batch_files), parts):
+            encoded = encode_with_prefix(encoder, rows, config)
+            ids = [i for i, _ in encoded]
+            repo_ids, path_ids = header_ids(encoder, rows)
+            writer.write_table(pa.table({
+                "unit": [r["unit"] for r in rows],
+                "ordinal": [r["ordinal"] for r in rows],
+                "input_ids": ids,
+                "num_tokens": [len(i) for i in ids],
+                # for repository documents (the writer's `group_by`): where the content starts, and
+                # the ids of the text after <reponame> and <filename>
+                "prefix_tokens": [p for _, p in encoded],
+                "repo_ids": repo_ids,
+                "path_ids": path_ids,
+            }, schema=schema))
+            files += len(rows)
+            tokens += sum(len(i) for i in ids)
+    os.replace(partial, path)
+    return {"files": files, "tokens": tokens}
+
+
+def _with_content(batches: Any, parts: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
+    """Each batch of keys (ordered by unit, ordinal) as rows with their `content`, read from
+    their chunk's part: only the row groups that hold the batch's ordinals."""
+    groups: dict[str, list[tuple[int, int, int]]] = {}  # part -> (row group, min, max ordinal), read once
+
+    def row_groups(part: str) -> list[tuple[int, int, int]]:
+        if part not in groups:
+            meta = pq.ParquetFile(part).metadata
+            column = meta.schema.to_arrow_schema().get_field_index("ordinal")
+            groups[part] = [(g, meta.row_group(g).column(column).statistics.min,
+                             meta.row_group(g).column(column).statistics.max) for g in range(meta.num_row_groups)]
+        return groups[part]
+
+    for batch in batches:
+        rows = batch.to_pylist()
+        by_unit: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in rows:
+            by_unit.setdefault(row["unit"], {})[row["ordinal"]] = row
+        for unit, wanted in by_unit.items():
+            low, high = min(wanted), max(wanted)
+            ordinals = pa.array(sorted(wanted), pa.int64())
+            needed = [g for g, first, last in row_groups(parts[unit]) if first <= high and last >= low]
+            table = pq.ParquetFile(parts[unit]).read_row_groups(needed, columns=["ordinal", "content"])
+            table = table.filter(pc.is_in(table["ordinal"], value_set=ordinals))
+            for ordinal, content in zip(table["ordinal"].to_pylist(), table["content"].to_pylist(), strict=True):
+                wanted[ordinal]["content"] = content
+        if rows:
+            yield rows
 
 
 _ENCODERS: dict[str, TextEncoder] = {}
@@ -442,14 +491,13 @@ class Tokenize(CorpusStage):
         cpus = os.cpu_count() or 1
         threads = 0 if executor.name == "local" else max(1, cpus // max(executor.num_workers, 1))
         tokens = 0
-
-        def on_result(batch: Any, result: dict[str, int]) -> None:
-            nonlocal tokens
-            tokens += result["tokens"]
-
         if files:
             started = time.perf_counter()
-            executor.map(encode_batch_task, self._batches(db), (self.config, str(folder), threads), on_result)
+            # only keys and metadata leave the driver: each task reads its files' content from the parts
+            scatter(db, f"SELECT {', '.join(KEY_COLUMNS)} FROM files WHERE decision = 'kept'", "unit", folder,
+                    "keys", context.partitions)
+            tokens = run_tasks(executor, encode_task, folder, "tokens", context.partitions,
+                               (self.config, context.parts, threads)).get("tokens", 0)
             notes["encode_seconds"] = round(time.perf_counter() - started, 3)
             parts = sql_path(folder / "tokens-*.parquet")
             db.execute(f"CREATE OR REPLACE VIEW tokens AS SELECT * FROM read_parquet({parts})")
@@ -461,21 +509,6 @@ class Tokenize(CorpusStage):
                                   NULL::{element}[] AS repo_ids, NULL::{element}[] AS path_ids LIMIT 0""")
         notes["tokens"] = tokens
         return NO_DROPS
-
-    def _batches(self, db: Any) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        reader = db.sql("""SELECT unit, ordinal, id, repo, path, stars, language, notebook, content FROM files
-                           WHERE decision = 'kept' ORDER BY unit, ordinal""").to_arrow_reader(
-            batch_size=self.config.batch_files)
-        rows: list[dict[str, Any]] = []
-        number = 0
-        for batch in reader:
-            rows.extend(batch.to_pylist())
-            while len(rows) >= self.config.batch_files:
-                yield number, rows[: self.config.batch_files]
-                rows = rows[self.config.batch_files:]
-                number += 1
-        if rows:
-            yield number, rows
 
     def _shares(self, available: dict[str, int]) -> dict[str, int]:
         """Bytes of each language's share of the training budget (see the module's docstring)."""
