@@ -23,10 +23,12 @@ build's kept files (or loaded from a tokenizer.json), and every kept file encode
   `encode_batch` where that is not proven (the reason goes to the stage's notes).
 - Training: the driver writes the sample, in order, to `_work/<fp>/tokenize/sample.parquet`;
   one task (`train_task`) trains on it, so HF's trainer uses a worker node's cores and memory.
-- Parallel: batches of `batch_files` files are Ray tasks (the same executor as ingest);
-  each encodes with threads limited so that tasks x threads fits the CPUs. The ids go to
-  `_work/<fp>/tokenize/tokens-N.parquet`, read back by the writer, with what it needs to
-  join a repository's files into one document (`prefix_tokens`, `repo_ids`, `path_ids`).
+- Parallel: the driver scatters the kept files' keys and metadata (no content) by chunk
+  (corpus_core/partitions.py); a task per partition reads its files' content from their
+  chunks' parts itself and encodes it in batches of `batch_files`, with threads limited so
+  that tasks x threads fits the CPUs. The ids go to `_work/<fp>/tokenize/tokens-K.parquet`,
+  read back by the writer, with what it needs to join a repository's files into one
+  document (`prefix_tokens`, `repo_ids`, `path_ids`).
 
 Why tiktoken gives HF's ids. HF's BPE ("merge-BPE") splits text with GPT-2's regex, then in
 each piece, from its bytes, repeatedly merges the adjacent pair that is a merge of the list
