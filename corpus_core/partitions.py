@@ -45,6 +45,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus_core.storage import sql_path
@@ -285,3 +286,36 @@ def small_star_task(number: int, folder: str, plan: PartitionPlan, rounds: int) 
                        "x", where, f"small-edges-{rounds}", plan, number)
     write_counts(where, f"small-{rounds}", number, {"edges": rows})
     return {"edges": rows}
+
+
+def with_content(batches: Any, parts: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
+    """Each Arrow batch of keys (`unit`, `ordinal`, ...; best ordered by them) as rows (dicts)
+    with their `content`, read from `parts` (`unit` -> the Parquet file of its records after
+    the file stages, where a kept file's content is final: CorpusContext.parts): only the row
+    groups that hold the batch's ordinals. A task reads content this way instead of the driver
+    scattering it."""
+    groups: dict[str, list[tuple[int, int, int]]] = {}  # part -> (row group, min, max ordinal), read once
+
+    def row_groups(part: str) -> list[tuple[int, int, int]]:
+        if part not in groups:
+            meta = pq.ParquetFile(part).metadata
+            column = meta.schema.to_arrow_schema().get_field_index("ordinal")
+            groups[part] = [(g, meta.row_group(g).column(column).statistics.min,
+                             meta.row_group(g).column(column).statistics.max) for g in range(meta.num_row_groups)]
+        return groups[part]
+
+    for batch in batches:
+        rows = batch.to_pylist()
+        by_unit: dict[str, dict[int, dict[str, Any]]] = {}
+        for row in rows:
+            by_unit.setdefault(row["unit"], {})[row["ordinal"]] = row
+        for unit, wanted in by_unit.items():
+            low, high = min(wanted), max(wanted)
+            ordinals = pa.array(sorted(wanted), pa.int64())
+            needed = [g for g, first, last in row_groups(parts[unit]) if first <= high and last >= low]
+            table = pq.ParquetFile(parts[unit]).read_row_groups(needed, columns=["ordinal", "content"])
+            table = table.filter(pc.is_in(table["ordinal"], value_set=ordinals))
+            for ordinal, content in zip(table["ordinal"].to_pylist(), table["content"].to_pylist(), strict=True):
+                wanted[ordinal]["content"] = content
+        if rows:
+            yield rows

@@ -17,11 +17,12 @@ partition each, its own bounded DuckDB; a task sends rows on to the next step's 
 with `partitions.shuffle`):
 
 1. docs: the driver numbers the kept files by (unit, ordinal), whatever the partition
-   count (star + chain below and the labels depend on the numbers), and scatters them,
-   content included, by doc;
-2. signatures: a task per doc partition signs its files in batches of `batch_files`
-   (stages/minhash.py), keeps their signatures, and sends their LSH band keys on by (band,
-   key);
+   count (star + chain below and the labels depend on the numbers), and scatters their
+   keys by doc (`docs`) and by chunk (`sign`); no content leaves the driver;
+2. signatures: a task per `sign` partition reads its files' content from their chunks'
+   parts (`partitions.with_content`) and signs them in batches of `batch_files`
+   (stages/minhash.py); it keeps their signatures, sends them on by doc (`signed`), and
+   sends their LSH band keys on by (band, key);
 3. buckets: files sharing a key in some band are candidates. A bucket of at most
    `max_bucket_size` files gives every pair; a bigger one (many copies of one file) gives
    a star on its smallest member plus the chain of neighbours, so no bucket costs more
@@ -240,8 +241,11 @@ class NearDedup(CorpusStage):
         # the doc numbers follow (unit, ordinal), whatever the partitions: star + chain and the
         # labels depend on them
         partitions.scatter(db, """SELECT row_number() OVER (ORDER BY unit, ordinal) - 1 AS doc,
-                                         unit, ordinal, id, repo, path, stars, content
+                                         unit, ordinal, id, repo, path, stars
                                   FROM files WHERE decision = 'kept'""", "doc", folder, "docs", plan)
+        # no content leaves the driver: the signing tasks read it from the parts, a chunk's files together
+        docs = f"read_parquet({sql_path(folder / 'docs' / '*' / '*.parquet')})"
+        partitions.scatter(db, f"SELECT doc, unit, ordinal FROM {docs}", "unit", folder, "sign", plan)
         (total,) = db.sql(f"SELECT count(*) FROM read_parquet({sql_path(folder / 'docs' / '*' / '*.parquet')})"
                           ).fetchall()[0]
         if total == 0:
@@ -249,7 +253,7 @@ class NearDedup(CorpusStage):
 
         context.progress.phase(f"{self.name}: signatures of {total} files in {plan.count} partitions "
                                f"({config.name})")
-        partitions.run_tasks(executor, near_signatures_task, folder, "signatures", plan, (config,))
+        partitions.run_tasks(executor, near_signatures_task, folder, "signatures", plan, (config, context.parts))
         (signed,) = db.sql(f"SELECT count(*) FROM {partitions.results(folder, 'signatures')}").fetchall()[0]
         notes.update(files=total, signed=signed, too_few_tokens=total - signed)
         if signed == 0:
@@ -277,25 +281,28 @@ class NearDedup(CorpusStage):
 
 
 def near_signatures_task(number: int, folder: str, plan: partitions.PartitionPlan,
-                         config: NearDedupConfig) -> dict[str, int]:
-    """The files of doc partition `number`, signed in batches of `batch_files`: their
-    signatures are the result `signatures-K.parquet` (doc, tokens, signature), their band
-    keys go to the bucket partitions by (band, key)."""
+                         config: NearDedupConfig, parts: dict[str, str]) -> dict[str, int]:
+    """The files of partition `number` of `sign` (by chunk), their content read from the
+    parts, signed in batches of `batch_files`: their signatures are the result
+    `signatures-K.parquet` (doc, tokens, signature) and go on by doc (`signed`, for the pairs'
+    verification); their band keys go to the bucket partitions by (band, key)."""
     where = Path(folder)
     result = partitions.result_path(where, "signatures", number)
     bands = where / f"bands-{number:05d}.partial"
     with partitions.task_database(plan) as db:
-        reader = db.sql(f"SELECT doc, content FROM {partitions.inputs(where, 'docs', number)}").to_arrow_reader(
-            batch_size=config.batch_files)
+        reader = db.sql(f"SELECT doc, unit, ordinal FROM {partitions.inputs(where, 'sign', number)} "
+                        "ORDER BY unit, ordinal").to_arrow_reader(batch_size=config.batch_files)
         signature_schema, band_schema = (table.schema for table in signed_tables([], [], config))
         with pq.ParquetWriter(result.with_suffix(".partial"), signature_schema, compression="zstd") as signatures, \
                 pq.ParquetWriter(bands, band_schema, compression="zstd") as keys:
-            for batch in reader:
-                signed, banded = signed_tables(batch.column(0).to_pylist(), batch.column(1).to_pylist(), config)
+            for rows in partitions.with_content(reader, parts):
+                signed, banded = signed_tables([r["doc"] for r in rows], [r["content"] for r in rows], config)
                 signatures.write_table(signed)
                 keys.write_table(banded)
         partitions.shuffle(db, f"SELECT band, key, doc FROM read_parquet({sql_path(bands)})", "band, key", where,
                            "bands", plan, number)
+        partitions.shuffle(db, f"SELECT doc, signature FROM read_parquet({sql_path(result.with_suffix('.partial'))})",
+                           "doc", where, "signed", plan, number)
     bands.unlink()
     os.replace(result.with_suffix(".partial"), result)  # last: its presence means done
     return {}
@@ -337,7 +344,7 @@ def near_pairs_task(number: int, folder: str, plan: partitions.PartitionPlan) ->
         candidates = partitions.shuffle(db, f"""
             SELECT c.a, c.b, s.signature AS left_signature
             FROM (SELECT DISTINCT a, b FROM {partitions.shuffled(where, 'candidates', number)}) c
-            JOIN read_parquet({sql_path(partitions.result_path(where, 'signatures', number))}) s ON s.doc = c.a""",
+            JOIN {partitions.shuffled(where, 'signed', number)} s ON s.doc = c.a""",
                                         "b", where, "halves", plan, number)
     partitions.write_counts(where, "pairs", number, {"candidates": candidates})
     return {"candidates": candidates}
@@ -356,8 +363,8 @@ def near_edges_task(number: int, folder: str, plan: partitions.PartitionPlan,
     with partitions.task_database(plan) as db:
         reader = db.sql(f"""SELECT h.a, h.b, h.left_signature, s.signature
                             FROM {partitions.shuffled(where, 'halves', number)} h
-                            JOIN read_parquet({sql_path(partitions.result_path(where, 'signatures', number))}) s
-                              ON s.doc = h.b""").to_arrow_reader(batch_size=VERIFY_ROWS)
+                            JOIN {partitions.shuffled(where, 'signed', number)} s ON s.doc = h.b"""
+                         ).to_arrow_reader(batch_size=VERIFY_ROWS)
         with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
             for batch in reader:
                 left, right = (batch.column(i).flatten().to_numpy().reshape(-1, config.num_perm) for i in (2, 3))

@@ -74,11 +74,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus_core.errors import BuildFailed, ConfigError
-from corpus_core.partitions import PartitionPlan, inputs, result_path, run_tasks, scatter
+from corpus_core.partitions import PartitionPlan, inputs, result_path, run_tasks, scatter, with_content
 from corpus_core.settings import Settings, setting
 from corpus_core.stage import NO_DROPS, CorpusContext, CorpusStage
 from corpus_core.storage import sha256_file, sql_path
@@ -371,7 +370,7 @@ def encode_task(number: int, folder: str, plan: PartitionPlan, config: TokenizeC
     partial = path.with_suffix(".partial")
     files = tokens = 0
     with pq.ParquetWriter(partial, schema, compression="zstd") as writer:
-        for rows in _with_content(keys.to_arrow_reader(batch_size=config.batch_files), parts):
+        for rows in with_content(keys.to_arrow_reader(batch_size=config.batch_files), parts):
             encoded = encode_with_prefix(encoder, rows, config)
             ids = [i for i, _ in encoded]
             repo_ids, path_ids = header_ids(encoder, rows)
@@ -390,36 +389,6 @@ def encode_task(number: int, folder: str, plan: PartitionPlan, config: TokenizeC
             tokens += sum(len(i) for i in ids)
     os.replace(partial, path)
     return {"files": files, "tokens": tokens}
-
-
-def _with_content(batches: Any, parts: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
-    """Each batch of keys (ordered by unit, ordinal) as rows with their `content`, read from
-    their chunk's part: only the row groups that hold the batch's ordinals."""
-    groups: dict[str, list[tuple[int, int, int]]] = {}  # part -> (row group, min, max ordinal), read once
-
-    def row_groups(part: str) -> list[tuple[int, int, int]]:
-        if part not in groups:
-            meta = pq.ParquetFile(part).metadata
-            column = meta.schema.to_arrow_schema().get_field_index("ordinal")
-            groups[part] = [(g, meta.row_group(g).column(column).statistics.min,
-                             meta.row_group(g).column(column).statistics.max) for g in range(meta.num_row_groups)]
-        return groups[part]
-
-    for batch in batches:
-        rows = batch.to_pylist()
-        by_unit: dict[str, dict[int, dict[str, Any]]] = {}
-        for row in rows:
-            by_unit.setdefault(row["unit"], {})[row["ordinal"]] = row
-        for unit, wanted in by_unit.items():
-            low, high = min(wanted), max(wanted)
-            ordinals = pa.array(sorted(wanted), pa.int64())
-            needed = [g for g, first, last in row_groups(parts[unit]) if first <= high and last >= low]
-            table = pq.ParquetFile(parts[unit]).read_row_groups(needed, columns=["ordinal", "content"])
-            table = table.filter(pc.is_in(table["ordinal"], value_set=ordinals))
-            for ordinal, content in zip(table["ordinal"].to_pylist(), table["content"].to_pylist(), strict=True):
-                wanted[ordinal]["content"] = content
-        if rows:
-            yield rows
 
 
 _ENCODERS: dict[str, TextEncoder] = {}
