@@ -161,33 +161,35 @@ class ShardWriter(Stage):
         return the index. With a `tokenizer` (the tokenize stage ran), shards carry its
         input_ids and the tokenizer is copied to `out_dir`/tokenizer.json.
 
-        Shards are written by several tasks at once: the driver scatters the kept rows by
-        shard into partitions (corpus_core/partitions.py), and a task per partition writes
-        its shards, each in one call, from its rows in (shard, row) order."""
+        Shards are written by several tasks at once: the driver scatters the kept rows' keys
+        by chunk into partitions (corpus_core/partitions.py), a task per partition adds their
+        content (from the parts) and ids (from tokenize's result) and sends them on by shard,
+        and a task per partition writes its shards, each in one call, from its rows in
+        (shard, row) order."""
         shard_dir = out_dir / SHARD_DIR
         shard_dir.mkdir(parents=True, exist_ok=True)
         shard_schema = schema.SHARD
         grouped = self.config.group_by == "repository"
-        columns = ", ".join(f"f.{name}" for name in schema.SHARD.names)
-        join = ""
+        columns = ", ".join(f"f.{name}" for name in schema.SHARD.names if name != "content")
         vocab_size = None
         if tokenizer is not None:
             from tokenizers import Tokenizer
 
             vocab_size = Tokenizer.from_file(str(tokenizer)).get_vocab_size()
             shard_schema = schema.shard_schema(ids_type(vocab_size))
-            columns += ", t.input_ids, t.num_tokens"
-            join = "JOIN tokens t USING (unit, ordinal)"
             if grouped:
                 shard_schema = shard_schema.append(pa.field("content_start", pa.int32(), nullable=False))
-                columns += (", t.prefix_tokens, t.repo_ids, t.path_ids,"
-                            " p.row = min(p.row) OVER (PARTITION BY p.shard, f.repo) AS repo_first,"
+                columns += (", p.row = min(p.row) OVER (PARTITION BY p.shard, f.repo) AS repo_first,"
                             " p.row = max(p.row) OVER (PARTITION BY p.shard, f.repo) AS repo_last")
         folder = context.scratch / self.name
         shutil.rmtree(folder, ignore_errors=True)  # cheap to redo next to what it writes
         folder.mkdir(parents=True)
-        partitions.scatter(db, f"SELECT p.shard, p.row, {columns} FROM files f JOIN placement p USING (unit, ordinal) "
-                               f"{join}", "shard", folder, "rows", context.partitions)
+        # the rows' keys leave the driver, by chunk; tasks add content and ids and send the rows on by shard
+        partitions.scatter(db, f"SELECT f.unit, f.ordinal, p.shard, p.row, {columns} "
+                               "FROM files f JOIN placement p USING (unit, ordinal)", "unit", folder, "keys",
+                           context.partitions)
+        partitions.run_tasks(context.executor, gather_rows, folder, "gathered", context.partitions,
+                             (context.parts, None if tokenizer is None else str(tokenizer.parent), grouped))
         numbered: list[tuple[int, dict[str, Any]]] = []  # (shard, its index entry) from every task
         context.executor.map(write_shards, range(context.partitions.count),
                              (str(folder), context.partitions, str(shard_dir), shard_schema, self.config,
@@ -219,6 +221,36 @@ class ShardWriter(Stage):
         return index
 
 
+GATHER_BATCH = 2048  # keys whose content a gathering task reads at once
+
+
+def gather_rows(number: int, folder: str, plan: partitions.PartitionPlan, parts: dict[str, str],
+                tokens: str | None, grouped: bool) -> dict[str, int]:
+    """Partition `number` of the rows' keys (by chunk): their content from the chunks' parts,
+    their ids from the tokenize stage's result of the same partition (its keys were scattered
+    by chunk over the same partitions: `tokens-K.parquet` holds exactly these files' ids), sent
+    on by shard to the writing tasks (`rows`)."""
+    base = Path(folder)
+    gathered = base / f"gathered-{number:05d}.content"
+    with partitions.task_database(plan) as db:
+        reader = db.sql(f"SELECT * FROM {partitions.inputs(base, 'keys', number)} ORDER BY unit, ordinal"
+                        ).to_arrow_reader(batch_size=GATHER_BATCH)
+        with_content = reader.schema.append(pa.field("content", pa.large_string()))
+        with pq.ParquetWriter(gathered, with_content, compression="zstd") as writer:
+            for rows in partitions.with_content(reader, parts):
+                writer.write_table(pa.Table.from_pylist(rows, schema=with_content))
+        ids, join = "", ""
+        if tokens is not None:
+            ids = ", t.input_ids, t.num_tokens" + (", t.prefix_tokens, t.repo_ids, t.path_ids" if grouped else "")
+            join = f"JOIN read_parquet({sql_path(partitions.result_path(Path(tokens), 'tokens', number))}) t " \
+                   "USING (unit, ordinal)"
+        query = f"SELECT k.* EXCLUDE (unit, ordinal){ids} FROM read_parquet({sql_path(gathered)}) k {join}"
+        rows = partitions.shuffle(db, query, "shard", base, "rows", plan, number)
+    gathered.unlink()
+    partitions.write_counts(base, "gathered", number, {"rows": rows})
+    return {"rows": rows}
+
+
 def write_shards(number: int, folder: str, plan: partitions.PartitionPlan, shard_dir: str, shard_schema: pa.Schema,
                  config: ShardConfig, grouped_vocab: int | None) -> list[tuple[int, dict[str, Any]]]:
     """One partition's shards: its rows in (shard, row) order, one shard at a time in
@@ -227,7 +259,7 @@ def write_shards(number: int, folder: str, plan: partitions.PartitionPlan, shard
     with partitions.task_database(plan) as db:
         names = [n for n in shard_schema.names if n != "content_start"]
         extra = ", prefix_tokens, repo_ids, path_ids, repo_first, repo_last" if grouped_vocab else ""
-        reader = db.sql(f"SELECT shard, {', '.join(names)}{extra} FROM {partitions.inputs(base, 'rows', number)} "
+        reader = db.sql(f"SELECT shard, {', '.join(names)}{extra} FROM {partitions.shuffled(base, 'rows', number)} "
                         "ORDER BY shard, row").to_arrow_reader(batch_size=config.row_group_rows)
         entries: list[tuple[int, dict[str, Any]]] = []
         pending: list[pa.Table] = []
