@@ -188,8 +188,10 @@ class ShardWriter(Stage):
         partitions.scatter(db, f"SELECT f.unit, f.ordinal, p.shard, p.row, {columns} "
                                "FROM files f JOIN placement p USING (unit, ordinal)", "unit", folder, "keys",
                            context.partitions)
+        # tokenize leaves no ids when nothing was kept (then no partition has rows either)
+        ids = tokenizer is not None and any(tokenizer.parent.glob("tokens-*.parquet"))
         partitions.run_tasks(context.executor, gather_rows, folder, "gathered", context.partitions,
-                             (context.parts, None if tokenizer is None else str(tokenizer.parent), grouped))
+                             (context.parts, str(tokenizer.parent) if ids else None, grouped))
         numbered: list[tuple[int, dict[str, Any]]] = []  # (shard, its index entry) from every task
         context.executor.map(write_shards, range(context.partitions.count),
                              (str(folder), context.partitions, str(shard_dir), shard_schema, self.config,
@@ -257,6 +259,8 @@ def write_shards(number: int, folder: str, plan: partitions.PartitionPlan, shard
     memory; returns (shard number, index entry) of each."""
     base = Path(folder)
     with partitions.task_database(plan) as db:
+        if not db.sql(f"SELECT count(*) FROM {partitions.shuffled(base, 'rows', number)}").fetchall()[0][0]:
+            return []  # (nothing kept at all: the rows then have no ids to select)
         names = [n for n in shard_schema.names if n != "content_start"]
         extra = ", prefix_tokens, repo_ids, path_ids, repo_first, repo_last" if grouped_vocab else ""
         reader = db.sql(f"SELECT shard, {', '.join(names)}{extra} FROM {partitions.shuffled(base, 'rows', number)} "

@@ -505,7 +505,8 @@ class Tokenize(CorpusStage):
         in its language are under the language's share."""
         seed = int(self.config.seed)
         db.execute("CREATE OR REPLACE TEMP TABLE train_shares (language VARCHAR, share BIGINT)")
-        db.executemany("INSERT INTO train_shares VALUES (?, ?)", sorted(shares.items()))
+        if shares:  # none when nothing was kept: the sample is empty, and the trainer learns no merge
+            db.executemany("INSERT INTO train_shares VALUES (?, ?)", sorted(shares.items()))
         # the keys chosen first (a sort of a few small columns), then only their content
         db.execute(f"""CREATE OR REPLACE TEMP TABLE train_picked AS
             SELECT unit, ordinal, language, rank FROM (

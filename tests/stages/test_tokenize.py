@@ -206,7 +206,8 @@ def test_sampling_budget_prefers_no_language(tmp_path):
     assert sum(e["bytes"] for e in plan.values()) == 20_000
 
 
-def test_a_tokenizer_that_learned_nothing_fails_the_build(tmp_path):
+@pytest.mark.parametrize("nothing_kept", [False, True])
+def test_a_tokenizer_that_learned_nothing_fails_the_build(tmp_path, nothing_kept):
     from dataclasses import replace
 
     from corpus_core.errors import BuildFailed
@@ -218,6 +219,8 @@ def test_a_tokenizer_that_learned_nothing_fails_the_build(tmp_path):
     repo = write_tree(tmp_path / "repo", {"LICENSE": mit_license("Owner"), "a.py": "x\n"})
     config = BuildConfig(**LENIENT, sources=(SourceSpec(str(repo)),), execution=ExecutionConfig(executor="local"))
     config = replace(config, tokenize=replace(config.tokenize, min_frequency=1000))
+    if nothing_kept:  # an empty sample, not only a small one
+        config = replace(config, license=replace(config.license, allowed=("Apache-2.0",)))
     with pytest.raises(BuildFailed, match=r"tokenize: \d+ bytes of kept text taught the BPE no merge"):
         build(config, tmp_path / "out", Progress(quiet=True))
     assert not (tmp_path / "out" / "shards").exists()
@@ -255,3 +258,17 @@ def test_the_training_sample_takes_each_language_in_md5_order_until_its_share_is
                 expected.append(row["content"])
     assert pq.read_table(tmp_path / "sample.parquet").column("content").to_pylist() == expected
     assert 10 < len(expected) < sum(r["decision"] == "kept" for r in rows)  # a cut, not everything
+
+
+def test_a_given_tokenizer_and_nothing_kept_write_an_empty_corpus(tmp_path, tokenizer):
+    tokenizer.save(str(tmp_path / "given.json"))
+    dataset = tmp_path / "gpl.jsonl"
+    dataset.write_text("".join(json.dumps({"repo": "o/r", "path": f"f{i}.py", "content": SAMPLES["Python"],
+                                           "license": "GPL-3.0-only"}) + "\n" for i in range(3)))
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),),
+                         tokenize=TokenizeConfig(tokenizer=str(tmp_path / "given.json")),
+                         execution=ExecutionConfig(executor="local"))
+    run = build(config, tmp_path / "out", Progress(quiet=True))
+    assert run["counts"]["kept"] == 0 and run["counts"]["dropped"] == {"license_not_allowed": 3}
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert index["shards"] == [] and index["totals"]["rows"] == 0
