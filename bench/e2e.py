@@ -6,6 +6,8 @@ Each run is a cold build in a fresh process: a fresh local Ray, an empty license
 sdists themselves are fetched once, before any run, into .cache/bench-e2e), the default
 config (configs/default.toml) with the benchmark's sources. Reported (median of --runs):
   mb_per_s_per_core   input bytes / build wall seconds / workers
+                      (and `_past_training`: the wall less the tokenizer's training, a fixed
+                      cost bounded by tokenize.train_bytes whatever the input's size)
   stages              per stage: bytes it saw, seconds, MB/s per core. Repository and file
                       stages run inside the workers: their seconds are summed over workers.
                       Corpus and output stages are timed on the driver (their Ray parts on
@@ -86,6 +88,9 @@ def figures(run: dict, process_seconds: float) -> dict:
         "files_kept": run["counts"]["kept"], "mb_kept": round(run["counts"]["bytes_kept"] / MB, 1),
         "workers": workers, "wall_seconds": wall, "process_seconds": round(process_seconds, 1),
         "mb_per_s_per_core": round(run["counts"]["bytes_in"] / MB / wall / workers, 3),
+        # the tokenizer's training is a fixed cost (at most train_bytes, ~1 minute), however big the input
+        "mb_per_s_per_core_past_training": round(
+            run["counts"]["bytes_in"] / MB / (wall - (tokenize_notes.get("train_seconds") or 0)) / workers, 3),
         "idle_share": round(1 - tasks["cpu_seconds"] / (wall * workers), 3),
         "straggler_ratio": round(wall / (tasks["seconds"] / workers), 3) if tasks["seconds"] else None,
         "driver_peak_rss_mb": run["executor"]["driver_peak_rss_mb"], "worker_peak_rss_mb": tasks["peak_rss_mb"],
