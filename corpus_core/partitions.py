@@ -160,6 +160,7 @@ def task_database(plan: PartitionPlan) -> Iterator[duckdb.DuckDBPyConnection]:
         _DATABASES.clear()
         root = Path(plan.spill) if plan.spill else Path(tempfile.gettempdir())
         temp = root / f"corpus-duckdb-{socket.gethostname()}-{os.getpid()}"
+        root.mkdir(parents=True, exist_ok=True)  # DuckDB makes its temp directory when it first spills, not its parents
         database = duckdb.connect(config={"threads": plan.threads, "preserve_insertion_order": False,
                                           "temp_directory": str(temp),
                                           "memory_limit": plan.memory_limit or default_memory_limit()})

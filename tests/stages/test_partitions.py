@@ -120,3 +120,16 @@ def test_a_shuffle_cuts_rows_by_key_and_a_rerun_replaces_its_file(tmp_path):
             found[key] = value
     assert found == {0: 0, 1: 10, 2: 20, 7: 70}  # each row once (no `part` column), the rerun's not doubled
     assert sorted(path.name for path in (tmp_path / "cut").iterdir()) == ["from-00000.parquet", "from-00001.parquet"]
+
+
+def test_a_task_database_spills_under_a_spill_folder_that_does_not_exist_yet(tmp_path):
+    """A build's tasks spill under _work/<fp>/duckdb-tasks/, which nothing makes before the
+    first spill (a 5-million-document build failed there): a sort past the memory cap works."""
+    spill = tmp_path / "work" / "duckdb-tasks"
+    plan = PartitionPlan(count=2, memory_limit="100MB", spill=str(spill))
+    with partitions.task_database(plan) as db:
+        (rows,) = db.sql("""SELECT count(DISTINCT s) FROM (SELECT md5(i::VARCHAR) || repeat('x', 100) AS s
+                            FROM range(1500000) t(i))""").fetchall()[0]
+    assert rows == 1_500_000
+    assert [p.name for p in spill.iterdir()] == [f"corpus-duckdb-{__import__('socket').gethostname()}-"
+                                                 f"{__import__('os').getpid()}"]  # where it spilled
