@@ -99,6 +99,7 @@ class StageContext:
     """What a stage may need of the build besides its own settings."""
 
     cache_dir: str  # fetched packages, clones, the license cache; shared between builds
+    license_cache: str = ""  # ScanCode's results when not in cache_dir: a folder or an object store URL
 
 
 class Stage:

@@ -265,6 +265,17 @@ def duckdb_error() -> type[Exception]:
     return duckdb.Error
 
 
+def local_build(value: str) -> str:
+    """A build these commands read (or add to) in place: a local folder. A build on an object
+    store is copied down first; only `corpus build` writes there, and the trainer reads it."""
+    from corpus_core.locations import is_url, shown
+
+    if is_url(value):
+        raise argparse.ArgumentTypeError(f"{shown(value)} is an object store: this command reads a local build; copy "
+                                         "it down first (e.g. `aws s3 sync`)")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="corpus", description=__doc__)
     top.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
@@ -275,7 +286,8 @@ def parser() -> argparse.ArgumentParser:
                        help="archive, directory, git+URL[@REV], pypi:NAME==VER, npm:NAME@VER, "
                             ".parquet/.jsonl dataset; replaces the config's sources")
     build.add_argument("--config", help="TOML config (default: built-in defaults)")
-    build.add_argument("--out", required=True, help="output directory, e.g. out/corpus")
+    build.add_argument("--out", required=True, help="output directory, e.g. out/corpus, or an object store URL, e.g. "
+                       "s3://bucket/corpus (its work folder: execution.work_dir)")
     build.add_argument("--workers", type=int, help="tasks in flight (default: all CPUs Ray sees)")
     build.add_argument("--executor", choices=("ray", "local"), help="where units run (default: ray)")
     build.add_argument("--ray-address", help="Ray cluster to run on (or set RAY_ADDRESS)")
@@ -293,7 +305,7 @@ def parser() -> argparse.ArgumentParser:
     inspect.set_defaults(run=cmd_inspect)
 
     audit = commands.add_parser("audit", help="check a build's shards and manifests against a compliance policy")
-    audit.add_argument("out", metavar="OUT", help="the output directory of a build")
+    audit.add_argument("out", metavar="OUT", type=local_build, help="the output directory of a build")
     audit.add_argument("--policy", metavar="FILE",
                        help="TOML with the [license] (allowed), [optout] (registry) and [pii] tables of a build "
                             "config (default: the project's shipped defaults, never the build's own run.json)")
@@ -332,12 +344,13 @@ def parser() -> argparse.ArgumentParser:
             action.add_argument("--all", action="store_true", help="list decided requests too")
             action.add_argument("--json", action="store_true")
         else:
-            action.add_argument("out", metavar="OUT", help="the build to apply the registry to (left unchanged)")
+            action.add_argument("out", metavar="OUT", type=local_build,
+                                help="the build to apply the registry to (left unchanged)")
             action.add_argument("--to", help="where the new version goes (default: OUT-optout-<UTC time>)")
         action.set_defaults(run=cmd_optout)
 
     look = commands.add_parser("lookup", help="is my code in this build, and where?")
-    look.add_argument("out", metavar="OUT", help="the output directory of a build")
+    look.add_argument("out", metavar="OUT", type=local_build, help="the output directory of a build")
     look.add_argument("--repo", help="owner/name")
     look.add_argument("--owner", help="every repository of an owner")
     look.add_argument("--file", help="a file: found by its content's sha256, in any repository")
@@ -346,11 +359,12 @@ def parser() -> argparse.ArgumentParser:
     look.set_defaults(run=cmd_lookup)
 
     report = commands.add_parser("report", help="write OUT/report.html again: charts of a finished build")
-    report.add_argument("out", metavar="OUT", help="the output directory of a build")
+    report.add_argument("out", metavar="OUT", type=local_build, help="the output directory of a build")
     report.set_defaults(run=cmd_report)
 
     serve = commands.add_parser("serve", help="the code owners' web page over finished builds: search, opt out")
-    serve.add_argument("outs", nargs="+", metavar="OUT", help="builds to serve, each named by its folder")
+    serve.add_argument("outs", nargs="+", metavar="OUT", type=local_build,
+                       help="builds to serve, each named by its folder")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--registry", help="the opt-out registry; web requests go to a requests file beside it")

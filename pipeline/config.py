@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus_core.errors import ConfigError
+from corpus_core.locations import is_url, shown
 from corpus_core.records import SourceSpec
 from corpus_core.settings import Settings, setting
 from corpus_core.urls import scrub_credentials
@@ -54,6 +55,12 @@ class ExecutionConfig(Settings):
     partition_memory_limit: str | None = setting(None, "DuckDB memory of one partition's task (it spills into _work/ "
                                                        "past it); none: 80% of its node's memory over its CPUs",
                                                  example='"2GB"')
+    work_dir: str = setting("", "the folder that holds _work/ (parts, shuffles, spill: a filesystem every node sees); "
+                                "empty: OUT, or cache_dir/remote-out/<hash of OUT> when OUT is an object store URL",
+                            path=True)
+    license_cache: str = setting("", "ScanCode's results, shared between builds and nodes: a folder or an object store "
+                                     "URL (s3://bucket/license-cache); empty: cache_dir/license-cache",
+                                 example='"s3://bucket/license-cache"', path=True)
 
     def __post_init__(self) -> None:
         if self.executor not in ("ray", "local"):
@@ -86,14 +93,16 @@ class _BuildConfig:
             "cache_dir": self.cache_dir,
             **{name: self.section(name).to_dict() for name in SECTIONS},
             "execution": {**self.execution.to_dict(),
-                          "ray_address": scrub_credentials(self.execution.ray_address)},
+                          "ray_address": scrub_credentials(self.execution.ray_address),
+                          "license_cache": shown(self.execution.license_cache)},  # no keys from its URL
         }
 
     def fingerprint(self) -> str:
-        """Hash of everything that shapes the output (execution settings excluded), the
-        opt-out registry's content included."""
+        """Hash of everything that shapes the output (execution settings and where the caches
+        are excluded), the opt-out registry's content included."""
         shaping = self.to_dict()
         shaping.pop("execution")
+        shaping.pop("cache_dir")
         registry = self.optout.registry
         if registry and os.path.exists(registry):
             shaping["optout_registry"] = hashlib.sha256(Path(registry).read_bytes()).hexdigest()
@@ -129,7 +138,7 @@ def _source_spec(entry: Any, base: Path) -> SourceSpec:
 
 def resolve_source_path(source: str, base: Path) -> str:
     """Make a relative local path absolute against `base`; leave remote specs alone."""
-    if source.startswith(("pypi:", "npm:", "git+")) or os.path.isabs(source):
+    if source.startswith(("pypi:", "npm:", "git+")) or os.path.isabs(source) or is_url(source):
         return source
     return str((base / source).resolve())
 

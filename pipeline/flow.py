@@ -54,7 +54,8 @@ class StageSpec:
 
     def build(self, config: BuildConfig) -> Stage:
         settings = config.section(self.section) if self.section else None
-        return self.cls.from_settings(settings, StageContext(cache_dir=config.cache_dir))
+        return self.cls.from_settings(settings, StageContext(cache_dir=config.cache_dir,
+                                                                  license_cache=config.execution.license_cache))
 
 
 STAGES: tuple[StageSpec, ...] = (

@@ -11,31 +11,67 @@ error instead of corrupting the first.
 Publishing moves each new file into place and then deletes the files the previous build
 listed that this one did not write again; files it did not write are never deleted, under
 `--force` too (a stray file left in shards/ is then what `corpus audit` reports).
+
+`--out` may be an object store URL (`RemoteOutDir`): the same rules, with what an object
+store offers instead of links, renames and locks. See `RemoteOutDir` and `RemoteLock`.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
+import socket
+import threading
+import uuid
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import pyarrow.fs as pafs
 
 from corpus_core.errors import ConfigError
+from corpus_core.locations import Store, is_url, shown
 from corpus_core.records import SourceSpec
 
 MARKER = ".corpus-build.json"
 LOCK = ".corpus-build.lock"
 WORK = "_work"
 MARKER_FORMAT = 1
+PUBLISHING, PUBLISHED = "publishing", "published"  # the marker's state
+
+
+# published last, in this order: a reader that finds the new index finds the new shards
+COMMIT_LAST = ("manifest/run.json", "index.json")
+
+
+def publish_order(names: Iterable[str]) -> list[str]:
+    """The new files in the order they are put in place: data first, index and run.json last."""
+    return sorted(names, key=lambda name: (COMMIT_LAST.index(name) + 1 if name in COMMIT_LAST else 0, name))
+
+
+def claim_out(out: str | Path, sources: Iterable[SourceSpec], force: bool = False,
+              work_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> OutDir | RemoteOutDir:
+    """The build's `--out`, claimed: a local folder, or an object store URL whose work folder
+    (parts, shuffles, DuckDB's spill: a filesystem's) is `work_dir`, else under `cache_dir`."""
+    if not is_url(out):
+        return OutDir(Path(out), sources, force=force, work_dir=Path(work_dir) if work_dir else None)
+    if not work_dir:
+        if cache_dir is None:
+            raise ConfigError(f"--out {shown(out)} is an object store: name a work folder (execution.work_dir)")
+        work_dir = Path(cache_dir) / "remote-out" / hashlib.sha256(shown(out).encode()).hexdigest()[:16]
+    return RemoteOutDir(str(out), Path(work_dir), force=force)
 
 
 class OutDir:
     """The claimed output folder; `release()` (or the end of a `with`) drops the lock."""
 
-    def __init__(self, path: Path, sources: Iterable[SourceSpec], force: bool = False):
+    def __init__(self, path: Path, sources: Iterable[SourceSpec], force: bool = False,
+                 work_dir: Path | None = None):
         self.path = path.resolve()
+        self.location = str(self.path)  # what run.json records
+        self.work_base = (work_dir or self.path).resolve()  # holds _work/
         self.force = force
         refuse_inside_sources(self.path, sources, "--out")
         if not force:
@@ -87,8 +123,8 @@ class OutDir:
         ours = set(previous)
         self._check_targets(new, ours)
         # listed before the first move: a crash midway leaves nothing a later build would not clean up
-        self._write_marker(sorted(ours | set(new)))
-        for name in new:
+        self._write_marker(sorted(ours | set(new)), state=PUBLISHING)
+        for name in publish_order(new):
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, target)
@@ -107,11 +143,12 @@ class OutDir:
         new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         ours = set(self.previous_files())
         self._check_targets(new, ours)
-        self._write_marker(sorted(ours | set(new)))  # listed before the move, as in `publish`
+        self._write_marker(sorted(ours | set(new)), state=PUBLISHING)  # listed before the move, as in `publish`
         for name in new:
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, target)
+        self._write_marker(sorted(ours | set(new)))
         return new
 
     def _check_targets(self, new: list[str], ours: set[str]) -> None:
@@ -127,14 +164,167 @@ class OutDir:
                 raise ConfigError(f"{target} exists and no build wrote it; move it away, or pass --force to "
                                   "replace it")
 
-    def _write_marker(self, files: list[str]) -> None:
+    def _write_marker(self, files: list[str], state: str = PUBLISHED) -> None:
         tmp = self.path / (MARKER + ".tmp")
         if tmp.is_symlink():
             tmp.unlink()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps({"format": MARKER_FORMAT, "files": files}, indent=1) + "\n")
+            handle.write(marker_text(files, state))
         os.replace(tmp, self.path / MARKER)
+
+
+
+def marker_text(files: list[str], state: str) -> str:
+    """The commit record: every file a build may have put in OUT, and whether its publishing
+    ended (`published`: exactly these) or is under way or was cut short (`publishing`: the
+    previous build's and this one's; a reader should wait, the next build cleans up)."""
+    return json.dumps({"format": MARKER_FORMAT, "state": state, "files": files}, indent=1) + "\n"
+
+
+def _relative_inside(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return bool(parts) and not name.startswith("/") and ".." not in parts and "\0" not in name and "\\" not in name
+
+
+class RemoteOutDir:
+    """`--out` on an object store. The rules are the local folder's: only an empty prefix or a
+    previous build's is written without `--force`; the marker lists what the build published;
+    files no build wrote are never replaced without `--force` nor ever deleted. What differs:
+
+    - **No rename.** Each file is uploaded to its final name: one PUT, seen whole or not at
+      all. The marker is the commit record: written first with `state: publishing` and the
+      union of the old and new lists, then every file (data first, index.json and run.json
+      last), then the stale files are deleted, then the marker with `state: published` and
+      the new list. A build cut short leaves a marker whose list covers everything it wrote,
+      so the next build deletes what it does not write again, as locally.
+    - **No links**, so no name can lead out of the prefix; a name is only checked to be
+      relative without `..`.
+    - **No flock:** `RemoteLock`.
+    - **No local work:** `_work/` (parts, shuffles, DuckDB's spill) needs a filesystem; it
+      lives in `work_base`, a folder every node sees (`execution.work_dir`, by default
+      `cache_dir/remote-out/<hash of the URL>/`).
+    """
+
+    def __init__(self, url: str, work_base: Path, force: bool = False):
+        self.store = Store(url)
+        self.location = self.store.location
+        self.path = None  # no local folder: commands that read a local build refuse a URL
+        self.work_base = work_base.resolve()
+        self.force = force
+        if not force:
+            self._refuse_foreign()
+        self._lock: RemoteLock | None = RemoteLock(self.store)
+        if self.store.read_bytes(MARKER) is None:
+            self._write_marker([], PUBLISHED)
+
+    def __enter__(self) -> RemoteOutDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _refuse_foreign(self) -> None:
+        if self.store.read_bytes(MARKER) is not None:
+            return
+        present = [entry.name for entry in self.store.list() if entry.name != LOCK]
+        if present:
+            shown_names = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+            raise ConfigError(f"--out {self.location} holds objects no build made ({shown_names}); choose an empty "
+                              "prefix, or pass --force to write into it (objects of other names are left alone)")
+
+    def previous_files(self) -> list[str]:
+        data = self.store.read_bytes(MARKER)
+        try:
+            names = json.loads(data).get("files", []) if data else []
+        except (ValueError, AttributeError):
+            return []
+        return [name for name in names if isinstance(name, str) and _relative_inside(name)]
+
+    def publish(self, staging: Path) -> list[str]:
+        new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        ours = set(self.previous_files())
+        self._check_targets(new, ours)
+        self._write_marker(sorted(ours | set(new)), PUBLISHING)
+        for name in publish_order(new):
+            self.store.upload(staging / name, name)
+        for name in sorted(ours - set(new)):
+            self.store.delete(name)
+        self._write_marker(new, PUBLISHED)
+        return new
+
+    def add(self, staging: Path) -> list[str]:
+        new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        ours = set(self.previous_files())
+        self._check_targets(new, ours)
+        self._write_marker(sorted(ours | set(new)), PUBLISHING)
+        for name in new:
+            self.store.upload(staging / name, name)
+        self._write_marker(sorted(ours | set(new)), PUBLISHED)
+        return new
+
+    def _check_targets(self, new: list[str], ours: set[str]) -> None:
+        for name in new:
+            if not _relative_inside(name):
+                raise ConfigError(f"{name!r}: not a name inside {self.location}")
+            if name not in ours and not self.force and self.store.info(name).type != pafs.FileType.NotFound:
+                raise ConfigError(f"{self.location}/{name} exists and no build wrote it; move it away, or pass "
+                                  "--force to replace it")
+
+    def _write_marker(self, files: list[str], state: str) -> None:
+        self.store.write_bytes(MARKER, marker_text(files, state).encode())
+
+
+class RemoteLock:
+    """The `--out` lock on an object store, which has neither flock nor an atomic create-if-absent
+    that every store and pyarrow offer. Each build writes its own lock object
+    `.corpus-build.lock/<id>`, then lists the folder: it goes on only if its object is the only
+    live one, else it deletes its own and stops. With a store that lists what was written
+    before (S3, GCS and Azure are strongly consistent), two builds that start together both
+    see each other and both stop; they never both go on. A running build rewrites its object
+    every `BEAT_S`; an object not rewritten for `LEASE_S` by the store's clock (compared
+    with the new object's own time, so no two machines' clocks are compared) is a crashed
+    build's and is deleted."""
+
+    BEAT_S = 30.0
+    LEASE_S = 300.0
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.name = f"{LOCK}/{uuid.uuid4().hex}"
+        self.body = json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()
+        self.store.write_bytes(self.name, self.body)
+        ours = self.store.info(self.name).mtime_ns or 0
+        for entry in self.store.list(LOCK):
+            if entry.name == self.name or not entry.is_file:
+                continue
+            if entry.mtime_ns is not None and entry.mtime_ns < ours - self.LEASE_S * 1e9:
+                self.store.delete(entry.name)  # its build stopped beating long ago
+                continue
+            holder = (self.store.read_bytes(entry.name) or b"").decode("utf-8", "replace")
+            self.store.delete(self.name)
+            raise ConfigError(f"another build is writing into {store.location} ({holder or 'holder unknown'}); "
+                              f"wait for it to end, or choose another --out")
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._beating, name="corpus-out-lock", daemon=True)
+        self._beat.start()
+
+    def _beating(self) -> None:
+        while not self._stop.wait(self.BEAT_S):
+            try:
+                self.store.write_bytes(self.name, self.body)
+            except OSError:
+                pass  # the next beat tries again; a lease is ten beats long
+
+    def release(self) -> None:
+        self._stop.set()
+        self._beat.join()
+        self.store.delete(self.name)
 
 
 def refuse_inside_sources(folder: Path, sources: Iterable[SourceSpec], what: str) -> None:

@@ -31,7 +31,7 @@ from manifests.writer import input_fingerprint, write_files_manifest, write_repo
 from pipeline.config import BuildConfig
 from pipeline.executor import make_executor, peak_rss_bytes
 from pipeline.flow import STAGES, stages_of
-from pipeline.outdir import OutDir, refuse_inside_sources
+from pipeline.outdir import OutDir, RemoteOutDir, claim_out, refuse_inside_sources
 from pipeline.progress import Progress
 from pipeline.work import Chunk, WorkDir, mark_done, write_files_part, write_repos_part
 from stages.dedup import write_signatures
@@ -43,11 +43,11 @@ VERSIONED = ("corpus-pipeline", "enry-python", "ray", "duckdb", "pyarrow", "char
              "tokenizers")
 
 
-def process_unit(chunk: Chunk, config: BuildConfig, out_dir: str) -> dict[str, Any]:
+def process_unit(chunk: Chunk, config: BuildConfig, work_base: str) -> dict[str, Any]:
     """The body of one task: ingest a chunk of a unit, run the file stages, write its parts
-    and marker."""
+    and marker under `work_base/_work/`."""
     started = time.perf_counter()
-    work = WorkDir(Path(out_dir), config.fingerprint())
+    work = WorkDir(Path(work_base), config.fingerprint())
     # what the unit's input was when its first chunk read it: a resume compares it
     fingerprint = source_fingerprint(chunk.unit) if chunk.number == 0 else None
     (ingest,) = (spec.build(config) for spec in stages_of("repository"))
@@ -251,8 +251,9 @@ def _check_failures(stats: dict[str, StageStats], config: BuildConfig, failed_so
 
 def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = None,
           force: bool = False) -> dict[str, Any]:
-    """Build the corpus into `out_dir`; returns what run.json records. `out_dir` must be
-    empty, new or a previous build's (pipeline/outdir.py) unless `force`."""
+    """Build the corpus into `out_dir` (a folder, or an object store URL); returns what
+    run.json records. `out_dir` must be empty, new or a previous build's (pipeline/outdir.py)
+    unless `force`."""
     started = time.perf_counter()
     progress = progress or Progress(stream=sys.stderr)
     units = resolve_units(config.sources)
@@ -261,14 +262,16 @@ def build(config: BuildConfig, out_dir: str | Path, progress: Progress | None = 
     _check_inputs(config)
     refuse_inside_sources(Path(config.cache_dir), config.sources, "cache_dir")
     keep_scancode_inside(config.cache_dir)  # the driver reads ScanCode's license texts (NOTICE) too
-    with OutDir(Path(out_dir), config.sources, force=force) as out:
+    if config.execution.work_dir:
+        refuse_inside_sources(Path(config.execution.work_dir), config.sources, "execution.work_dir")
+    with claim_out(out_dir, config.sources, force=force, work_dir=config.execution.work_dir,
+                   cache_dir=config.cache_dir) as out:
         return _build(config, out, units, progress, started)
 
 
-def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progress,
+def _build(config: BuildConfig, out: OutDir | RemoteOutDir, units: list[Unit], progress: Progress,
            started: float) -> dict[str, Any]:
-    out_dir = out.path
-    work = WorkDir(out_dir, config.fingerprint())
+    work = WorkDir(out.work_base, config.fingerprint())
     work.prepare()
 
     stats: dict[str, StageStats] = {spec.name: StageStats() for spec in STAGES}
@@ -347,7 +350,7 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
     if todo:  # what corpus stages kept for a resume was made from other parts: never reuse it
         _clear_corpus_scratch(work)
     try:
-        executor.map(process_unit, todo, (config, str(out_dir)), chunk_done)
+        executor.map(process_unit, todo, (config, str(out.work_base)), chunk_done)
         progress.end_units()
         _load_parts(db, work, [chunk for unit in units for chunk in chunks[unit.key]])
         failed = [f"{repo}: {error}" for repo, error in db.execute(
@@ -408,7 +411,7 @@ def _build(config: BuildConfig, out: OutDir, units: list[Unit], progress: Progre
         raise RuntimeError(f"reasons outside the documented set: {sorted(unknown)}")
     run = {
         "format": RUN_FORMAT,
-        "out_dir": str(out_dir),
+        "out_dir": out.location,
         "config": config.to_dict(),
         "config_fingerprint": config.fingerprint(),
         "input_fingerprint": input_fingerprint(db),

@@ -1,4 +1,6 @@
 """The work directory: where passes hand off to each other, and what makes resume work.
+It lies in OUT, or in `execution.work_dir` (always for an object store `--out`): a
+filesystem every node sees.
 
     OUT/_work/<config fingerprint>/
         parts/<chunk>.files.parquet   every file of the chunk after the per-file stages

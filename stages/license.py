@@ -17,8 +17,10 @@ Two halves, because a repository's license is known only once all its files were
   own header first; a permissive header counts only under a directory whose license passes,
   or where no directory has evidence (docs/FORMATS.md#licenses holds the rules).
 
-ScanCode results are cached by content hash in `cache_dir/license-cache/`, one JSON file per
-text, written atomically: safe with many Ray workers, and kept between builds.
+ScanCode results are cached by content hash in `cache_dir/license-cache/` (or where
+`execution.license_cache` says: a folder or an object store URL every node shares), one JSON
+object per text, each written whole at once: safe with many Ray workers on many nodes, and
+kept between builds. A worker keeps the results it read in memory too.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any
 import pyarrow as pa
 
 from corpus_core import reasons, schema
+from corpus_core.locations import Store
 from corpus_core.records import FileRecord, RepoRecord
 from corpus_core.settings import Settings, setting
 from corpus_core.spdx import (
@@ -234,9 +237,15 @@ class LicenseScanner:
     holds what ScanCode matched (each match's expression, lines, score and rule); the
     expression is made from it on reading, so the rules below can change without a rescan."""
 
-    def __init__(self, cache_dir: str | Path, narrow: bool = True, memo_lexer: bool = True):
+    MEMO_ENTRIES = 4096  # results kept in memory: a notice seen again costs no read of the cache
+
+    def __init__(self, cache_dir: str | Path, narrow: bool = True, memo_lexer: bool = True,
+                 results: str | Path | None = None):
         keep_scancode_inside(cache_dir)
-        self.cache_dir = Path(cache_dir) / "license-cache"
+        self.cache_dir = Path(cache_dir) / "license-cache"  # local: ScanCode's scratch files and folders
+        # the results: cache_dir/license-cache, or a folder or object store every node shares (execution.license_cache)
+        self.results = Store(results or self.cache_dir)
+        self.memo: dict[str, Any] = {}
         self.narrow = narrow  # ScanCode's candidate ranking on the rules that can make its cut (narrow_candidates)
         self.memo_lexer = memo_lexer  # cluecode's copyright lexer remembering labels (MemoLexer)
         self.hits = self.misses = 0
@@ -250,17 +259,21 @@ class LicenseScanner:
 
     def _cached(self, kind: str, text: str, compute) -> Any:
         digest = hashlib.sha256(f"{kind}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
-        path = self.cache_dir / digest[:2] / f"{digest}.json"
-        if path.exists():
+        if digest in self.memo:
             self.hits += 1
-            return json.loads(path.read_text())
-        self.misses += 1
-        result = compute(text)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            json.dump(result, out)
-        os.replace(tmp, path)
+            return self.memo[digest]
+        name = f"{digest[:2]}/{digest}.json"
+        stored = self.results.read_bytes(name)
+        if stored is not None:
+            self.hits += 1
+            result = json.loads(stored)
+        else:
+            self.misses += 1
+            result = compute(text)
+            self.results.write_bytes(name, json.dumps(result).encode())  # whole or not at all, on any store
+        if len(self.memo) >= self.MEMO_ENTRIES:
+            self.memo.clear()
+        self.memo[digest] = result
         return result
 
     def _on_file(self, text: str, function) -> Any:
@@ -905,14 +918,14 @@ class LicenseDetector(FileStage):
     writes = ("license_evidence",)  # per chunk: what its license files, notices, READMEs and metadata say
     config: LicenseConfig
 
-    def __init__(self, config: LicenseConfig, cache_dir: str | Path):
+    def __init__(self, config: LicenseConfig, cache_dir: str | Path, license_cache: str = ""):
         super().__init__(config)
-        self.scanner = LicenseScanner(cache_dir)
+        self.scanner = LicenseScanner(cache_dir, results=license_cache or None)
         self.evidence: list[dict[str, Any]] = []  # rows of EVIDENCE_TABLE
 
     @classmethod
     def from_settings(cls, settings: LicenseConfig, context: StageContext) -> LicenseDetector:
-        return cls(settings, context.cache_dir)
+        return cls(settings, context.cache_dir, context.license_cache)
 
     def process(self, record: FileRecord) -> None:
         directory, name = posixpath.split(record.path)

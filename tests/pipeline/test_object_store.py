@@ -1,0 +1,176 @@
+"""`--out` and the license cache on an object store: a local S3-compatible server (moto) that
+the test starts, the build writing through pyarrow's S3 filesystem, the same bytes as a build
+into a folder, the lock, and the commit record."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+
+import pyarrow.fs as pafs
+import pytest
+
+from corpus_core.errors import ConfigError
+from corpus_core.locations import Store
+from pipeline.outdir import LOCK, MARKER, RemoteLock, RemoteOutDir
+from pipeline.progress import Progress
+from pipeline.run import build
+from tests.pipeline.test_build import config_for, free_port, make_sources, wait_for_port
+
+BUCKET = "corpus-test"
+# what differs between two builds of the same input by design: the time and the place
+DIFFERS = {"manifest/run.json", "report.html"}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    """A moto S3 server on a free port, a bucket, and a function that makes URLs into it. The
+    credentials and endpoint ride in the URL, so Ray's workers need no environment."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, server, within=60)
+        pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1", scheme="http",
+                          endpoint_override=f"127.0.0.1:{port}", allow_bucket_creation=True).create_dir(BUCKET)
+        yield lambda prefix: (f"s3://test:test@{BUCKET}/{prefix}"
+                              f"?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def objects(url: str) -> dict[str, bytes]:
+    store = Store(url)
+    return {entry.name: store.read_bytes(entry.name) for entry in store.list(recursive=True) if entry.is_file}
+
+
+def folder_files(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory, s3, ray_local):
+    """The same sources built into a folder (in-process) and onto the object store (on Ray, its
+    license cache on the store too)."""
+    root = tmp_path_factory.mktemp("objstore")
+    sources = make_sources(root / "src")
+    local = config_for(sources, workers=1, executor="local", partitions=3)
+    build(local, root / "out", Progress(quiet=True))
+    remote = config_for(sources, workers=2, partitions=3)
+    remote = dataclasses.replace(remote, cache_dir=str(root / "cache"), execution=dataclasses.replace(
+        remote.execution, license_cache=s3("license-cache"), work_dir=str(root / "work")))
+    run = build(remote, s3("corpus"), Progress(quiet=True))
+    return root, remote, run
+
+
+def test_a_build_on_an_object_store_has_the_local_build_s_bytes(both, s3):
+    root, _, run = both
+    local = folder_files(root / "out")
+    remote = objects(s3("corpus"))
+    assert MARKER in remote and not any(name.startswith(LOCK) for name in remote)  # the lock is gone
+    marker = json.loads(remote.pop(MARKER))
+    assert marker["state"] == "published"
+    assert sorted(marker["files"]) == sorted(remote) == sorted(set(local) - {MARKER, LOCK})
+    assert any(name.startswith("shards/") for name in remote)
+    same = set(remote) - DIFFERS
+    assert {name: remote[name] for name in same} == {name: local[name] for name in same}
+    # what run.json records: the URL without its keys or query
+    assert run["out_dir"] == f"s3://{BUCKET}/corpus"
+    assert json.loads(remote["manifest/run.json"])["out_dir"] == run["out_dir"]
+    assert "test:test" not in remote["manifest/run.json"].decode()
+    assert not (root / "work" / "_work").exists()  # the work folder went when the build succeeded
+
+
+def test_the_license_cache_on_the_object_store_is_filled_and_the_local_one_is_not(both, s3):
+    root, _, _ = both
+    cached = [name for name in objects(s3("license-cache")) if name.endswith(".json")]
+    assert len(cached) >= 5  # every license file and header the sources hold, scanned once
+    assert list((root / "cache" / "license-cache").glob("*/*.json")) == []  # only ScanCode's own scratch is local
+
+
+def test_a_rebuild_replaces_its_own_objects_deletes_its_stale_ones_and_keeps_foreign_ones(both, s3):
+    root, config, _ = both
+    store = Store(s3("corpus"))
+    store.write_bytes("shards/part-99999.parquet", b"stale")
+    marker = json.loads(store.read_bytes(MARKER))
+    # a build cut short in its publishing: its marker lists a file the next build does not write
+    store.write_bytes(MARKER, json.dumps({**marker, "state": "publishing",
+                                          "files": marker["files"] + ["shards/part-99999.parquet"]}).encode())
+    store.write_bytes("notes/keep.txt", b"someone else's")
+    build(dataclasses.replace(config, execution=dataclasses.replace(config.execution, executor="local")),
+          s3("corpus"), Progress(quiet=True))
+    after = objects(s3("corpus"))
+    assert "shards/part-99999.parquet" not in after
+    assert after["notes/keep.txt"] == b"someone else's"
+    assert json.loads(after[MARKER])["state"] == "published"
+    assert "notes/keep.txt" not in json.loads(after[MARKER])["files"]
+
+
+def test_a_foreign_prefix_is_refused_without_force(tmp_path, s3):
+    store = Store(s3("foreign"))
+    store.write_bytes("data/x.csv", b"a,b\n")
+    with pytest.raises(ConfigError, match="holds objects no build made"):
+        RemoteOutDir(s3("foreign"), tmp_path)
+    with RemoteOutDir(s3("foreign"), tmp_path, force=True):
+        pass
+    assert store.read_bytes("data/x.csv") == b"a,b\n"
+
+
+def test_a_second_build_stops_while_the_first_holds_the_lock(tmp_path, s3):
+    first = RemoteOutDir(s3("locked"), tmp_path)
+    try:
+        with pytest.raises(ConfigError, match="another build is writing into s3://corpus-test/locked"):
+            RemoteOutDir(s3("locked"), tmp_path)
+        # the refused build took its own lock object back: only the first one's is left
+        assert len([e for e in Store(s3("locked")).list(LOCK) if e.is_file]) == 1
+    finally:
+        first.release()
+    with RemoteOutDir(s3("locked"), tmp_path):  # released: the next build goes on
+        pass
+    assert [e for e in Store(s3("locked")).list(LOCK) if e.is_file] == []
+
+
+def test_a_crashed_build_s_lock_lapses_after_its_lease(tmp_path, s3, monkeypatch):
+    store = Store(s3("crashed"))
+    store.write_bytes(MARKER, b'{"format": 1, "state": "published", "files": []}')
+    store.write_bytes(f"{LOCK}/dead", b'{"host": "gone", "pid": 1}')  # never beats again
+    with pytest.raises(ConfigError, match="gone"):
+        RemoteOutDir(s3("crashed"), tmp_path)
+    monkeypatch.setattr(RemoteLock, "LEASE_S", 1.0)
+    time.sleep(2.1)  # the store's clock counts whole seconds
+    with RemoteOutDir(s3("crashed"), tmp_path):
+        assert store.read_bytes(f"{LOCK}/dead") is None
+
+
+def test_a_running_build_keeps_its_lock_alive(tmp_path, s3, monkeypatch):
+    monkeypatch.setattr(RemoteLock, "BEAT_S", 0.5)
+    monkeypatch.setattr(RemoteLock, "LEASE_S", 2.0)
+    with RemoteOutDir(s3("beating"), tmp_path):
+        time.sleep(3.5)  # past a lease: only the beats keep the lock live
+        with pytest.raises(ConfigError, match="another build"):
+            RemoteOutDir(s3("beating"), tmp_path)
+
+
+def test_commands_that_read_a_local_build_refuse_a_url(capsys, s3):
+    from pipeline.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["audit", s3("corpus")])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "is an object store: this command reads a local build" in err and "test:test" not in err
+
+
+def test_the_trainer_reads_the_build_from_the_object_store(both, s3):
+    from trainer.data import ShardLoader
+
+    root, _, _ = both
+    remote = [doc["id"] for doc, _ in ShardLoader(s3("corpus")).documents(epochs=1)]
+    local = [doc["id"] for doc, _ in ShardLoader(str(root / "out")).documents(epochs=1)]
+    assert remote == local and len(remote) >= 5
