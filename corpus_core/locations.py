@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +38,30 @@ def is_url(location: str | Path) -> bool:
 
 
 def shown(location: str | Path) -> str:
-    """A location as recorded and printed: no query (it may hold keys), no `key:secret@`."""
+    """A location as recorded and printed: no query, no `key:secret@` (S3, GCS), no
+    `:password` (`abfs://container@account…` keeps its container, `hdfs://user@host` its user)."""
     location = str(location).partition("?")[0]
-    if is_url(location):
-        scheme, _, rest = location.partition("://")
-        authority, slash, path = rest.partition("/")
-        return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
-    return scrub_credentials(location) or ""
+    if not is_url(location):
+        return scrub_credentials(location) or ""
+    scheme, _, rest = location.partition("://")
+    # the userinfo ends at the first `@` (an `@` of a key is percent-encoded): a raw `/` in a secret is common
+    userinfo, at, host = rest.partition("@")
+    if not at or not (":" in userinfo or "/" not in userinfo):
+        return location  # no `@`, or one in the path
+    user = "" if scheme.lower() in ("s3", "gs", "gcs") else userinfo.partition(":")[0]
+    return f"{scheme}://{user + '@' if user else ''}{host}"
+
+
+def identity(location: str | Path) -> str:
+    """What tells two locations apart, without keys: `shown` and the query (an S3 endpoint)."""
+    query = str(location).partition("?")[2]
+    return shown(location) + (f"?{query}" if query else "")
+
+
+def _scrubbed(message: str) -> str:
+    """An error's text without the URL's keys or query, which pyarrow's messages repeat."""
+    message = re.sub(r"://[^\s'\"]*@", "://***@", message)
+    return re.sub(r"\?[^\s'\"]*", "?…", message)
 
 
 @dataclass(frozen=True)
@@ -64,16 +82,20 @@ class Store:
             raise ConfigError(f"{self.location}: not a local path, nor an object store pyarrow can open "
                               f"({', '.join(s + '://' for s in OBJECT_STORES)})")
         if self.remote:
+            if "/" not in self.location.partition("://")[2].strip("/"):
+                # a bucket's top: a build's output, its lock and its stale-file deletion need a prefix of their own
+                raise ConfigError(f"{self.location}: name a folder inside the bucket (s3://bucket/corpus), not the "
+                                  "bucket")
             try:
                 self.fs, root = pafs.FileSystem.from_uri(location)
             except (pa.ArrowException, OSError, ValueError) as err:
-                raise ConfigError(f"cannot open {self.location}: {err}") from None
+                reason = _scrubbed(str(err))
+                hint = " (a key holding `/` or `@` must be percent-encoded)" if "parse" in reason.lower() else ""
+                raise ConfigError(f"cannot open {self.location}: {reason}{hint}") from None
+            self.root = root.rstrip("/")
         else:
-            self.fs, root = pafs.LocalFileSystem(), str(Path(location).resolve())
-        self.root = root.rstrip("/")
-        if not self.root or "/" not in self.root and self.remote:
-            # a bucket's top: a build's output, its lock and its stale-file deletion need a prefix of their own
-            raise ConfigError(f"{self.location}: name a folder inside the bucket (s3://bucket/corpus), not the bucket")
+            self.fs = pafs.LocalFileSystem()
+            self.root = str(Path(location).resolve()).rstrip("/") or "/"
 
     def path(self, name: str) -> str:
         return posixpath.join(self.root, name) if name else self.root
@@ -86,9 +108,12 @@ class Store:
         except FileNotFoundError:
             return None
         except OSError as err:
-            if self.info(name).type == pafs.FileType.NotFound:
-                return None
-            raise OSError(f"cannot read {self.location}/{name}: {err}") from None
+            try:
+                if self.info(name).type == pafs.FileType.NotFound:
+                    return None
+            except OSError:
+                pass
+            raise OSError(f"cannot read {self.location}/{name}: {_scrubbed(str(err))}") from None
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write the whole object at once: no reader sees a part of it."""

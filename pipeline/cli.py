@@ -47,7 +47,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         ))
     run = build(config, args.out, Progress(stream=sys.stderr, quiet=args.quiet), force=args.force)
     print(summary(run))
-    print(f"  report: {run['out_dir']}/report.html (charts; `corpus serve {args.out}` for code owners)")
+    served = "" if "://" in run["out_dir"] else f"; `corpus serve {run['out_dir']}` for code owners"
+    print(f"  report: {run['out_dir']}/report.html (charts{served})")
     return 0
 
 
@@ -291,7 +292,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--workers", type=int, help="tasks in flight (default: all CPUs Ray sees)")
     build.add_argument("--executor", choices=("ray", "local"), help="where units run (default: ray)")
     build.add_argument("--ray-address", help="Ray cluster to run on (or set RAY_ADDRESS)")
-    build.add_argument("--keep-work", action="store_true", help="keep OUT/_work after success")
+    build.add_argument("--keep-work", action="store_true", help="keep the work folder after success "
+                       "(OUT/_work, or execution.work_dir's)")
     build.add_argument("--force", action="store_true",
                        help="write into an --out that holds files no build made (they are left alone; outputs of the "
                             "same names are replaced)")
@@ -346,7 +348,8 @@ def parser() -> argparse.ArgumentParser:
         else:
             action.add_argument("out", metavar="OUT", type=local_build,
                                 help="the build to apply the registry to (left unchanged)")
-            action.add_argument("--to", help="where the new version goes (default: OUT-optout-<UTC time>)")
+            action.add_argument("--to", type=local_build,
+                                help="where the new version goes (default: OUT-optout-<UTC time>)")
         action.set_defaults(run=cmd_optout)
 
     look = commands.add_parser("lookup", help="is my code in this build, and where?")

@@ -67,6 +67,12 @@ class ExecutionConfig(Settings):
             raise ConfigError(f"execution.executor = {self.executor!r}: expected 'ray' or 'local'")
         if self.partitions < 0:
             raise ConfigError(f"execution.partitions = {self.partitions}: 0 (chosen by the build) or more")
+        if "://" in self.work_dir:
+            raise ConfigError(f"execution.work_dir = {shown(self.work_dir)!r}: a folder every node sees, not a URL "
+                              "(the shuffles and DuckDB's spill need a filesystem)")
+        if "://" in self.license_cache and not is_url(self.license_cache):
+            raise ConfigError(f"execution.license_cache = {shown(self.license_cache)!r}: a folder, or an object store "
+                              "URL (s3://, gs://, abfs://, hdfs://)")
         if not 0 <= self.max_stage_error_share <= 1:
             raise ConfigError(f"execution.max_stage_error_share = {self.max_stage_error_share}: a share from 0 to 1")
 

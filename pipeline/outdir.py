@@ -25,6 +25,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -32,7 +33,7 @@ from pathlib import Path, PurePosixPath
 import pyarrow.fs as pafs
 
 from corpus_core.errors import ConfigError
-from corpus_core.locations import Store, is_url, shown
+from corpus_core.locations import Store, identity, is_url, shown
 from corpus_core.records import SourceSpec
 
 MARKER = ".corpus-build.json"
@@ -55,12 +56,18 @@ def claim_out(out: str | Path, sources: Iterable[SourceSpec], force: bool = Fals
               work_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> OutDir | RemoteOutDir:
     """The build's `--out`, claimed: a local folder, or an object store URL whose work folder
     (parts, shuffles, DuckDB's spill: a filesystem's) is `work_dir`, else under `cache_dir`."""
+    if work_dir and "://" in str(work_dir):
+        raise ConfigError(f"execution.work_dir {shown(work_dir)}: a folder every node sees, not a URL (the shuffles "
+                          "and DuckDB's spill need a filesystem)")
     if not is_url(out):
+        if "://" in str(out):
+            raise ConfigError(f"--out {shown(out)}: not a folder, nor an object store pyarrow can write "
+                              "(s3://, gs://, abfs://, hdfs://)")
         return OutDir(Path(out), sources, force=force, work_dir=Path(work_dir) if work_dir else None)
     if not work_dir:
         if cache_dir is None:
             raise ConfigError(f"--out {shown(out)} is an object store: name a work folder (execution.work_dir)")
-        work_dir = Path(cache_dir) / "remote-out" / hashlib.sha256(shown(out).encode()).hexdigest()[:16]
+        work_dir = Path(cache_dir) / "remote-out" / hashlib.sha256(identity(out).encode()).hexdigest()[:16]
     return RemoteOutDir(str(out), Path(work_dir), force=force)
 
 
@@ -78,6 +85,7 @@ class OutDir:
             _refuse_foreign(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = _lock(self.path)
+        self._work_lock = None if self.work_base == self.path else _lock_work(self.work_base, self._lock)
         if not (self.path / MARKER).exists():
             self._write_marker(self.previous_files())
 
@@ -88,10 +96,11 @@ class OutDir:
         self.release()
 
     def release(self) -> None:
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            os.close(self._lock)
-            self._lock = None
+        for fd in (self._work_lock, self._lock):
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+        self._lock = self._work_lock = None
 
     def previous_files(self) -> list[str]:
         """The files (relative to OUT) the previous build published."""
@@ -144,7 +153,7 @@ class OutDir:
         ours = set(self.previous_files())
         self._check_targets(new, ours)
         self._write_marker(sorted(ours | set(new)), state=PUBLISHING)  # listed before the move, as in `publish`
-        for name in new:
+        for name in publish_order(new):
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, target)
@@ -212,11 +221,22 @@ class RemoteOutDir:
         self.path = None  # no local folder: commands that read a local build refuse a URL
         self.work_base = work_base.resolve()
         self.force = force
-        if not force:
-            self._refuse_foreign()
-        self._lock: RemoteLock | None = RemoteLock(self.store)
-        if self.store.read_bytes(MARKER) is None:
-            self._write_marker([], PUBLISHED)
+        try:
+            if not force:
+                self._refuse_foreign()
+        except OSError as err:
+            raise ConfigError(f"cannot reach --out {self.location}: {err}") from None
+        self._lock: RemoteLock | None = None
+        self._work_lock: int | None = None
+        try:
+            self._lock = RemoteLock(self.store)
+            # builds into other URLs may share a work folder: theirs must not be removed under them
+            self._work_lock = _lock_work(self.work_base)
+            if self.store.read_bytes(MARKER) is None:
+                self._write_marker([], PUBLISHED)
+        except BaseException:
+            self.release()
+            raise
 
     def __enter__(self) -> RemoteOutDir:
         return self
@@ -228,6 +248,10 @@ class RemoteOutDir:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if self._work_lock is not None:
+            fcntl.flock(self._work_lock, fcntl.LOCK_UN)
+            os.close(self._work_lock)
+            self._work_lock = None
 
     def _refuse_foreign(self) -> None:
         if self.store.read_bytes(MARKER) is not None:
@@ -244,17 +268,23 @@ class RemoteOutDir:
             names = json.loads(data).get("files", []) if data else []
         except (ValueError, AttributeError):
             return []
-        return [name for name in names if isinstance(name, str) and _relative_inside(name)]
+        return [name for name in names if isinstance(name, str) and _relative_inside(name)
+                and name != MARKER and name.split("/")[0] != LOCK]
 
     def publish(self, staging: Path) -> list[str]:
         new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         ours = set(self.previous_files())
         self._check_targets(new, ours)
+        self._lock.check()
         self._write_marker(sorted(ours | set(new)), PUBLISHING)
         for name in publish_order(new):
             self.store.upload(staging / name, name)
+        self._lock.check()  # before deleting anything: no other build may have taken over
         for name in sorted(ours - set(new)):
-            self.store.delete(name)
+            try:
+                self.store.delete(name)
+            except OSError:
+                pass  # a folder now, or gone: a build never deletes what is not a file it wrote
         self._write_marker(new, PUBLISHED)
         return new
 
@@ -262,8 +292,9 @@ class RemoteOutDir:
         new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         ours = set(self.previous_files())
         self._check_targets(new, ours)
+        self._lock.check()
         self._write_marker(sorted(ours | set(new)), PUBLISHING)
-        for name in new:
+        for name in publish_order(new):
             self.store.upload(staging / name, name)
         self._write_marker(sorted(ours | set(new)), PUBLISHED)
         return new
@@ -298,33 +329,54 @@ class RemoteLock:
         self.store = store
         self.name = f"{LOCK}/{uuid.uuid4().hex}"
         self.body = json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode()
-        self.store.write_bytes(self.name, self.body)
-        ours = self.store.info(self.name).mtime_ns or 0
-        for entry in self.store.list(LOCK):
-            if entry.name == self.name or not entry.is_file:
-                continue
-            if entry.mtime_ns is not None and entry.mtime_ns < ours - self.LEASE_S * 1e9:
-                self.store.delete(entry.name)  # its build stopped beating long ago
-                continue
-            holder = (self.store.read_bytes(entry.name) or b"").decode("utf-8", "replace")
-            self.store.delete(self.name)
-            raise ConfigError(f"another build is writing into {store.location} ({holder or 'holder unknown'}); "
-                              f"wait for it to end, or choose another --out")
+        try:
+            self._take()
+        except OSError as err:
+            raise ConfigError(f"cannot take the lock in {store.location}: {err}") from None
+        self.last_beat = time.monotonic()  # of the last write that reached the store
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._beating, name="corpus-out-lock", daemon=True)
         self._beat.start()
 
+    def _take(self) -> None:
+        self.store.write_bytes(self.name, self.body)
+        ours = self.store.info(self.name).mtime_ns
+        for entry in self.store.list(LOCK):
+            if entry.name == self.name or not entry.is_file:
+                continue
+            if ours is not None and entry.mtime_ns is not None and entry.mtime_ns < ours - self.LEASE_S * 1e9:
+                self.store.delete(entry.name)  # its build stopped beating long ago
+                continue
+            holder = (self.store.read_bytes(entry.name) or b"")[:200].decode("utf-8", "replace")
+            self.store.delete(self.name)
+            raise ConfigError(f"another build is writing into {self.store.location} ({holder or 'holder unknown'}); "
+                              f"wait for it to end, or choose another --out")
+
     def _beating(self) -> None:
         while not self._stop.wait(self.BEAT_S):
             try:
+                if self.store.read_bytes(self.name) is None:
+                    return  # deleted: another build took the lock as lapsed; `check` fails from now on
                 self.store.write_bytes(self.name, self.body)
-            except OSError:
-                pass  # the next beat tries again; a lease is ten beats long
+                self.last_beat = time.monotonic()
+            except Exception:  # noqa: BLE001 - the next beat tries again; `check` sees a lease run out
+                pass
+
+    def check(self) -> None:
+        """Before publishing or deleting: the lease is still ours (a beat reached the store within
+        most of a lease), so no other build can have taken the lock as lapsed."""
+        silent = time.monotonic() - self.last_beat
+        if silent > self.LEASE_S * 0.8:
+            raise ConfigError(f"lost the lock on {self.store.location}: no beat reached the store for {silent:.0f} s, "
+                              "so another build may be writing there; nothing more was published or deleted")
 
     def release(self) -> None:
         self._stop.set()
-        self._beat.join()
-        self.store.delete(self.name)
+        self._beat.join(timeout=self.BEAT_S)
+        try:
+            self.store.delete(self.name)
+        except OSError:
+            pass  # unreachable: the lock lapses after its lease
 
 
 def refuse_inside_sources(folder: Path, sources: Iterable[SourceSpec], what: str) -> None:
@@ -370,6 +422,19 @@ def _lock(out: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _lock_work(work_base: Path, out_lock: int | None = None) -> int:
+    """The lock of a work folder that is not OUT: builds into different OUTs that share it
+    must not remove each other's `_work/` (`WorkDir.prepare` clears other fingerprints')."""
+    work_base.mkdir(parents=True, exist_ok=True)
+    try:
+        return _lock(work_base)
+    except ConfigError as err:
+        if out_lock is not None:
+            fcntl.flock(out_lock, fcntl.LOCK_UN)
+            os.close(out_lock)
+        raise ConfigError(f"execution.work_dir {work_base}: {err}") from None
 
 
 def _legacy_outputs(out: Path) -> list[str]:

@@ -21,6 +21,7 @@ import duckdb
 
 from corpus_core import reasons, schema
 from corpus_core.errors import BuildFailed, ConfigError
+from corpus_core.locations import Store
 from corpus_core.partitions import PartitionPlan
 from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
 from manifests.attribution import write_attribution, write_notice
@@ -198,6 +199,12 @@ def _check_inputs(config: BuildConfig) -> None:
         from manifests.optout import load
 
         load(registry)  # a malformed entry is a ConfigError now, not on every worker
+    if config.execution.license_cache:
+        cache = Store(config.execution.license_cache)  # a bad URL fails here, not in every task
+        try:
+            cache.list()
+        except OSError as err:
+            raise ConfigError(f"execution.license_cache {cache.location} cannot be read: {err}") from None
 
 
 def _input_below(units: list[Unit], limit: int) -> bool:

@@ -232,6 +232,9 @@ def keep_scancode_inside(cache_dir: str | Path) -> None:
             pass
 
 
+_MEMOS: dict[str, dict[str, Any]] = {}  # a worker process's results in memory, per cache location
+
+
 class LicenseScanner:
     """ScanCode's license and copyright detection on texts, cached by their sha256. The cache
     holds what ScanCode matched (each match's expression, lines, score and rule); the
@@ -245,7 +248,8 @@ class LicenseScanner:
         self.cache_dir = Path(cache_dir) / "license-cache"  # local: ScanCode's scratch files and folders
         # the results: cache_dir/license-cache, or a folder or object store every node shares (execution.license_cache)
         self.results = Store(results or self.cache_dir)
-        self.memo: dict[str, Any] = {}
+        # shared by the scanners of a worker process (a task's stages are made anew for each chunk); read-only
+        self.memo = _MEMOS.setdefault(str(results or self.cache_dir), {})
         self.narrow = narrow  # ScanCode's candidate ranking on the rules that can make its cut (narrow_candidates)
         self.memo_lexer = memo_lexer  # cluecode's copyright lexer remembering labels (MemoLexer)
         self.hits = self.misses = 0
@@ -270,7 +274,10 @@ class LicenseScanner:
         else:
             self.misses += 1
             result = compute(text)
-            self.results.write_bytes(name, json.dumps(result).encode())  # whole or not at all, on any store
+            try:
+                self.results.write_bytes(name, json.dumps(result).encode())  # whole or not at all, on any store
+            except OSError:
+                pass  # not cached this time: the result stands, a later build scans the text again
         if len(self.memo) >= self.MEMO_ENTRIES:
             self.memo.clear()
         self.memo[digest] = result

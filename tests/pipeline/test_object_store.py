@@ -174,3 +174,41 @@ def test_the_trainer_reads_the_build_from_the_object_store(both, s3):
     remote = [doc["id"] for doc, _ in ShardLoader(s3("corpus")).documents(epochs=1)]
     local = [doc["id"] for doc, _ in ShardLoader(str(root / "out")).documents(epochs=1)]
     assert remote == local and len(remote) >= 5
+
+
+def test_a_build_that_lost_its_lease_publishes_and_deletes_nothing(tmp_path, s3):
+    store = Store(s3("lapsed"))
+    staging = tmp_path / "staging"
+    (staging / "shards").mkdir(parents=True)
+    (staging / "shards" / "part-00000.parquet").write_bytes(b"new")
+    with RemoteOutDir(s3("lapsed"), tmp_path / "work") as out:
+        store.write_bytes("old.txt", b"listed by the previous build")
+        store.write_bytes(MARKER, json.dumps({"format": 1, "state": "published", "files": ["old.txt"]}).encode())
+        out._lock.last_beat -= RemoteLock.LEASE_S  # no beat reached the store for a whole lease
+        with pytest.raises(ConfigError, match="lost the lock"):
+            out.publish(staging)
+    assert store.read_bytes("old.txt") is not None and store.read_bytes("shards/part-00000.parquet") is None
+
+
+def test_the_marker_never_names_the_lock_or_itself_for_deletion(tmp_path, s3):
+    store = Store(s3("selfnamed"))
+    store.write_bytes(MARKER, json.dumps({"format": 1, "files": [MARKER, f"{LOCK}/x", "../up", "ok.txt"]}).encode())
+    with RemoteOutDir(s3("selfnamed"), tmp_path) as out:
+        assert out.previous_files() == ["ok.txt"]
+
+
+def test_builds_into_two_urls_sharing_a_work_folder_do_not_run_at_once(tmp_path, s3):
+    with RemoteOutDir(s3("one"), tmp_path / "shared"):
+        with pytest.raises(ConfigError, match="execution.work_dir"):
+            RemoteOutDir(s3("two"), tmp_path / "shared")
+        assert [e for e in Store(s3("two")).list(LOCK) if e.is_file] == []  # its lock object taken back
+    with RemoteOutDir(s3("two"), tmp_path / "shared"):
+        pass
+
+
+def test_an_out_url_of_no_object_store_is_refused(tmp_path):
+    from pipeline.outdir import claim_out
+
+    with pytest.raises(ConfigError, match="not a folder, nor an object store"):
+        claim_out("https://example.org/corpus", ())
+    assert not (tmp_path / "https:").exists()

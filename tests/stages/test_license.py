@@ -239,12 +239,21 @@ def test_every_kept_file_has_evidence_and_the_notice_names_it(licensed):
     assert sum(a["files"] for a in attribution) == len(kept)
 
 
-def test_scancode_results_are_cached_by_content(tmp_path):
+def test_scancode_results_are_cached_by_content(tmp_path, monkeypatch):
+    from stages import license as license_module
+
+    monkeypatch.setattr(license_module, "_MEMOS", {})
     scanner = LicenseScanner(tmp_path)
     assert scanner.licenses(mit_license())["expression"] == "MIT"
-    again = LicenseScanner(tmp_path)  # a later build: a new process, the same cache directory
+    stored = list((tmp_path / "license-cache").glob("*/*.json"))
+    assert len(stored) == 1
+    monkeypatch.setattr(license_module, "_MEMOS", {})  # a later build: a new process, the same cache directory
+    again = LicenseScanner(tmp_path)
     assert again.licenses(mit_license())["expression"] == "MIT"
     assert (scanner.misses, again.hits, again.misses) == (1, 1, 0)
+    stored[0].unlink()  # the same process's next task: the worker's memory answers
+    third = LicenseScanner(tmp_path)
+    assert third.licenses(mit_license())["expression"] == "MIT" and (third.hits, third.misses) == (1, 0)
 
 
 @pytest.mark.parametrize("expression, expected", [
