@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -121,36 +122,17 @@ class ShardWriter(Stage):
                       FROM files f {join} WHERE f.decision = 'kept')
                 {window} ORDER BY {order_by}"""
         ).to_arrow_reader(batch_size=PLACEMENT_BATCH)
-        config = self.config
-        shard, row, shard_bytes, shard_tokens = 0, 0, 0, 0
-        previous = None
+        cursor = Cursor()
         path = scratch / "placement.parquet"
         placed = pa.schema([("unit", pa.string()), ("ordinal", pa.int64()), ("shard", pa.int32()),
                             ("row", pa.int64())])
         with pq.ParquetWriter(path, placed) as writer:
             for batch in reader:
-                repos = batch.column("repo").to_pylist()
-                sizes, counts = batch.column("size").to_pylist(), batch.column("num_tokens").to_pylist()
-                totals = (zip(*(batch.column(c).to_pylist() for c in ("repo_files", "repo_bytes", "repo_tokens")),
-                              strict=True) if grouped else iter(()))
-                shards, rows = [], []
-                for repo, size, count in zip(repos, sizes, counts, strict=True):
-                    extra_rows = 0
-                    test_size, test_count = size, count
-                    if grouped:
-                        files, total_bytes, total_tokens = next(totals)
-                        if row and repo != previous:
-                            # a repository starts: in a new shard when it does not fit whole in this one
-                            test_size, test_count, extra_rows = total_bytes, total_tokens, files - 1
-                    previous = repo
-                    if row and (shard_bytes + test_size > config.target_bytes or row + extra_rows >= config.max_rows
-                                or (tokenized and shard_tokens + test_count > config.target_tokens)):
-                        shard, row, shard_bytes, shard_tokens = shard + 1, 0, 0, 0
-                    shards.append(shard)
-                    rows.append(row)
-                    row += 1
-                    shard_bytes += size
-                    shard_tokens += count
+                if grouped:
+                    shards, rows = place_repositories(batch, cursor, self.config, tokenized)
+                else:
+                    shards, rows = next_fit(batch.column("size").to_numpy(), batch.column("num_tokens").to_numpy(),
+                                            cursor, self.config, tokenized)
                 writer.write_table(pa.table([batch.column("unit"), batch.column("ordinal"),
                                              pa.array(shards, pa.int32()), pa.array(rows, pa.int64())],
                                             schema=placed))
@@ -224,6 +206,83 @@ class ShardWriter(Stage):
 
 
 GATHER_BATCH = 2048  # keys whose content a gathering task reads at once
+
+
+@dataclass
+class Cursor:
+    """Where placement stands: the open shard, its next row, the bytes and tokens it holds,
+    and the repository placed last."""
+
+    shard: int = 0
+    row: int = 0
+    bytes: int = 0
+    tokens: int = 0
+    repo: str | None = None
+
+
+def next_fit(sizes: np.ndarray, counts: np.ndarray, cursor: Cursor, config: ShardConfig,
+             tokenized: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Shard and row of each file, in order: a file opens a new shard when the open one holds
+    files and would pass `target_bytes`, `max_rows` or (tokenized) `target_tokens` with it.
+    The same placement as a loop over the files (`place_repositories` without repositories),
+    found a shard at a time with running sums over a window: the driver places 3 billion
+    files in minutes instead of an hour of Python. Advances `cursor`."""
+    count = len(sizes)
+    shards, rows = np.empty(count, np.int32), np.empty(count, np.int64)
+    sizes, counts = sizes.astype(np.int64, copy=False), counts.astype(np.int64, copy=False)
+    start, window = 0, 1024
+    while start < count:
+        stop = min(count, start + window)
+        held_bytes = cursor.bytes + np.cumsum(sizes[start:stop])  # the shard's bytes with each file
+        row = cursor.row + np.arange(stop - start)
+        closes = (held_bytes > config.target_bytes) | (row >= config.max_rows)
+        if tokenized:
+            held_tokens = cursor.tokens + np.cumsum(counts[start:stop])
+            closes |= held_tokens > config.target_tokens
+        closes &= row > 0  # a shard holds at least one file, however big
+        first = int(np.argmax(closes)) if closes.any() else stop - start
+        shards[start:start + first] = cursor.shard
+        rows[start:start + first] = row[:first]
+        if first:
+            cursor.row += first
+            cursor.bytes = int(held_bytes[first - 1])
+            if tokenized:
+                cursor.tokens = int(held_tokens[first - 1])
+        if first < stop - start:  # the shard closed before file `start + first`
+            cursor.shard, cursor.row, cursor.bytes, cursor.tokens = cursor.shard + 1, 0, 0, 0
+            window = max(1024, 2 * first)
+        else:
+            window *= 2
+        start += first
+    return shards, rows
+
+
+def place_repositories(batch: pa.RecordBatch, cursor: Cursor, config: ShardConfig,
+                       tokenized: bool) -> tuple[list[int], list[int]]:
+    """`next_fit` one file at a time, where a repository that starts must fit whole in the open
+    shard (bytes, tokens and rows) or opens a new one: its document is never cut."""
+    repos = batch.column("repo").to_pylist()
+    sizes, counts = batch.column("size").to_pylist(), batch.column("num_tokens").to_pylist()
+    totals = zip(*(batch.column(c).to_pylist() for c in ("repo_files", "repo_bytes", "repo_tokens")), strict=True)
+    shards, rows = [], []
+    for repo, size, count in zip(repos, sizes, counts, strict=True):
+        files, total_bytes, total_tokens = next(totals)
+        extra_rows = 0
+        test_size, test_count = size, count
+        if cursor.row and repo != cursor.repo:
+            # a repository starts: in a new shard when it does not fit whole in this one
+            test_size, test_count, extra_rows = total_bytes, total_tokens, files - 1
+        cursor.repo = repo
+        if cursor.row and (cursor.bytes + test_size > config.target_bytes
+                           or cursor.row + extra_rows >= config.max_rows
+                           or (tokenized and cursor.tokens + test_count > config.target_tokens)):
+            cursor.shard, cursor.row, cursor.bytes, cursor.tokens = cursor.shard + 1, 0, 0, 0
+        shards.append(cursor.shard)
+        rows.append(cursor.row)
+        cursor.row += 1
+        cursor.bytes += size
+        cursor.tokens += count
+    return shards, rows
 
 
 def gather_rows(number: int, folder: str, plan: partitions.PartitionPlan, parts: dict[str, str],
