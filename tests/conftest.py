@@ -81,6 +81,45 @@ def ray_local():
     ray.shutdown()
 
 
+S3_BUCKET = "corpus-test"
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A moto S3 server on a free port, a bucket, and a function that makes URLs into it. The
+    credentials and endpoint ride in the URL, so Ray's workers (and a cluster's nodes) need no
+    environment of their own."""
+    import contextlib
+    import socket
+    import sys
+    import time
+
+    import pyarrow.fs as pafs
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise AssertionError(f"moto's S3 server did not answer on port {port}: {log.read_text()[-2000:]}")
+            time.sleep(0.3)
+        pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1", scheme="http",
+                          endpoint_override=f"127.0.0.1:{port}", allow_bucket_creation=True).create_dir(S3_BUCKET)
+        yield lambda prefix: (f"s3://test:test@{S3_BUCKET}/{prefix}"
+                              f"?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def mit_license(holder: str = "Jane Doe") -> str:
     return (
         f"MIT License\n\nCopyright (c) 2020 {holder}\n\n"

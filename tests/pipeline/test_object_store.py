@@ -1,16 +1,13 @@
 """`--out` and the license cache on an object store: a local S3-compatible server (moto) that
-the test starts, the build writing through pyarrow's S3 filesystem, the same bytes as a build
+the tests start (tests/conftest.py `s3`), the build writing through pyarrow's S3 filesystem, the same bytes as a build
 into a folder, the lock, and the commit record."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 import time
 
-import pyarrow.fs as pafs
 import pytest
 
 from corpus_core.errors import ConfigError
@@ -18,31 +15,11 @@ from corpus_core.locations import Store
 from pipeline.outdir import LOCK, MARKER, RemoteLock, RemoteOutDir
 from pipeline.progress import Progress
 from pipeline.run import build
-from tests.pipeline.test_build import config_for, free_port, make_sources, wait_for_port
+from tests.conftest import S3_BUCKET
+from tests.pipeline.test_build import config_for, make_sources
 
-BUCKET = "corpus-test"
 # what differs between two builds of the same input by design: the time and the place
 DIFFERS = {"manifest/run.json", "report.html"}
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """A moto S3 server on a free port, a bucket, and a function that makes URLs into it. The
-    credentials and endpoint ride in the URL, so Ray's workers need no environment."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                  stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, server, within=60)
-        pafs.S3FileSystem(access_key="test", secret_key="test", region="us-east-1", scheme="http",
-                          endpoint_override=f"127.0.0.1:{port}", allow_bucket_creation=True).create_dir(BUCKET)
-        yield lambda prefix: (f"s3://test:test@{BUCKET}/{prefix}"
-                              f"?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def objects(url: str) -> dict[str, bytes]:
@@ -81,7 +58,7 @@ def test_a_build_on_an_object_store_has_the_local_build_s_bytes(both, s3):
     same = set(remote) - DIFFERS
     assert {name: remote[name] for name in same} == {name: local[name] for name in same}
     # what run.json records: the URL without its keys or query
-    assert run["out_dir"] == f"s3://{BUCKET}/corpus"
+    assert run["out_dir"] == f"s3://{S3_BUCKET}/corpus"
     assert json.loads(remote["manifest/run.json"])["out_dir"] == run["out_dir"]
     assert "test:test" not in remote["manifest/run.json"].decode()
     assert not (root / "work" / "_work").exists()  # the work folder went when the build succeeded
