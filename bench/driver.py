@@ -1,0 +1,144 @@
+"""Benchmark: the driver's passes over every kept file, the part of a build that does not
+grow with the cluster (docs/ARCHITECTURE.md, "At The Stack's scale").
+
+    .venv/bin/python bench/driver.py [--files 10000000] [--in-situ 5000000] [--repeat 5] [--seed 0]
+
+1. The shard writer's placement: `next_fit` (running sums over windows, numpy) against the
+   rule applied one file at a time in Python (what the driver ran before), on the same files
+   in the same process. Sizes drawn from a log-normal law near bench/e2e.py's kept files
+   (median ~2.5 KB, a long tail), token counts ~ size / 3.5, the default ShardConfig (256 MB,
+   100,000 rows, 64 M tokens), tokenized, in batches of PLACEMENT_BATCH files as the driver
+   streams them. Files per second per core (process CPU time, median of --repeat) of each,
+   and their ratio; both must place every file in the same shard and row.
+2. In situ, on --in-situ synthetic files in the driver's DuckDB (its default threads): the
+   whole placement pass (`ShardWriter.place`: DuckDB's sort of the keys, the batches,
+   `next_fit`, placement.parquet) and files.parquet (`write_files_manifest`: DuckDB's sort
+   and join, then pyarrow's encoding in exact row groups), in wall µs per file, median of 3.
+
+Into bench/results/driver.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+from corpus_core import schema
+from manifests.writer import write_files_manifest
+from stages.shards import PLACEMENT_BATCH, Cursor, ShardConfig, ShardWriter, next_fit
+
+RESULTS = Path(__file__).resolve().parent / "results" / "driver.json"
+
+
+def one_at_a_time(sizes: list[int], counts: list[int], config: ShardConfig) -> tuple[list[int], list[int]]:
+    shard = row = held_bytes = held_tokens = 0
+    shards, rows = [], []
+    for size, count in zip(sizes, counts, strict=True):
+        if row and (held_bytes + size > config.target_bytes or row >= config.max_rows
+                    or held_tokens + count > config.target_tokens):
+            shard, row, held_bytes, held_tokens = shard + 1, 0, 0, 0
+        shards.append(shard)
+        rows.append(row)
+        row, held_bytes, held_tokens = row + 1, held_bytes + size, held_tokens + count
+    return shards, rows
+
+
+def synthetic_files(db: duckdb.DuckDBPyConnection, count: int) -> None:
+    """Tables `files` (every column of files.parquet but shard and row, strings of realistic
+    length), `tokens` and, for the manifest, `placement`, as the driver's views hold them."""
+    values = {"id": "md5(i::VARCHAR)", "repo": "'github.com/owner' || (i % 20000) || '/repo' || (i % 50000)",
+              "path": "'src/pkg' || (i % 97) || '/module_' || i || '.py'", "decision": "'kept'",
+              "size": "greatest(1, exp(ln(2500) + 1.3 * sqrt(-2 * ln(random() + 1e-12)) * cos(6.283 * random())))"
+                                      "::BIGINT"}  # log-normal, by Box-Muller
+    columns = []
+    for field in schema.FILES:
+        if field.name in ("shard", "row"):
+            continue
+        kind = str(field.type)
+        value = values.get(field.name) or (
+            f"sha256(i::VARCHAR || '{field.name}')" if field.name.endswith("sha256")
+            else "'Python'" if field.name.startswith("language") and kind == "string"
+            else "CASE WHEN i % 7 = 0 THEN 'MIT' END" if kind == "string"
+            else "i % 5 = 0" if kind == "bool"
+            else "['Jane Doe ' || (i % 300)]" if kind.startswith("list")
+            else "(i % 1000) / 1000.0" if kind in ("float", "double") else "(i % 5000)")
+        columns.append(f"{value} AS {field.name}")
+    db.execute(f"CREATE TABLE files AS SELECT 'unit' || (i % 5000) AS unit, i AS ordinal, {', '.join(columns)} "
+               f"FROM range({count}) t(i)")
+    db.execute("CREATE TABLE tokens AS SELECT unit, ordinal, (size / 3.5)::BIGINT AS num_tokens FROM files")
+
+
+def measure_in_situ(count: int) -> dict[str, float]:
+    db = duckdb.connect()
+    synthetic_files(db, count)
+    placing, manifest = [], []
+    for _ in range(3):
+        with tempfile.TemporaryDirectory() as scratch:
+            started = time.perf_counter()
+            ShardWriter(ShardConfig()).place(db, Path(scratch), tokenized=True)
+            placing.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            write_files_manifest(db, Path(scratch) / "files.parquet")
+            manifest.append(time.perf_counter() - started)
+    return {"files": count, "placement_us_per_file": round(statistics.median(placing) / count * 1e6, 3),
+            "files_manifest_us_per_file": round(statistics.median(manifest) / count * 1e6, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10_000_000)
+    parser.add_argument("--in-situ", type=int, default=5_000_000, help="files of the in-situ passes; 0: skip")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    sizes = np.maximum(1, rng.lognormal(np.log(2500), 1.3, args.files)).astype(np.int64)
+    counts = (sizes / 3.5).astype(np.int64)
+    config = ShardConfig()
+    batches = [(sizes[i:i + PLACEMENT_BATCH], counts[i:i + PLACEMENT_BATCH])
+               for i in range(0, args.files, PLACEMENT_BATCH)]
+
+    def vectorized() -> tuple[np.ndarray, np.ndarray]:
+        cursor = Cursor()
+        placed = [next_fit(s, c, cursor, config, True) for s, c in batches]
+        return np.concatenate([p[0] for p in placed]), np.concatenate([p[1] for p in placed])
+
+    def looped() -> tuple[np.ndarray, np.ndarray]:
+        # the driver converted each batch's columns to Python lists before its loop, as here
+        shards, rows = one_at_a_time(sizes.tolist(), counts.tolist(), config)
+        return np.array(shards), np.array(rows)
+
+    timings: dict[str, list[float]] = {"next_fit": [], "one_at_a_time": []}
+    results = {}
+    for _ in range(args.repeat):
+        for name, run in (("next_fit", vectorized), ("one_at_a_time", looped)):
+            started = time.process_time()
+            results[name] = run()
+            timings[name].append(time.process_time() - started)
+    in_situ = measure_in_situ(args.in_situ) if args.in_situ else None
+    same = all(np.array_equal(a, b) for a, b in zip(results["next_fit"], results["one_at_a_time"], strict=True))
+    if not same:
+        raise SystemExit("next_fit placed files elsewhere than the rule one file at a time")
+    median = {name: statistics.median(values) for name, values in timings.items()}
+    report = {
+        "files": args.files, "repeat": args.repeat, "seed": args.seed,
+        "shards": int(results["next_fit"][0][-1]) + 1,
+        "seconds_median": {name: round(value, 3) for name, value in median.items()},
+        "files_per_s_per_core": {name: round(args.files / value) for name, value in median.items()},
+        "ratio": round(median["one_at_a_time"] / median["next_fit"], 1),
+        "same_placement": same,
+        "in_situ": in_situ,
+    }
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
