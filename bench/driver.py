@@ -13,7 +13,9 @@ grow with the cluster (docs/ARCHITECTURE.md, "At The Stack's scale").
 2. In situ, on --in-situ synthetic files in the driver's DuckDB (its default threads): the
    whole placement pass (`ShardWriter.place`: DuckDB's sort of the keys, the batches,
    `next_fit`, placement.parquet) and files.parquet (`write_files_manifest`: DuckDB's sort
-   and join, then pyarrow's encoding in exact row groups), in wall µs per file, median of 3.
+   and join, then pyarrow's encoding in exact row groups), each next to its DuckDB query
+   alone (read in batches, nothing done with them): wall µs per file, median of --repeat.
+   The query scales with the driver's cores; the rest runs in one thread.
 
 Into bench/results/driver.json.
 """
@@ -31,7 +33,7 @@ import duckdb
 import numpy as np
 
 from corpus_core import schema
-from manifests.writer import write_files_manifest
+from manifests.writer import files_in_manifest_order, write_files_manifest
 from stages.shards import PLACEMENT_BATCH, Cursor, ShardConfig, ShardWriter, next_fit
 
 RESULTS = Path(__file__).resolve().parent / "results" / "driver.json"
@@ -75,20 +77,36 @@ def synthetic_files(db: duckdb.DuckDBPyConnection, count: int) -> None:
     db.execute("CREATE TABLE tokens AS SELECT unit, ordinal, (size / 3.5)::BIGINT AS num_tokens FROM files")
 
 
-def measure_in_situ(count: int) -> dict[str, float]:
+def drained(relation: duckdb.DuckDBPyRelation) -> float:
+    """Seconds to run a query and read its result as the driver does, in batches, doing nothing else."""
+    started = time.perf_counter()
+    for _ in relation.to_arrow_reader(batch_size=PLACEMENT_BATCH):
+        pass
+    return time.perf_counter() - started
+
+
+def measure_in_situ(count: int, repeat: int) -> dict[str, float]:
+    """Wall µs per file of the placement pass and of files.parquet, and of their DuckDB
+    queries alone (parallel over the driver's cores); the rest is the driver's one thread
+    (next_fit, pyarrow's encoding)."""
     db = duckdb.connect()
     synthetic_files(db, count)
-    placing, manifest = [], []
-    for _ in range(3):
+    writer = ShardWriter(ShardConfig())
+    seconds: dict[str, list[float]] = {"placement": [], "placement_query": [], "files_manifest": [],
+                                       "files_manifest_query": []}
+    for _ in range(repeat):
         with tempfile.TemporaryDirectory() as scratch:
+            seconds["placement_query"].append(drained(writer.in_shard_order(db, tokenized=True)))
             started = time.perf_counter()
-            ShardWriter(ShardConfig()).place(db, Path(scratch), tokenized=True)
-            placing.append(time.perf_counter() - started)
+            writer.place(db, Path(scratch), tokenized=True)
+            seconds["placement"].append(time.perf_counter() - started)
+            seconds["files_manifest_query"].append(drained(files_in_manifest_order(db)))
             started = time.perf_counter()
             write_files_manifest(db, Path(scratch) / "files.parquet")
-            manifest.append(time.perf_counter() - started)
-    return {"files": count, "placement_us_per_file": round(statistics.median(placing) / count * 1e6, 3),
-            "files_manifest_us_per_file": round(statistics.median(manifest) / count * 1e6, 3)}
+            seconds["files_manifest"].append(time.perf_counter() - started)
+    return {"files": count, "threads": db.sql("SELECT current_setting('threads')").fetchall()[0][0],
+            **{f"{name}_us_per_file": round(statistics.median(values) / count * 1e6, 3)
+               for name, values in seconds.items()}}
 
 
 def main() -> None:
@@ -122,7 +140,7 @@ def main() -> None:
             started = time.process_time()
             results[name] = run()
             timings[name].append(time.process_time() - started)
-    in_situ = measure_in_situ(args.in_situ) if args.in_situ else None
+    in_situ = measure_in_situ(args.in_situ, args.repeat) if args.in_situ else None
     same = all(np.array_equal(a, b) for a, b in zip(results["next_fit"], results["one_at_a_time"], strict=True))
     if not same:
         raise SystemExit("next_fit placed files elsewhere than the rule one file at a time")

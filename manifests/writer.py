@@ -20,14 +20,17 @@ def write_files_manifest(db: Any, path: Path) -> None:
     """Streamed: the driver holds one row group of the manifest at a time, whatever the
     corpus's size, and row groups are exactly ROW_GROUP_ROWS rows (the last one fewer), so the
     bytes do not depend on how DuckDB batches its result."""
-    columns = ", ".join(f"f.{name}" for name in schema.FILES.names if name not in ("shard", "row"))
-    reader = db.sql(
-        f"""SELECT {columns}, p.shard, p.row FROM files f LEFT JOIN placement p USING (unit, ordinal)
-            ORDER BY f.repo, f.path, f.unit, f.ordinal"""
-    ).to_arrow_reader(batch_size=ROW_GROUP_ROWS)
+    reader = files_in_manifest_order(db).to_arrow_reader(batch_size=ROW_GROUP_ROWS)
     with pq.ParquetWriter(path, schema.FILES, compression="zstd") as writer:
         for group in row_groups(reader, ROW_GROUP_ROWS):
             writer.write_table(group.cast(schema.FILES), row_group_size=ROW_GROUP_ROWS)
+
+
+def files_in_manifest_order(db: Any) -> Any:
+    """Every file's row with its shard and row, by repo and path (a DuckDB relation)."""
+    columns = ", ".join(f"f.{name}" for name in schema.FILES.names if name not in ("shard", "row"))
+    return db.sql(f"""SELECT {columns}, p.shard, p.row FROM files f LEFT JOIN placement p USING (unit, ordinal)
+                      ORDER BY f.repo, f.path, f.unit, f.ordinal""")
 
 
 def row_groups(batches: Any, rows: int) -> Any:

@@ -106,22 +106,8 @@ class ShardWriter(Stage):
         stream by in shard order, a batch at a time (DuckDB sorts out of core); each batch's
         placement goes to `scratch/placement.parquet`, so the driver never holds a list of
         every file."""
-        tokens = "t.num_tokens" if tokenized else "0"
-        join = "LEFT JOIN tokens t USING (unit, ordinal)" if tokenized else ""
-        seed = int(self.config.shuffle_seed)
         grouped = self.config.group_by == "repository"
-        # a repository's files next to each other, in path order; repositories shuffled
-        order_by = f"md5('{seed}:' || repo), repo, path" if grouped else f"md5('{seed}:' || id), unit, ordinal"
-        # a repository's files, bytes and tokens, for a repository document that must not be cut
-        group = (", count(*) OVER repository AS repo_files, sum(size) OVER repository AS repo_bytes, "
-                 "sum(num_tokens) OVER repository AS repo_tokens") if grouped else ""
-        window = "WINDOW repository AS (PARTITION BY repo)" if grouped else ""
-        reader = db.sql(
-            f"""SELECT unit, ordinal, repo, size, num_tokens {group}
-                FROM (SELECT f.unit, f.ordinal, f.repo, f.size, f.id, f.path, {tokens} AS num_tokens
-                      FROM files f {join} WHERE f.decision = 'kept')
-                {window} ORDER BY {order_by}"""
-        ).to_arrow_reader(batch_size=PLACEMENT_BATCH)
+        reader = self.in_shard_order(db, tokenized).to_arrow_reader(batch_size=PLACEMENT_BATCH)
         cursor = Cursor()
         path = scratch / "placement.parquet"
         placed = pa.schema([("unit", pa.string()), ("ordinal", pa.int64()), ("shard", pa.int32()),
@@ -137,6 +123,25 @@ class ShardWriter(Stage):
                                              pa.array(shards, pa.int32()), pa.array(rows, pa.int64())],
                                             schema=placed))
         db.execute(f"CREATE OR REPLACE TABLE placement AS SELECT * FROM read_parquet({sql_path(path)})")
+
+    def in_shard_order(self, db: Any, tokenized: bool) -> Any:
+        """The kept files' keys, sizes and token counts in the order of the shards (a DuckDB
+        relation; with repository totals when documents are repositories)."""
+        tokens = "t.num_tokens" if tokenized else "0"
+        join = "LEFT JOIN tokens t USING (unit, ordinal)" if tokenized else ""
+        seed = int(self.config.shuffle_seed)
+        grouped = self.config.group_by == "repository"
+        # a repository's files next to each other, in path order; repositories shuffled
+        order_by = f"md5('{seed}:' || repo), repo, path" if grouped else f"md5('{seed}:' || id), unit, ordinal"
+        # a repository's files, bytes and tokens, for a repository document that must not be cut
+        group = (", count(*) OVER repository AS repo_files, sum(size) OVER repository AS repo_bytes, "
+                 "sum(num_tokens) OVER repository AS repo_tokens") if grouped else ""
+        window = "WINDOW repository AS (PARTITION BY repo)" if grouped else ""
+        return db.sql(
+            f"""SELECT unit, ordinal, repo, size, num_tokens {group}
+                FROM (SELECT f.unit, f.ordinal, f.repo, f.size, f.id, f.path, {tokens} AS num_tokens
+                      FROM files f {join} WHERE f.decision = 'kept')
+                {window} ORDER BY {order_by}""")
 
     def write(self, db: Any, out_dir: Path, context: CorpusContext, tokenizer: Path | None = None) -> dict[str, Any]:
         """Write every shard into `out_dir`/shards and the index as `out_dir`/index.json;
@@ -226,11 +231,12 @@ def next_fit(sizes: np.ndarray, counts: np.ndarray, cursor: Cursor, config: Shar
     files and would pass `target_bytes`, `max_rows` or (tokenized) `target_tokens` with it.
     The same placement as a loop over the files (`place_repositories` without repositories),
     found a shard at a time with running sums over a window: the driver places 3 billion
-    files in minutes instead of an hour of Python. Advances `cursor`."""
+    files in minutes instead of an hour of Python (`group_by = "repository"` still places
+    one file at a time: `place_repositories`). Advances `cursor`."""
     count = len(sizes)
     shards, rows = np.empty(count, np.int32), np.empty(count, np.int64)
     sizes, counts = sizes.astype(np.int64, copy=False), counts.astype(np.int64, copy=False)
-    start, window = 0, 1024
+    start, window = 0, max(16, 2 * cursor.row)
     while start < count:
         stop = min(count, start + window)
         held_bytes = cursor.bytes + np.cumsum(sizes[start:stop])  # the shard's bytes with each file
@@ -249,8 +255,10 @@ def next_fit(sizes: np.ndarray, counts: np.ndarray, cursor: Cursor, config: Shar
             if tokenized:
                 cursor.tokens = int(held_tokens[first - 1])
         if first < stop - start:  # the shard closed before file `start + first`
+            # the next window: twice the files of the shard that closed, so that shards of few
+            # files (small targets) cost no sums over files far past them
+            window = max(16, 2 * cursor.row)
             cursor.shard, cursor.row, cursor.bytes, cursor.tokens = cursor.shard + 1, 0, 0, 0
-            window = max(1024, 2 * first)
         else:
             window *= 2
         start += first

@@ -4,6 +4,7 @@ where the rule, applied one file at a time, places it."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,6 +39,25 @@ def test_next_fit_places_as_the_rule_one_file_at_a_time(sizes, seed, target_byte
                                 np.array(counts[start:start + batch], np.int32), cursor, config, tokenized)
         placed += list(zip(shards.tolist(), rows.tolist(), strict=True))
     assert placed == one_at_a_time(sizes, counts, config, tokenized)
+
+
+@pytest.mark.parametrize(("files_per_shard", "batch", "tokenized"), [(3000, 65_536, True), (3000, 65_536, False),
+                                                                     (50_000, 7_000, True), (2, 1_000, False)])
+def test_next_fit_over_many_files_and_batches(files_per_shard, batch, tokenized):
+    """Shards of thousands of files across batches, and of two: windows that fill without a
+    shard closing, shards that outlive a batch, and windows at their floor."""
+    rng = np.random.default_rng(files_per_shard + batch)
+    sizes = np.maximum(1, rng.lognormal(np.log(2500), 1.3, 200_000)).astype(np.int64)
+    counts = (sizes // 3).astype(np.int32)
+    mean = int(sizes.mean())
+    config = ShardConfig(target_bytes=mean * files_per_shard, max_rows=files_per_shard * 2,
+                         target_tokens=mean // 3 * files_per_shard)
+    cursor, placed = Cursor(), []
+    for start in range(0, len(sizes), batch):
+        shards, rows = next_fit(sizes[start:start + batch], counts[start:start + batch], cursor, config, tokenized)
+        placed += list(zip(shards.tolist(), rows.tolist(), strict=True))
+    assert placed == one_at_a_time(sizes.tolist(), counts.tolist(), config, tokenized)
+    assert placed[-1][0] > 2  # many shards
 
 
 def test_a_file_past_the_target_gets_a_shard_of_its_own_and_shards_fill_to_the_target():
