@@ -272,6 +272,8 @@ class RemoteOutDir:
                 and name != MARKER and name.split("/")[0] != LOCK]
 
     def publish(self, staging: Path) -> list[str]:
+        """Upload every file under `staging`; delete what the previous build published and this
+        one did not; record the new list. (No `add`: `corpus report` works on a local copy.)"""
         new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         ours = set(self.previous_files())
         self._check_targets(new, ours)
@@ -286,17 +288,6 @@ class RemoteOutDir:
             except OSError:
                 pass  # a folder now, or gone: a build never deletes what is not a file it wrote
         self._write_marker(new, PUBLISHED)
-        return new
-
-    def add(self, staging: Path) -> list[str]:
-        new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-        ours = set(self.previous_files())
-        self._check_targets(new, ours)
-        self._lock.check()
-        self._write_marker(sorted(ours | set(new)), PUBLISHING)
-        for name in publish_order(new):
-            self.store.upload(staging / name, name)
-        self._write_marker(sorted(ours | set(new)), PUBLISHED)
         return new
 
     def _check_targets(self, new: list[str], ours: set[str]) -> None:
