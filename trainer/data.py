@@ -77,6 +77,11 @@ class LoaderState:
         return cls(int(data["epoch"]), int(data["position"]), int(data.get("offset", 0)))
 
 
+# a build's commit record (docs/FORMATS.md): while it says "publishing", the index and the
+# shards may be of two builds
+BUILD_MARKER = ".corpus-build.json"
+
+
 def open_location(url: str) -> tuple[pafs.FileSystem, str, dict[str, Any]]:
     """A pyarrow filesystem, the path of the shard directory and the index listing its shards."""
     url = str(url)
@@ -105,6 +110,10 @@ def open_location(url: str) -> tuple[pafs.FileSystem, str, dict[str, Any]]:
     # index among its shards: no shard_dir), an older build, a build's shard directory
     index = read(f"{path}/index.json")
     if index is not None:
+        marker = read(f"{path}/{BUILD_MARKER}")
+        if isinstance(marker, dict) and marker.get("state") == "publishing":
+            raise ShardError(f"{url}: a build is being published there, or its publishing was cut short "
+                             f"({BUILD_MARKER} says so); read it once the build has ended")
         return filesystem, posixpath.join(path, index["shard_dir"]) if "shard_dir" in index else path, index
     index = read(f"{path}/shards/index.json")
     if index is not None:

@@ -189,3 +189,17 @@ def test_an_out_url_of_no_object_store_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="not a folder, nor an object store"):
         claim_out("https://example.org/corpus", ())
     assert not (tmp_path / "https:").exists()
+
+
+def test_the_trainer_waits_for_a_build_being_published(both, s3):
+    from trainer.data import ShardError, ShardLoader
+
+    store = Store(s3("corpus"))
+    published = store.read_bytes(MARKER)
+    store.write_bytes(MARKER, json.dumps({**json.loads(published), "state": "publishing"}).encode())
+    try:
+        with pytest.raises(ShardError, match="being published"):
+            ShardLoader(s3("corpus"))
+    finally:
+        store.write_bytes(MARKER, published)
+    assert ShardLoader(s3("corpus")).index
