@@ -130,10 +130,7 @@ class Store:
 
     def upload(self, source: Path, name: str) -> None:
         """Copy a local file to the object `name` (a multipart upload for a big one: the object
-        appears when the upload completes, whole)."""
-        if not self.remote:
-            self.write_bytes(name, source.read_bytes())
-            return
+        appears when the upload completes, whole). Only an object store's: a folder's OutDir moves."""
         pafs.copy_files(str(source), self.path(name), source_filesystem=pafs.LocalFileSystem(),
                         destination_filesystem=self.fs)
 

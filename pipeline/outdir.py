@@ -56,10 +56,7 @@ def claim_out(out: str | Path, sources: Iterable[SourceSpec], force: bool = Fals
               work_dir: str | Path | None = None, cache_dir: str | Path | None = None) -> OutDir | RemoteOutDir:
     """The build's `--out`, claimed: a local folder, or an object store URL whose work folder
     (parts, shuffles, DuckDB's spill: a filesystem's) is `work_dir`, else under `cache_dir`."""
-    if work_dir and "://" in str(work_dir):
-        raise ConfigError(f"execution.work_dir {shown(work_dir)}: a folder every node sees, not a URL (the shuffles "
-                          "and DuckDB's spill need a filesystem)")
-    if not is_url(out):
+    if not is_url(out):  # (a URL as work_dir is refused with the config: ExecutionConfig)
         if "://" in str(out):
             raise ConfigError(f"--out {shown(out)}: not a folder, nor an object store pyarrow can write "
                               "(s3://, gs://, abfs://, hdfs://)")
@@ -127,16 +124,7 @@ class OutDir:
     def publish(self, staging: Path) -> list[str]:
         """Move every file under `staging` to the same place under OUT; delete what the
         previous build published and this one did not; record the new list."""
-        new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
-        previous = self.previous_files()
-        ours = set(previous)
-        self._check_targets(new, ours)
-        # listed before the first move: a crash midway leaves nothing a later build would not clean up
-        self._write_marker(sorted(ours | set(new)), state=PUBLISHING)
-        for name in publish_order(new):
-            target = self.path / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, target)
+        new, ours = self._move_in(staging)
         for name in sorted(ours - set(new)):
             stale = self.path / name
             if stale.is_file() or stale.is_symlink():
@@ -149,16 +137,23 @@ class OutDir:
         """Move every file under `staging` into OUT, as `publish` does, and add them to the
         marker's list; unlike `publish`, nothing the marker lists is deleted (`corpus report`
         adds report.html to a build that has its other outputs)."""
+        new, ours = self._move_in(staging)
+        self._write_marker(sorted(ours | set(new)))
+        return new
+
+    def _move_in(self, staging: Path) -> tuple[list[str], set[str]]:
+        """Move every file under `staging` into OUT, in publish order, once the marker lists them
+        with the previous build's (a crash midway leaves nothing a later build would not clean
+        up); returns the new names and the previous build's."""
         new = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         ours = set(self.previous_files())
         self._check_targets(new, ours)
-        self._write_marker(sorted(ours | set(new)), state=PUBLISHING)  # listed before the move, as in `publish`
+        self._write_marker(sorted(ours | set(new)), state=PUBLISHING)
         for name in publish_order(new):
             target = self.path / name
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / name, target)
-        self._write_marker(sorted(ours | set(new)))
-        return new
+        return new, ours
 
     def _check_targets(self, new: list[str], ours: set[str]) -> None:
         """Refuse, before anything moves, a name that would land outside OUT, on a folder, or
