@@ -158,7 +158,7 @@ def build_near(dataset: Path, out: Path, settings: NearDedupConfig, memory_limit
 def clusters_of(out: Path, count: int) -> tuple[list[str], list[int]]:
     """Each document's cluster (the id of its cluster's kept file, its own id when alone), and
     the documents that reached near dedup in the stage's doc order (dataset row order)."""
-    rows = pq.read_table(out / "manifest" / "files.parquet", columns=["repo", "id", "reason", "dup_of"]).to_pylist()
+    rows = pq.read_table(out / "manifest" / "files", columns=["repo", "id", "reason", "dup_of"]).to_pylist()
     by_repo = {r["repo"]: r for r in rows}
     ordered = [by_repo[f"bench/d{i:07d}"] for i in range(count)]
     entered = [i for i, r in enumerate(ordered) if r["reason"] in (None, "near_duplicate")]

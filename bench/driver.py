@@ -12,10 +12,14 @@ grow with the cluster (docs/ARCHITECTURE.md, "At The Stack's scale").
    and their ratio; both must place every file in the same shard and row.
 2. In situ, on --in-situ synthetic files in the driver's DuckDB (its default threads): the
    whole placement pass (`ShardWriter.place`: DuckDB's sort of the keys, the batches,
-   `next_fit`, placement.parquet) and files.parquet (`write_files_manifest`: DuckDB's sort
-   and join, then pyarrow's encoding in exact row groups), each next to its DuckDB query
-   alone (read in batches, nothing done with them): wall µs per file, median of --repeat.
-   The query scales with the driver's cores; the rest runs in one thread.
+   `next_fit`, placement.parquet) next to its DuckDB query alone (read in batches, nothing
+   done with them), and the files manifest: the driver's part (`scatter_manifest_parts`: the
+   cut into parts and the scatter of every row, DuckDB) and the parts' tasks
+   (`write_files_part`: each part sorted, hashed and encoded in exact row groups, run here
+   one after another, each on a one-thread DuckDB as a Ray task has), against the one file
+   the driver wrote before (`write_files_manifest` then: the same function over every row on
+   the driver). Wall µs per file, median of --repeat. The queries scale with the driver's
+   cores; pyarrow's encoding and the hashing run in one thread.
 
 Into bench/results/driver.json.
 """
@@ -32,8 +36,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from corpus_core import schema
-from manifests.writer import files_in_manifest_order, write_files_manifest
+from corpus_core import partitions, schema
+from manifests.writer import manifest_rows, scatter_manifest_parts, write_files_part
 from stages.shards import PLACEMENT_BATCH, Cursor, ShardConfig, ShardWriter, next_fit
 
 RESULTS = Path(__file__).resolve().parent / "results" / "driver.json"
@@ -75,6 +79,9 @@ def synthetic_files(db: duckdb.DuckDBPyConnection, count: int) -> None:
     db.execute(f"CREATE TABLE files AS SELECT 'unit' || (i % 5000) AS unit, i AS ordinal, {', '.join(columns)} "
                f"FROM range({count}) t(i)")
     db.execute("CREATE TABLE tokens AS SELECT unit, ordinal, (size / 3.5)::BIGINT AS num_tokens FROM files")
+    db.execute("""CREATE TABLE repos AS SELECT DISTINCT repo, 'dir:' || repo AS source, 'directory' AS kind,
+                  NULL AS url, NULL AS commit, NULL AS sha256, 'MIT' AS license, 'LICENSE' AS license_source,
+                  '[]' AS license_evidence, ['Jane Doe'] AS copyright_holders FROM files""")
 
 
 def drained(relation: duckdb.DuckDBPyRelation) -> float:
@@ -86,25 +93,39 @@ def drained(relation: duckdb.DuckDBPyRelation) -> float:
 
 
 def measure_in_situ(count: int, repeat: int) -> dict[str, float]:
-    """Wall µs per file of the placement pass and of files.parquet, and of their DuckDB
-    queries alone (parallel over the driver's cores); the rest is the driver's one thread
-    (next_fit, pyarrow's encoding)."""
+    """Wall µs per file of the placement pass and its DuckDB query alone, and of the files
+    manifest: the driver's cut and scatter, the parts' tasks, and the one file written on the
+    driver as before."""
     db = duckdb.connect()
     synthetic_files(db, count)
     writer = ShardWriter(ShardConfig())
-    seconds: dict[str, list[float]] = {"placement": [], "placement_query": [], "files_manifest": [],
-                                       "files_manifest_query": []}
+    seconds: dict[str, list[float]] = {"placement": [], "placement_query": [], "manifest_driver": [],
+                                       "manifest_tasks": [], "one_file_on_the_driver": []}
+    parts = 0
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as scratch:
             seconds["placement_query"].append(drained(writer.in_shard_order(db, tokenized=True)))
             started = time.perf_counter()
             writer.place(db, Path(scratch), tokenized=True)
             seconds["placement"].append(time.perf_counter() - started)
-            seconds["files_manifest_query"].append(drained(files_in_manifest_order(db)))
             started = time.perf_counter()
-            write_files_manifest(db, Path(scratch) / "files.parquet")
-            seconds["files_manifest"].append(time.perf_counter() - started)
+            write_files_part(db, f"({manifest_rows()})", Path(scratch) / "files.parquet")
+            seconds["one_file_on_the_driver"].append(time.perf_counter() - started)
+            folder = Path(scratch) / "manifest"
+            folder.mkdir()
+            started = time.perf_counter()
+            parts = scatter_manifest_parts(db, folder)
+            seconds["manifest_driver"].append(time.perf_counter() - started)
+            plan = partitions.PartitionPlan(parts, spill=scratch)
+            started = time.perf_counter()
+            for number in range(parts):
+                with partitions.task_database(plan) as task:
+                    write_files_part(task, f"(SELECT * EXCLUDE (manifest_part) FROM "
+                                           f"{partitions.inputs(folder, 'files', number)})",
+                                     Path(scratch) / f"part-{number}.parquet")
+            seconds["manifest_tasks"].append(time.perf_counter() - started)
     return {"files": count, "threads": db.sql("SELECT current_setting('threads')").fetchall()[0][0],
+            "manifest_parts": parts,
             **{f"{name}_us_per_file": round(statistics.median(values) / count * 1e6, 3)
                for name, values in seconds.items()}}
 

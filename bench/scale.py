@@ -362,7 +362,7 @@ def accuracy(out: Path, folder: Path) -> dict:
     """Recall and precision of the duplicate drops against the planted clusters."""
     db = duckdb.connect()
     db.execute(f"CREATE VIEW files AS SELECT id, repo, path, reason, dup_of FROM "
-               f"read_parquet('{out / 'manifest' / 'files.parquet'}')")
+               f"read_parquet('{out / 'manifest' / 'files' / '*.parquet'}')")
     db.execute(f"CREATE VIEW planted AS SELECT * FROM read_parquet('{folder / 'planted.parquet'}')")
     db.execute("""CREATE TABLE judged AS
         SELECT f.id, f.reason, f.dup_of, p.cluster, p.role, p.jaccard, k.cluster AS kept_cluster,

@@ -77,6 +77,13 @@ def scatter(db: duckdb.DuckDBPyConnection, query: str, key_sql: str, folder: Pat
     """Write the rows of `query` into `folder/name/part=K/` by the hash of `key_sql`, unless a
     finished scatter is there already. Every partition gets a file, empty ones included, so
     that a task's input is a fixed list of paths."""
+    scatter_by(db, query, plan.of(key_sql), plan.count, folder, name)
+
+
+def scatter_by(db: duckdb.DuckDBPyConnection, query: str, part_sql: str, count: int, folder: Path,
+               name: str) -> None:
+    """`scatter` by a partition number that `part_sql` computes (0 to `count` - 1; a range
+    cut, say, rather than a hash)."""
     marker = folder / f"{name}.done"
     if marker.exists():
         return
@@ -85,10 +92,10 @@ def scatter(db: duckdb.DuckDBPyConnection, query: str, key_sql: str, folder: Pat
     shutil.rmtree(target, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    db.execute(f"""COPY (SELECT *, {plan.of(key_sql)} AS part FROM ({query}))
+    db.execute(f"""COPY (SELECT *, {part_sql} AS part FROM ({query}))
                    TO {sql_literal(str(staging))} (FORMAT parquet, PARTITION_BY (part), COMPRESSION zstd)""")
     empty = db.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table()
-    for number in range(plan.count):
+    for number in range(count):
         part = staging / f"part={number}"
         if not part.exists():
             part.mkdir()

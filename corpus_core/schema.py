@@ -4,11 +4,14 @@ Fixed schemas, not inferred ones: a column that is null in one build and filled 
 next must keep its type, or DuckDB queries over several builds break.
 """
 
+import re
+from pathlib import Path
+
 import pyarrow as pa
 
 # a file's license columns: the license stage fills them from the file's own header, the
 # license decision for every file that was read (through the table `annotations`, which
-# replaces them whole); docs/FORMATS.md#manifestfilesparquet says what each holds
+# replaces them whole); docs/FORMATS.md, "manifest/files/", says what each holds
 LICENSE_COLUMNS = [
     pa.field("license", pa.string()),
     pa.field("license_source", pa.string()),
@@ -55,10 +58,52 @@ _FILE_COLUMNS = [
     pa.field("dup_of", pa.string()),
 ]
 
-# manifest/files.parquet: one row per input file, ordered by repo, path
+# manifest/files/part-K.parquet: one row per input file, ordered by repo, path (over the parts)
 FILES = pa.schema(
     _FILE_COLUMNS + [pa.field("shard", pa.int32()), pa.field("row", pa.int64())]
 )
+
+# Where the manifests that list every file are, relative to OUT. They are cut into parts by
+# ranges of repositories (each part a task's work: manifests/writer.py), so the parts in
+# order are one table in (repo, path) order; sbom/part-K.spdx.json covers the repositories
+# of files/part-K.parquet. A build from before parts has one manifest/files.parquet (and one
+# manifest/sbom.spdx.json): readers take either through `files_manifest`.
+FILES_DIR = "manifest/files"
+SBOM_DIR = "manifest/sbom"
+FILES_BEFORE_PARTS = "manifest/files.parquet"
+SBOM_BEFORE_PARTS = "manifest/sbom.spdx.json"
+_PART = re.compile(r"part-(\d+)\.")
+
+
+def part_name(number: int, suffix: str) -> str:
+    return f"part-{number:05d}{suffix}"
+
+
+def _parts(folder: Path, suffix: str) -> list[Path]:
+    found = [(int(m.group(1)), path) for path in folder.glob(f"part-*{suffix}") if (m := _PART.match(path.name))]
+    return [path for _, path in sorted(found)]
+
+
+def files_manifest(out: Path) -> list[Path]:
+    """The files manifest of the build at `out`, its parts in order; [] when it has none."""
+    parts = _parts(Path(out) / FILES_DIR, ".parquet")
+    before = Path(out) / FILES_BEFORE_PARTS
+    return parts or ([before] if before.is_file() else [])
+
+
+def sbom_documents(out: Path) -> list[Path]:
+    """The SPDX documents of the build at `out`, in the order of the files manifest's parts."""
+    parts = _parts(Path(out) / SBOM_DIR, ".spdx.json")
+    before = Path(out) / SBOM_BEFORE_PARTS
+    return parts or ([before] if before.is_file() else [])
+
+
+def files_sql(out: Path) -> str:
+    """DuckDB's read of the build's files manifest, in its order (a build must have one)."""
+    paths = files_manifest(out)
+    if not paths:
+        raise FileNotFoundError(f"{out}: no {FILES_DIR}/ (nor {FILES_BEFORE_PARTS})")
+    return "read_parquet([" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "])"
 
 # _work/<fingerprint>/parts/<unit>.files.parquet: the same plus content and position in the unit
 PART = pa.schema(

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 from license_expression import ExpressionError
 
-from corpus_core import reasons
+from corpus_core import reasons, schema
 from corpus_core.spdx import PERMISSIVE, licensing
 from corpus_core.storage import sql_path
 
@@ -86,7 +86,7 @@ def card_text(out: Path) -> str:
     index_name = Path(os.path.relpath(found.path, out)).as_posix() if found else INDEX
     db = duckdb.connect()
     try:
-        db.execute(f"CREATE VIEW files AS SELECT * FROM read_parquet({sql_path(out / 'manifest' / 'files.parquet')})")
+        db.execute(f"CREATE VIEW files AS SELECT * FROM {schema.files_sql(out)}")
         db.execute(f"CREATE VIEW repos AS SELECT * FROM read_parquet({sql_path(out / 'manifest' / 'repos.parquet')})")
         facts = _facts(db)
     finally:
@@ -254,7 +254,9 @@ def _loading(facts: dict[str, Any], index: dict[str, Any], index_name: str, shar
         lines.append(f"| `{index['tokenizer']}` | the byte-level BPE the shards were encoded with (StarCoder's special "
                      "tokens) |")
     lines += [
-        "| `manifest/files.parquet` | every file read: kept (with its shard and row), or dropped with its reason |",
+        "| `manifest/files/` | every file read: kept (with its shard and row), or dropped with its reason; "
+        "Parquet parts by ranges of repositories |",
+        "| `manifest/sbom/` | SPDX 2.3 documents, one per part of `manifest/files/`: the kept repositories and files |",
         "| `manifest/repos.parquet` | every repository: source, version, license and its evidence, counts |",
         "| `manifest/attribution.parquet` | per shard: its repositories, licenses and copyright holders |",
         "| `manifest/run.json` | the config, detector versions, input fingerprint, counts per stage |",

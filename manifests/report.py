@@ -22,8 +22,8 @@ import plotly.io as pio
 import pyarrow.parquet as pq
 from plotly.offline import get_plotlyjs
 
+from corpus_core import schema
 from corpus_core.errors import ConfigError
-from corpus_core.storage import sql_path
 from manifests.card import find_index, stages_and_givers
 
 REPORT = "report.html"
@@ -43,8 +43,8 @@ class Chart:
 def write_report(out: str | Path, target: str | Path | None = None) -> Path:
     """Write the report of the build in `out` to `target` (default OUT/report.html)."""
     out = Path(out)
-    if not (out / "manifest" / "files.parquet").is_file() or not (out / "manifest" / "run.json").is_file():
-        raise ConfigError(f"{out}: not a finished build (no manifest/files.parquet and manifest/run.json)")
+    if not schema.files_manifest(out) or not (out / "manifest" / "run.json").is_file():
+        raise ConfigError(f"{out}: not a finished build (no manifest/files/ and manifest/run.json)")
     path = Path(target) if target is not None else out / REPORT
     path.write_text(report_html(out), encoding="utf-8")
     return path
@@ -53,9 +53,8 @@ def write_report(out: str | Path, target: str | Path | None = None) -> Path:
 def report_html(out: Path) -> str:
     run = json.loads((out / "manifest" / "run.json").read_text())
     db = duckdb.connect()
-    files = out / "manifest" / "files.parquet"
-    db.execute(f"CREATE VIEW files AS SELECT * FROM read_parquet({sql_path(files)})")
-    columns = set(pq.read_schema(files).names)
+    db.execute(f"CREATE VIEW files AS SELECT * FROM {schema.files_sql(out)}")
+    columns = set(pq.read_schema(schema.files_manifest(out)[0]).names)
     try:
         charts = [_funnel(db, run), _drops(db, run), _languages(db), _tokens(out), _licenses(db),
                   _sizes(db), _line_lengths(db, columns), _clusters(db), _pii(db, columns), _times(run)]
@@ -92,7 +91,7 @@ td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <h1>Build report: {name}</h1>
 <dl>{"".join(f"<dt>{label}</dt><dd>{value}</dd>" for label, value in facts)}</dl>
 <p class="note">Written from the build's manifests and run.json; the times change from run to run.
-Every file read is in manifest/files.parquet with its decision and reason.</p>
+Every file read is in manifest/files/ with its decision and reason.</p>
 <section><h2>Funnel, in numbers</h2>{table}</section>
 {sections}
 </body></html>

@@ -3,12 +3,13 @@
 `apply_optout(OUT, registry, NEW)` writes a new version of the build to NEW with every kept
 file the registry names removed; OUT is only read. Shards that held such files are
 rewritten without them (same order, rows renumbered); the others are copied byte for
-byte. files.parquet marks the removed files `dropped` / `opted_out` (the entry id in
-`detail`) and moves the shifted rows; repos.parquet, attribution.parquet, NOTICE,
-index.json and the dataset card README.md are recomputed, and the SBOM loses the removed
-files (manifests/sbom.py `without_files`); run.json is the old one plus a
-`republished` record. NEW has the current layout (index.json beside shards/) whatever
-OUT's (older builds kept it in shards/).
+byte. The files manifest (manifest/files/, part by part) marks the removed files `dropped` /
+`opted_out` (the entry id in `detail`) and moves the shifted rows; repos.parquet, attribution.parquet, NOTICE,
+index.json and the dataset card README.md are recomputed, and each SBOM document loses the
+removed files (manifests/sbom.py `without_files`); run.json is the old one plus a
+`republished` record. NEW has the current layout (index.json beside shards/, the files
+manifest and SBOM in parts) whatever OUT's (older builds kept index.json in shards/, and one
+manifest/files.parquet and manifest/sbom.spdx.json).
 
 `lookup(OUT, repo=..., owner=..., sha256=...)` lists the files of a build that belong to a
 repository or owner, or have a given content, with their decision and shard position.
@@ -35,33 +36,44 @@ from manifests.attribution import ATTRIBUTION, write_notice
 from manifests.card import find_index, write_card
 from manifests.optout import Matcher, load, owner_name
 from manifests.sbom import without_files
+from manifests.writer import ROW_GROUP_ROWS
 
 INDEX_FORMAT = 3  # the layout stages/shards.py writes: index.json at the top, the shards in SHARD_DIR
 SHARD_DIR = "shards"
 
 
-def _manifest(out: Path) -> Path:
-    path = out / "manifest" / "files.parquet"
-    if not path.exists():
-        raise ConfigError(f"{out}: not a build (no manifest/files.parquet)")
-    return path
+def _manifest(out: Path) -> list[Path]:
+    """The build's files manifest, its parts in order."""
+    paths = schema.files_manifest(out)
+    if not paths:
+        raise ConfigError(f"{out}: not a build (no manifest/files/)")
+    return paths
+
+
+def _matched(path: Path, matcher: Matcher) -> dict[str, str]:
+    """file id -> registry entry id, of one part's kept files that the registry names."""
+    present = set(pq.read_schema(path).names)
+    files = pq.read_table(path, columns=[name for name in ("id", "repo", "owner", "path", "sha256", "decision")
+                                         if name in present])
+    removed = {}
+    columns = [files.column(name).to_pylist() for name in ("id", "repo", "path", "sha256", "decision")]
+    for file_id, repo, path_in_repo, sha256, decision, owner in zip(*columns, owners_of(files), strict=True):
+        if decision == "kept":
+            entry = matcher.match(repo, path_in_repo, sha256, owner)
+            if entry is not None:
+                removed[file_id] = entry.id
+    return removed
 
 
 def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> dict[str, Any]:
     out, target = Path(out), Path(target)
-    files_path = _manifest(out)
+    parts = _manifest(out)
     if target.exists():
         raise ConfigError(f"{target} exists: a republished build goes to a new directory")
     matcher = Matcher(load(registry))
-    files = pq.read_table(files_path)
     removed: dict[str, str] = {}  # file id -> entry id
-    columns = [files.column(name).to_pylist() for name in ("id", "repo", "path", "sha256", "decision")]
-    owners = owners_of(files)
-    for file_id, repo, path, sha256, decision, owner in zip(*columns, owners, strict=True):
-        if decision == "kept":
-            entry = matcher.match(repo, path, sha256, owner)
-            if entry is not None:
-                removed[file_id] = entry.id
+    for path in parts:
+        removed.update(_matched(path, matcher))
 
     run = json.loads((out / "manifest" / "run.json").read_text())
     found = find_index(out)
@@ -110,17 +122,28 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
     if index.get("tokenizer") and (found.root / index["tokenizer"]).exists():
         shutil.copyfile(found.root / index["tokenizer"], target / index["tokenizer"])
 
-    rows = files.to_pylist()
-    for row in rows:
-        if row["id"] in removed and row["decision"] == "kept":
-            row.update(decision="dropped", reason=reasons.OPTED_OUT, detail=f"opt-out {removed[row['id']]}",
-                       shard=None, row=None)
-        elif row["id"] in moves and row["decision"] == "kept":
-            row["shard"], row["row"] = moves[row["id"]]
-    new_files = pa.Table.from_pylist(rows, schema=schema.FILES)
-    pq.write_table(new_files, target / "manifest" / "files.parquet", compression="zstd")
-    _write_repos_and_attribution(out, target, new_files)
-    without_files(out / "manifest" / "sbom.spdx.json", target / "manifest" / "sbom.spdx.json", set(removed))
+    # part by part, in the current layout whatever OUT's (one files.parquet before parts)
+    (target / schema.FILES_DIR).mkdir(parents=True)
+    gone = []
+    for number, path in enumerate(parts):
+        rows = pq.read_table(path).to_pylist()
+        for row in rows:
+            if row["id"] in removed and row["decision"] == "kept":
+                gone.append({"id": row["id"], "repo": row["repo"], "path": row["path"], "optout": removed[row["id"]]})
+                row.update(decision="dropped", reason=reasons.OPTED_OUT, detail=f"opt-out {removed[row['id']]}",
+                           shard=None, row=None)
+            elif row["id"] in moves and row["decision"] == "kept":
+                row["shard"], row["row"] = moves[row["id"]]
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema.FILES),
+                       target / schema.FILES_DIR / schema.part_name(number, ".parquet"), compression="zstd",
+                       row_group_size=ROW_GROUP_ROWS)
+    _write_repos_and_attribution(out, target)
+    documents = schema.sbom_documents(out)
+    if documents:
+        (target / schema.SBOM_DIR).mkdir(parents=True)
+    for document in documents:  # the one document of a build from before parts becomes part 0
+        name = document.name if document.parent.name == "sbom" else schema.part_name(0, ".spdx.json")
+        without_files(document, target / schema.SBOM_DIR / name, set(removed))
 
     record = {"from": str(out.resolve()), "registry": str(Path(registry).resolve()),
               "registry_sha256": hashlib.sha256(Path(registry).read_bytes()).hexdigest()
@@ -134,8 +157,7 @@ def apply_optout(out: str | Path, registry: str | Path, target: str | Path) -> d
         run["counts"]["dropped"][reasons.OPTED_OUT] = run["counts"]["dropped"].get(reasons.OPTED_OUT, 0) + len(removed)
     (target / "manifest" / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
     write_card(target)
-    return {"removed": [{"id": r["id"], "repo": r["repo"], "path": r["path"], "optout": removed[r["id"]]}
-                        for r in rows if r["id"] in removed], "out": str(target)}
+    return {"removed": gone, "out": str(target)}
 
 
 def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
@@ -145,9 +167,9 @@ def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=pa.schema([f.with_nullable(True) for f in target])).cast(target)
 
 
-def _write_repos_and_attribution(out: Path, target: Path, files: pa.Table) -> None:
+def _write_repos_and_attribution(out: Path, target: Path) -> None:
     db = duckdb.connect()
-    db.register("new_files", files)
+    db.execute(f"CREATE VIEW new_files AS SELECT * FROM {schema.files_sql(target)}")
     repos_path = str(out / "manifest" / "repos.parquet").replace("'", "''")
     db.execute(f"CREATE VIEW old_repos AS SELECT * FROM read_parquet('{repos_path}')")
     repos = db.sql(f"""
@@ -194,8 +216,8 @@ def lookup(out: str | Path, *, repo: str | None = None, owner: str | None = None
            sha256: str | None = None) -> list[dict[str, Any]]:
     """Files of the build that belong to `repo` (its name, or owner/name of host/owner/name)
     or to repositories `owner` owns, or have content `sha256`."""
-    manifest = _manifest(Path(out))
-    present = set(pq.read_schema(manifest).names)
+    manifest = [str(path) for path in _manifest(Path(out))]
+    present = set(pq.read_schema(manifest[0]).names)
     files = pq.read_table(manifest, columns=[name for name in (
         "id", "repo", "owner", "path", "sha256", "decision", "reason", "dup_of", "shard", "row") if name in present])
     found = []

@@ -1,10 +1,11 @@
-"""manifest/sbom.spdx.json: an SPDX 2.3 bill of materials of what the corpus holds.
+"""manifest/sbom/part-K.spdx.json: SPDX 2.3 bills of materials of what the corpus holds, one
+per part of the files manifest (the repositories of manifest/files/part-K.parquet).
 
 One package per kept repository (its concluded license: the root's resolution; declared:
 what its root metadata declares; where it came from; its copyright holders) containing one
 file per kept file (its license, the evidence, its holders, and the checksums of its content
-as shipped in the shards). Written from the DuckDB views the run builds, streamed, with no
-wall-clock time in it: the same build gives the same bytes (docs/FORMATS.md#sbom).
+as shipped in the shards). Written by the part's task (manifests/writer.py), streamed, with
+no wall-clock time in it: the same build gives the same bytes (docs/FORMATS.md, the SBOM).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from corpus_core import partitions, schema
 from corpus_core.spdx import licensing
 from manifests.attribution import HOLDERS, license_text
-from manifests.writer import input_fingerprint
 
 SPDX_VERSION = "SPDX-2.3"
 # fixed, so that the same input gives the same bytes; run.json holds when the build ran
@@ -96,23 +97,30 @@ def _tool() -> str:
         return "Tool: corpus-pipeline"
 
 
-def write_sbom(db: Any, path: Path) -> None:
-    """The kept repositories and files as an SPDX 2.3 JSON document (validated by spdx-tools in
-    the tests). Its namespace is made from the input fingerprint and the kept files with their
-    licenses, so two documents with one namespace say the same."""
-    fingerprint = input_fingerprint(db)
+# every kept repository's package fields, from the build's views (the driver scatters them by part)
+PACKAGES = f"""SELECT f.repo, any_value(r.source) AS source, any_value(r.kind) AS kind, any_value(r.url) AS url,
+                      any_value(r.commit) AS commit, any_value(r.sha256) AS sha256, any_value(r.license) AS license,
+                      any_value(r.license_source) AS license_source, any_value(r.license_evidence) AS evidence,
+                      {HOLDERS} AS holders, count(*) AS files
+               FROM files f JOIN repos r USING (repo) WHERE f.decision = 'kept' GROUP BY f.repo"""
+
+
+def write_sbom_part(db: Any, rows: str, packages: str, parts: dict[str, str], path: Path, fingerprint: str,
+                    number: int, count: int) -> None:
+    """The SPDX document of one part of the files manifest: `rows` (SQL: the part's manifest
+    rows with their unit and ordinal), `packages` (SQL: its kept repositories' PACKAGES), the
+    shipped content read from the chunks' `parts`. Its namespace is made from the part's
+    `fingerprint` and its kept files with their licenses, so two documents with one
+    namespace say the same. A part that keeps nothing has no document (SPDX asks a document
+    to describe something)."""
+    repos = db.sql(f"SELECT * FROM {packages} ORDER BY repo").to_arrow_table().to_pylist()
+    if not repos:
+        return
     digest = hashlib.sha256(fingerprint.encode())
-    for batch in db.sql("SELECT id, license FROM files WHERE decision = 'kept' ORDER BY id").to_arrow_reader(
+    for batch in db.sql(f"SELECT id, license FROM {rows} WHERE decision = 'kept' ORDER BY id").to_arrow_reader(
             batch_size=65536):
         for file_id, license in zip(*(column.to_pylist() for column in batch.columns), strict=True):
             digest.update(f"{file_id}\0{license}\n".encode())
-    repos = db.sql(
-        f"""SELECT f.repo, any_value(r.source) AS source, any_value(r.kind) AS kind, any_value(r.url) AS url,
-                   any_value(r.commit) AS commit, any_value(r.sha256) AS sha256, any_value(r.license) AS license,
-                   any_value(r.license_source) AS license_source, any_value(r.license_evidence) AS evidence,
-                   {HOLDERS} AS holders, count(*) AS files
-            FROM files f JOIN repos r USING (repo) WHERE f.decision = 'kept' GROUP BY f.repo ORDER BY f.repo"""
-    ).to_arrow_table().to_pylist()
     expressions: set[str] = set()
     packages = []
     for repo in repos:
@@ -136,24 +144,26 @@ def write_sbom(db: Any, path: Path) -> None:
         expressions.update(v for v in (package["licenseConcluded"], package["licenseDeclared"]) if v != NOASSERTION)
         packages.append(package)
 
-    kept = """FROM files WHERE decision = 'kept' ORDER BY repo, path, unit, ordinal"""
+    kept = f"FROM {rows} WHERE decision = 'kept' ORDER BY repo, path, unit, ordinal"
     with path.open("w", encoding="ascii") as out:
         head = {
             "spdxVersion": SPDX_VERSION, "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT",
-            "name": f"corpus-{fingerprint[:12]}",
+            "name": f"corpus-{fingerprint[:12]}-part-{number + 1}-of-{count}",
             "documentNamespace": f"{NAMESPACE}{fingerprint}-{digest.hexdigest()[:16]}",
             "creationInfo": {"created": CREATED, "creators": [_tool()],
-                             "comment": "The kept repositories and files of one build; docs/COMPLIANCE.md."},
+                             "comment": f"The kept repositories and files of part {number + 1} of {count} of one "
+                                        f"build ({schema.FILES_DIR}/{schema.part_name(number, '.parquet')}); "
+                                        "docs/COMPLIANCE.md."},
             "packages": packages,
         }
         out.write(json.dumps(head, indent=1)[:-2] + ',\n "files": [')
         first = True
-        reader = db.sql(f"""SELECT id, path, content, sha256, language_type, documentation, license, license_source,
-                                   license_kind, license_path, license_rule, license_score, license_start_line,
-                                   license_end_line, copyright_holders, pii_redactions {kept}"""
+        reader = db.sql(f"""SELECT unit, ordinal, id, path, sha256, language_type, documentation, license,
+                                   license_source, license_kind, license_path, license_rule, license_score,
+                                   license_start_line, license_end_line, copyright_holders, pii_redactions {kept}"""
                         ).to_arrow_reader(batch_size=BATCH_ROWS)
-        for batch in reader:
-            for row in batch.to_pylist():
+        for batch in partitions.with_content(reader, parts):
+            for row in batch:
                 if row["license"]:
                     expressions.add(row["license"])
                 out.write(("\n  " if first else ",\n  ") + json.dumps(_file_entry(row)))

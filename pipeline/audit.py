@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from license_expression import ExpressionError
 
-from corpus_core import reasons
+from corpus_core import reasons, schema
 from corpus_core.errors import ConfigError
 from corpus_core.settings import Settings
 from corpus_core.spdx import is_allowed
@@ -170,7 +170,10 @@ def connect(out_dir: Path) -> duckdb.DuckDBPyConnection:
     """DuckDB with the build's manifests as views: files, repos, attribution."""
     manifest = out_dir / "manifest"
     db = duckdb.connect()
-    for name in ("files", "repos", "attribution"):
+    if not schema.files_manifest(out_dir):
+        raise AuditError(f"{manifest / 'files'} is missing: is {out_dir} the output of `corpus build`?")
+    db.execute(f"CREATE VIEW files AS SELECT * FROM {schema.files_sql(out_dir)}")
+    for name in ("repos", "attribution"):
         path = manifest / f"{name}.parquet"
         if not path.exists():
             raise AuditError(f"{path} is missing: is {out_dir} the output of `corpus build`?")

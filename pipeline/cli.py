@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 
 from corpus_core.errors import BuildFailed, ConfigError
+from corpus_core.schema import files_manifest
 from pipeline.config import load_config, resolve_source_path
 
 EXIT_CONFIG = 2
@@ -184,8 +185,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.outdir import OutDir
 
     out = Path(args.out)
-    if not (out / "manifest" / "files.parquet").is_file() or not (out / "manifest" / "run.json").is_file():
-        raise ConfigError(f"{out}: not a finished build (no manifest/files.parquet and manifest/run.json)")
+    if not files_manifest(out) or not (out / "manifest" / "run.json").is_file():
+        raise ConfigError(f"{out}: not a finished build (no manifest/files/ and manifest/run.json)")
     with OutDir(out, ()) as claimed, tempfile.TemporaryDirectory(dir=claimed.path, prefix=".report-") as staging:
         write_report(claimed.path, Path(staging) / REPORT)
         claimed.add(Path(staging))  # listed in the build's marker, as every output is

@@ -92,8 +92,8 @@ def summary(run: dict[str, Any]) -> str:
     lines.append(f"  seconds per stage (summed over workers; ingest includes fetching): {seconds}")
     if run["units"]["resumed"]:
         lines.append(f"  resumed: {run['units']['resumed']} of {run['units']['total']} units were already done")
-    lines.append(f"  manifests: {run['out_dir']}/manifest/ (files.parquet, repos.parquet, attribution.parquet, "
-                 "sbom.spdx.json, run.json); NOTICE and the dataset card README.md beside them")
+    lines.append(f"  manifests: {run['out_dir']}/manifest/ (files/, sbom/, repos.parquet, attribution.parquet, "
+                 "run.json); NOTICE and the dataset card README.md beside them")
     if "tokens" in run["shards"]:
         lines.append(f"  shards and tokenizer: {run['out_dir']}/shards/, {run['out_dir']}/tokenizer.json, "
                      f"their index {run['out_dir']}/index.json")

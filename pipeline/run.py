@@ -27,8 +27,7 @@ from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
 from manifests.attribution import write_attribution, write_notice
 from manifests.card import write_card
 from manifests.report import write_report
-from manifests.sbom import write_sbom
-from manifests.writer import input_fingerprint, write_files_manifest, write_repos_manifest, write_run_json
+from manifests.writer import write_manifest_parts, write_repos_manifest, write_run_json
 from pipeline.config import BuildConfig
 from pipeline.executor import make_executor, peak_rss_bytes
 from pipeline.flow import STAGES, stages_of
@@ -384,14 +383,14 @@ def _build(config: BuildConfig, out: OutDir | RemoteOutDir, units: list[Unit], p
         writer.place(db, work.path, tokenized=tokenizer is not None)
         # staging mirrors OUT: shards/, index.json, tokenizer.json
         index = writer.write(db, work.staging, context, tokenizer)
+        # manifest/files/ and manifest/sbom/: a task per part, as the shards
+        fingerprint = write_manifest_parts(db, work.staging / "manifest", context)
     finally:
         executor.shutdown()
 
-    write_files_manifest(db, work.staging / "manifest" / "files.parquet")
     write_repos_manifest(db, work.staging / "manifest" / "repos.parquet")
     write_attribution(db, work.staging / "manifest" / "attribution.parquet")
     write_notice(db, work.staging / "NOTICE")
-    write_sbom(db, work.staging / "manifest" / "sbom.spdx.json")
     # near dedup's signatures, kept for searching the build for near copies (corpus serve)
     write_signatures(db, work.path, work.staging / "manifest", config.near_dedup)
     writer.stats.seconds = time.perf_counter() - writer_started
@@ -421,7 +420,7 @@ def _build(config: BuildConfig, out: OutDir | RemoteOutDir, units: list[Unit], p
         "out_dir": out.location,
         "config": config.to_dict(),
         "config_fingerprint": config.fingerprint(),
-        "input_fingerprint": input_fingerprint(db),
+        "input_fingerprint": fingerprint,
         "versions": _versions(),
         "executor": {"kind": executor.name, "workers": executor.num_workers, "partitions": cut.count,
                      "tasks": executor.usage.to_dict(),

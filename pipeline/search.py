@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 
-from corpus_core import reasons
+from corpus_core import reasons, schema
 from corpus_core.errors import ConfigError
 from corpus_core.records import normalized_sha256
 from corpus_core.storage import sql_path
@@ -50,12 +50,13 @@ class ServedBuild:
     path: Path
     finished_at: str  # run.json's `finished_at`, or the time run.json was written
     config_fingerprint: str
-    columns: frozenset[str]  # of its files.parquet
+    columns: frozenset[str]  # of its files manifest
     near: dict[str, Any] | None  # near dedup's settings, when the build kept its signatures
 
     @property
     def files(self) -> str:
-        return sql_path(self.path / "manifest" / "files.parquet")
+        """Its files manifest's parts, as a DuckDB list of paths for read_parquet."""
+        return "[" + ", ".join(sql_path(path) for path in schema.files_manifest(self.path)) + "]"
 
     @property
     def repos(self) -> str:
@@ -73,9 +74,9 @@ def open_builds(paths: list[str | Path]) -> dict[str, ServedBuild]:
     builds: dict[str, ServedBuild] = {}
     for given in paths:
         path = Path(given).resolve()
-        run_json, files = path / "manifest" / "run.json", path / "manifest" / "files.parquet"
-        if not (run_json.is_file() and files.is_file()):
-            raise ConfigError(f"{given}: not a finished build (no manifest/run.json and manifest/files.parquet)")
+        run_json, files = path / "manifest" / "run.json", schema.files_manifest(path)
+        if not (run_json.is_file() and files):
+            raise ConfigError(f"{given}: not a finished build (no manifest/run.json and manifest/files/)")
         if path.name in builds:
             raise ConfigError(f"two builds are named {path.name!r} ({builds[path.name].path} and {path}); builds are "
                               "served by folder name: rename or link one")
@@ -90,7 +91,7 @@ def open_builds(paths: list[str | Path]) -> dict[str, ServedBuild]:
             metadata = pq.read_schema(path / "manifest" / SIGNATURES).metadata or {}
             near = json.loads(metadata[b"near_dedup"]) if b"near_dedup" in metadata else None
         builds[path.name] = ServedBuild(path.name, path, str(finished), str(run.get("config_fingerprint", "")),
-                                        frozenset(pq.read_schema(files).names), near)
+                                        frozenset(pq.read_schema(files[0]).names), near)
     return builds
 
 

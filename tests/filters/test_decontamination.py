@@ -127,7 +127,7 @@ def test_a_build_drops_the_contaminated_file_and_keeps_its_neighbour(tmp_path):
     config = BuildConfig(**LENIENT, sources=(SourceSpec(str(tmp_path / "repo")),),
                          tokenize=TokenizeConfig(vocab_size=300), execution=ExecutionConfig(executor="local"))
     run = build(config, tmp_path / "out", Progress(quiet=True))
-    rows = {r["path"]: r for r in pq.read_table(tmp_path / "out/manifest/files.parquet").to_pylist()}
+    rows = {r["path"]: r for r in pq.read_table(tmp_path / "out/manifest/files").to_pylist()}
     assert (rows["copied.py"]["reason"], rows["copied.py"]["detail"]) == (
         "benchmark_contamination", "HumanEval HumanEval/10: prompt")
     assert rows["mine.py"]["decision"] == "kept"

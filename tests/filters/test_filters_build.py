@@ -39,7 +39,7 @@ def test_filters_in_a_build_on_ray_and_in_process(tmp_path, ray_local):
     run = build(config("ray"), tmp_path / "ray", Progress(quiet=True))
     build(config("local"), tmp_path / "local", Progress(quiet=True))
     assert output_bytes(tmp_path / "ray") == output_bytes(tmp_path / "local")
-    rows = {r["path"]: r for r in pq.read_table(tmp_path / "ray" / "manifest" / "files.parquet").to_pylist()}
+    rows = {r["path"]: r for r in pq.read_table(tmp_path / "ray" / "manifest" / "files").to_pylist()}
     assert {p: r["reason"] for p, r in rows.items()} == {
         "good.py": None, "nocomment.py": "comment_ratio", "long.js": "max_line_length",
         "gen.py": "auto_generated", "keys.py": None, "data.json": "data_file_size",

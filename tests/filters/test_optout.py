@@ -104,7 +104,7 @@ def test_the_build_drops_each_kind_first(published, tmp_path):
                          optout=OptOutConfig(registry=str(registry)), tokenize=TokenizeConfig(vocab_size=300),
                          execution=ExecutionConfig(executor="local"))
     run = build(config, tmp_path / "out", Progress(quiet=True))
-    rows = pq.read_table(tmp_path / "out" / "manifest" / "files.parquet").to_pylist()
+    rows = pq.read_table(tmp_path / "out" / "manifest" / "files").to_pylist()
     opted = {(r["repo"], r["path"]) for r in rows if r["reason"] == reasons.OPTED_OUT}
     assert opted == {("octo/hello", "a.py"), ("octo/hello", "b.py"), ("github.com/acme/tools", "internal/secret.py"),
                      ("github.com/acme/tools", "internal/deep/more.py"), ("zed/lib", "copy.py")}
@@ -128,7 +128,7 @@ def test_apply_removes_exactly_the_matching_files_as_a_new_version(published, tm
     printed = capsys.readouterr().out
     assert "4 file(s) removed" in printed and "removed zed/lib/copy.py" in printed
     assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()} == before  # the old version is intact
-    rows = {(r["repo"], r["path"]): r for r in pq.read_table(new / "manifest" / "files.parquet").to_pylist()}
+    rows = {(r["repo"], r["path"]): r for r in pq.read_table(new / "manifest" / "files").to_pylist()}
     removed = {k for k, r in rows.items() if r["reason"] == reasons.OPTED_OUT}
     assert removed == {("github.com/acme/tools", p) for p in FILES["github.com/acme/tools"]} | {("zed/lib", "copy.py")}
     shard_rows = []

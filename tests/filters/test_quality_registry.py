@@ -65,7 +65,7 @@ def test_a_build_drops_by_the_new_rule(tab_rule, tmp_path):
                          near_dedup=NearDedupConfig(enabled=False), tokenize=TokenizeConfig(enabled=False),
                          execution=ExecutionConfig(executor="local"))
     run = build(config, tmp_path / "out", Progress(quiet=True))
-    files = {r["path"]: r["reason"] for r in pq.read_table(tmp_path / "out" / "manifest" / "files.parquet").to_pylist()}
+    files = {r["path"]: r["reason"] for r in pq.read_table(tmp_path / "out" / "manifest" / "files").to_pylist()}
     assert files == {"spaces.py": None, "tabs.py": "tab_indented"}
     assert run["counts"]["dropped"] == {"tab_indented": 1}
     assert run["config"]["quality"]["max_tab_lines"] == 3

@@ -61,11 +61,11 @@ def test_notice_holds_each_required_license_text_once(built):
 
 def test_the_sbom_is_valid_spdx_and_lists_what_was_kept(built):
     root, _ = built
-    path = root / "out" / "manifest" / "sbom.spdx.json"
+    path = root / "out" / "manifest" / "sbom" / "part-00000.spdx.json"  # one part: the build is small
     document = parse_file(str(path))
     assert validate_full_spdx_document(document) == []
     assert {p.name for p in document.packages} == {"apache_app", "mit_lib", "zero_bsd"}
-    kept = {(f["repo"], f["path"]): f for f in pq.read_table(root / "out/manifest/files.parquet").to_pylist()
+    kept = {(f["repo"], f["path"]): f for f in pq.read_table(root / "out/manifest/files").to_pylist()
             if f["decision"] == "kept"}
     assert {f.name for f in document.files} == {f"./{path}" for _, path in kept}
     data = json.loads(path.read_text())
@@ -87,12 +87,12 @@ def test_an_opt_out_applied_after_the_build_leaves_the_sbom_valid_and_without_it
     optout.add(registry, optout.make_entry("path", "*", repo="zero_bsd", requested_by="a@b.c", reason=""))
     removed = apply_optout(root / "out", registry, tmp_path / "v2")["removed"]
     assert {r["repo"] for r in removed} == {"mit_lib", "zero_bsd"}
-    before = json.loads((root / "out/manifest/sbom.spdx.json").read_text())
-    path = tmp_path / "v2" / "manifest" / "sbom.spdx.json"
+    before = json.loads((root / "out/manifest/sbom/part-00000.spdx.json").read_text())
+    path = tmp_path / "v2" / "manifest" / "sbom" / "part-00000.spdx.json"
     document = parse_file(str(path))
     assert validate_full_spdx_document(document) == []
     assert {p.name for p in document.packages} == {"apache_app"}  # the packages left with no file are gone
-    kept = {f"./{f['path']}" for f in pq.read_table(tmp_path / "v2/manifest/files.parquet").to_pylist()
+    kept = {f"./{f['path']}" for f in pq.read_table(tmp_path / "v2/manifest/files").to_pylist()
             if f["decision"] == "kept"}
     assert {f.name for f in document.files} == kept and len(kept) == len(before["files"]) - len(removed)
     data = json.loads(path.read_text())
@@ -106,12 +106,12 @@ def test_an_opt_out_applied_after_the_build_leaves_the_sbom_valid_and_without_it
 def test_the_same_input_gives_the_same_sbom_and_notice(built, tmp_path):
     root, config = built
     build(config, tmp_path / "again", Progress(quiet=True))
-    for name in ("manifest/sbom.spdx.json", "NOTICE"):
+    for name in ("manifest/sbom/part-00000.spdx.json", "NOTICE"):
         assert (tmp_path / "again" / name).read_bytes() == (root / "out" / name).read_bytes(), name
 
 
 def test_row_groups_are_exact_whatever_the_batches():
-    """files.parquet is streamed in row groups of exactly ROW_GROUP_ROWS rows, so its bytes do
+    """The files manifest's parts are streamed in row groups of exactly ROW_GROUP_ROWS rows, so its bytes do
     not depend on how DuckDB cut its result into batches."""
     import pyarrow as pa
 

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from corpus_core import schema
 from corpus_core.records import SourceSpec
 from corpus_core.spdx import PERMISSIVE
 from corpus_core.storage import sha256_file
@@ -52,7 +53,7 @@ def out(built, tmp_path):
 
 
 def rewrite_files(out, change) -> None:
-    path = out / "manifest" / "files.parquet"
+    (path,) = schema.files_manifest(out)  # one part: the build is small
     rows = pq.read_table(path).to_pylist()
     for row in rows:
         change(row)
@@ -60,7 +61,7 @@ def rewrite_files(out, change) -> None:
 
 
 def files_row(out, path: str) -> dict:
-    rows = pq.read_table(out / "manifest" / "files.parquet").to_pylist()
+    rows = pq.read_table(out / "manifest" / "files").to_pylist()
     return next(row for row in rows if row["path"] == path)
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -85,10 +86,10 @@ def config_for(sources, workers: int, executor: str = "ray", chunk_files: int = 
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
-    manifests = [out / "manifest" / name for name in ("files.parquet", "repos.parquet", "attribution.parquet",
-                                                      "sbom.spdx.json")] + [out / "index.json", out / "README.md",
-                                                                            out / "NOTICE"]
-    files = sorted((out / "shards").iterdir()) + manifests
+    manifests = [out / "manifest" / name for name in ("repos.parquet", "attribution.parquet")] + [
+        out / "index.json", out / "README.md", out / "NOTICE"]
+    files = [*sorted((out / "shards").iterdir()), *sorted((out / "manifest" / "files").iterdir()),
+             *sorted((out / "manifest" / "sbom").iterdir()), *manifests]
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 
 
@@ -102,7 +103,7 @@ def built(tmp_path_factory, ray_local):
 
 def test_every_input_file_is_accounted_for(built):
     root, _, run = built
-    files = pq.read_table(root / "out" / "manifest" / "files.parquet").to_pylist()
+    files = pq.read_table(root / "out" / "manifest" / "files").to_pylist()
     assert len(files) == 22
     dropped = {(f["repo"], f["path"]): f["reason"] for f in files if f["decision"] == "dropped"}
     assert dropped == {
@@ -122,7 +123,7 @@ def test_every_input_file_is_accounted_for(built):
 
 def test_exact_duplicate_keeps_the_starred_repository(built):
     root, _, _ = built
-    rows = duckdb.sql(f"""SELECT repo, decision, id, dup_of FROM '{root}/out/manifest/files.parquet'
+    rows = duckdb.sql(f"""SELECT repo, decision, id, dup_of FROM '{root}/out/manifest/files/*.parquet'
                           WHERE path = 'dup.py' ORDER BY repo""").fetchall()
     (alpha, beta) = rows
     assert alpha[0] == "alpha" and alpha[1] == "dropped" and alpha[3] == beta[2]
@@ -144,7 +145,7 @@ def test_shards_hold_the_kept_files_and_match_the_index(built):
     assert contents[("alpha", "a.py")] == PYTHON_FILE
     assert contents[("beta", "dup.py")] == DUPLICATE  # HEAD, not the first commit
     assert contents[("ds/one", "x.rs")] == "fn main() {}\n"
-    placed = duckdb.sql(f"""SELECT count(*) FROM '{root}/out/manifest/files.parquet'
+    placed = duckdb.sql(f"""SELECT count(*) FROM '{root}/out/manifest/files/*.parquet'
                             WHERE (decision = 'kept') = (shard IS NOT NULL AND row IS NOT NULL)""").fetchall()
     assert placed == [(22,)]
 
@@ -382,3 +383,69 @@ def test_small_local_inputs_build_in_process_and_large_ones_on_ray(tmp_path):
     config = BuildConfig(**LENIENT, sources=(SourceSpec(str(repo)),))  # executor "ray", the default
     run = build(config, tmp_path / "out", Progress(quiet=True))
     assert run["executor"]["kind"] == "local" and run["counts"]["kept"] == 1  # LICENSE is no training data
+
+
+def test_manifests_in_parts_are_the_one_manifest_cut_between_repositories(built, tmp_path, monkeypatch):
+    """With parts of about 3 files, manifest/files/ holds several parts (written by tasks on
+    2 Ray workers, and in-process: the same bytes) that together are the one-part manifest,
+    each a range of whole repositories cut where a repository's first file passes the next
+    multiple of 3; one valid SPDX document per part, together the one-part document's files;
+    and the readers (audit, lookup, report, optout apply) read every part."""
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    from corpus_core import schema
+    from manifests import optout
+    from manifests.report import write_report
+    from manifests.republish import apply_optout, lookup
+    from manifests.writer import ROW_GROUP_ROWS
+    from pipeline.audit import audit
+
+    root, sources, reference_run = built
+    monkeypatch.setattr("manifests.writer.PART_FILES", 3)  # the cut is the driver's: no worker reads it
+    run = build(config_for(sources, workers=2), tmp_path / "parts", Progress(quiet=True))
+    build(config_for(sources, workers=1, executor="local"), tmp_path / "local", Progress(quiet=True))
+    assert output_bytes(tmp_path / "local") == output_bytes(tmp_path / "parts")
+    assert run["counts"] == reference_run["counts"]
+
+    (whole,) = schema.files_manifest(root / "out")
+    reference = pq.read_table(whole)
+    parts = schema.files_manifest(tmp_path / "parts")
+    tables = [pq.read_table(path) for path in parts]
+    assert [path.name for path in parts] == [f"part-{n:05d}.parquet" for n in range(len(parts))]
+    assert pa.concat_tables(tables).equals(reference)
+    assert all(pq.ParquetFile(p).metadata.num_row_groups == 1 for p in parts)  # under ROW_GROUP_ROWS each
+    repos = reference.column("repo").to_pylist()
+    first = {repo: repos.index(repo) for repo in dict.fromkeys(repos)}  # a repository's first row
+    expected: dict[int, list[str]] = {}
+    for repo, row in first.items():
+        expected.setdefault(row // 3, []).append(repo)
+    assert [sorted(set(t.column("repo").to_pylist())) for t in tables] == list(expected.values())
+    assert len(parts) == len(expected) > 3 and ROW_GROUP_ROWS > reference.num_rows
+
+    # an SPDX document per part that keeps a file, named as its part
+    kept = [{r["repo"] for r in table.to_pylist() if r["decision"] == "kept"} for table in tables]
+    documents = schema.sbom_documents(tmp_path / "parts")
+    assert [d.name for d in documents] == [f"part-{n:05d}.spdx.json" for n in range(len(parts)) if kept[n]]
+    assert 0 < len(documents) < len(parts)  # some parts keep nothing (the dataset's rows, the GPL file)
+    one = json.loads(schema.sbom_documents(root / "out")[0].read_text())
+    entries = []
+    for document in documents:
+        assert validate_full_spdx_document(parse_file(str(document))) == []
+        data = json.loads(document.read_text())
+        assert {p["name"] for p in data["packages"]} == kept[int(document.name[5:10])]
+        entries += data["files"]
+    assert sorted(map(json.dumps, entries)) == sorted(map(json.dumps, one["files"]))
+
+    assert audit(tmp_path / "parts").failures == audit(root / "out").failures
+    assert {r["path"] for r in lookup(tmp_path / "parts", repo="delta")} == {"main.go", "LICENSE", "near_copy.py"}
+    assert "files read" in write_report(tmp_path / "parts", tmp_path / "report.html").read_text()
+    registry = tmp_path / "optout.jsonl"
+    optout.add(registry, optout.make_entry("repo", "delta", requested_by="a@b.c", reason=""))
+    removed = apply_optout(tmp_path / "parts", registry, tmp_path / "v2")["removed"]
+    assert {r["path"] for r in removed} == {"main.go"} | ({"near_copy.py"} & {
+        r["path"] for r in lookup(root / "out", repo="delta") if r["decision"] == "kept"})
+    republished = schema.files_manifest(tmp_path / "v2")
+    assert [p.name for p in republished] == [p.name for p in parts]
+    assert len(schema.sbom_documents(tmp_path / "v2")) == len(documents)
+    assert audit(tmp_path / "v2").failures == audit(tmp_path / "parts").failures

@@ -58,7 +58,7 @@ def config_for(sources: list[SourceSpec], cache: Path, executor: str = "local", 
 
 
 def manifest_rows(out: Path) -> list[dict]:
-    return pq.read_table(out / "manifest" / "files.parquet", columns=["repo", "path", "decision", "reason"]).to_pylist()
+    return pq.read_table(out / "manifest" / "files", columns=["repo", "path", "decision", "reason"]).to_pylist()
 
 
 # --- what the strategies draw ----------------------------------------------------------------
@@ -263,10 +263,10 @@ def hostile_sources(root: Path) -> list[SourceSpec]:
 
 
 def output_bytes(out: Path) -> dict[str, bytes]:
-    manifests = [out / "manifest" / name for name in ("files.parquet", "repos.parquet", "attribution.parquet",
-                                                      "sbom.spdx.json")] + [out / "index.json", out / "README.md",
-                                                                            out / "NOTICE"]
-    files = [*sorted((out / "shards").iterdir()), *manifests]
+    manifests = [out / "manifest" / name for name in ("repos.parquet", "attribution.parquet")] + [
+        out / "index.json", out / "README.md", out / "NOTICE"]
+    files = [*sorted((out / "shards").iterdir()), *sorted((out / "manifest" / "files").iterdir()),
+             *sorted((out / "manifest" / "sbom").iterdir()), *manifests]
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 
 

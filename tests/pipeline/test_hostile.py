@@ -103,7 +103,7 @@ def test_an_out_folder_holding_other_files_is_refused_and_left_alone(tmp_path):
 
     # --force writes the build's outputs and still deletes nothing it did not write
     build(local_config([SourceSpec(str(repo))]), out, Progress(quiet=True), force=True)
-    assert (out / "shards" / "holiday.jpg").exists() and (out / "manifest" / "files.parquet").exists()
+    assert (out / "shards" / "holiday.jpg").exists() and (out / "manifest" / "files" / "part-00000.parquet").exists()
     assert (out / "NOTICE").read_text() != "my notes\n"  # an output of the same name is replaced
     marker = json.loads((out / MARKER).read_text())
     assert "shards/holiday.jpg" not in marker["files"] and "manifest/run.json" in marker["files"]
@@ -206,7 +206,7 @@ def test_stage_errors_past_the_configured_share_fail_the_build(tmp_path, monkeyp
         build(local_config([SourceSpec(str(repo))]), tmp_path / "strict", Progress(quiet=True))
 
     build(local_config([SourceSpec(str(repo))], max_stage_error_share=0.5), tmp_path / "lenient", Progress(quiet=True))
-    rows = {r["path"]: r for r in pq.read_table(tmp_path / "lenient" / "manifest" / "files.parquet").to_pylist()}
+    rows = {r["path"]: r for r in pq.read_table(tmp_path / "lenient" / "manifest" / "files").to_pylist()}
     assert rows["m1.py"]["reason"] == reasons.STAGE_ERROR
     assert rows["m1.py"]["detail"] == "pii: RuntimeError: a bug"
     assert rows["m0.py"]["decision"] == "kept" and len(rows) == 5
@@ -240,7 +240,7 @@ def test_a_secret_in_a_source_file_reaches_no_output_work_file_or_cache(tmp_path
     assert [p for p in written if token in readable(p)] == []  # Parquet is compressed: read it
     shard_text = "".join(readable(p) for p in (tmp_path / "out" / "shards").glob("*.parquet"))
     assert 'TOKEN = \\"<KEY>' in shard_text
-    rows = pq.read_table(tmp_path / "out" / "manifest" / "files.parquet").to_pylist()
+    rows = pq.read_table(tmp_path / "out" / "manifest" / "files").to_pylist()
     assert {r["path"]: r["pii_key"] for r in rows}["client.py"] == 1
 
 

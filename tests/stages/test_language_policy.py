@@ -94,7 +94,7 @@ def test_a_build_drops_by_language_after_the_license_stage(tmp_path):
     config = BuildConfig(**lenient, sources=(SourceSpec(str(tmp_path / "repo")),),
                          tokenize=TokenizeConfig(vocab_size=300), execution=ExecutionConfig(executor="local"))
     run = build(config, tmp_path / "out", Progress(quiet=True))
-    rows = {r["path"]: r for r in pq.read_table(tmp_path / "out/manifest/files.parquet").to_pylist()}
+    rows = {r["path"]: r for r in pq.read_table(tmp_path / "out/manifest/files").to_pylist()}
     assert {p: (r["reason"], r["detail"]) for p, r in rows.items()} == {
         "LICENSE": ("license_text", rows["LICENSE"]["detail"]), "tool.py": (None, None),
         "data/points.data": ("language_not_selected", "unknown"), "vendor/lib.js": ("vendored", None),

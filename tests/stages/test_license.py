@@ -76,7 +76,7 @@ def licensed(tmp_path_factory):
     config = BuildConfig(**{**LENIENT, "quality": lenient_but_long_lines}, sources=(SourceSpec(str(repos)),),
                          cache_dir=str(root / "cache"), execution=ExecutionConfig(executor="local"))
     run = build(config, root / "out", Progress(quiet=True))
-    files = {(f["repo"], f["path"]): f for f in pq.read_table(root / "out/manifest/files.parquet").to_pylist()}
+    files = {(f["repo"], f["path"]): f for f in pq.read_table(root / "out/manifest/files").to_pylist()}
     repos_rows = {r["repo"]: r for r in pq.read_table(root / "out/manifest/repos.parquet").to_pylist()}
     return root, run, files, repos_rows
 

@@ -109,7 +109,7 @@ def built(tmp_path_factory):
                          dedup=DedupConfig(exact=False), near_dedup=NearDedupConfig(enabled=False),
                          execution=ExecutionConfig(executor="local"))
     build(config, root / "out", Progress(quiet=True))
-    files = {(f["repo"], f["path"]): f for f in pq.read_table(root / "out/manifest/files.parquet").to_pylist()}
+    files = {(f["repo"], f["path"]): f for f in pq.read_table(root / "out/manifest/files").to_pylist()}
     repos_rows = {r["repo"]: r for r in pq.read_table(root / "out/manifest/repos.parquet").to_pylist()}
     return files, repos_rows
 
@@ -382,7 +382,7 @@ def test_a_license_file_opted_out_or_linked_is_unknown_never_no_evidence(tmp_pat
                          near_dedup=NearDedupConfig(enabled=False), optout=OptOutConfig(registry=str(registry)),
                          execution=ExecutionConfig(executor="local"))
     build(config, tmp_path / "out", Progress(quiet=True))
-    rows = {(r["repo"], r["path"]): r for r in pq.read_table(tmp_path / "out/manifest/files.parquet").to_pylist()}
+    rows = {(r["repo"], r["path"]): r for r in pq.read_table(tmp_path / "out/manifest/files").to_pylist()}
     for repo in ("optedout", "linked"):
         row = rows[repo, "pkg/a.py"]
         assert (row["decision"], row["reason"], row["license"]) == ("dropped", "license_unknown",

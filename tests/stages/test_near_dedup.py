@@ -75,7 +75,7 @@ def near(tmp_path_factory):
     )
     run = build(config, root / "out", Progress(quiet=True))
     manifest = {(r["repo"], r["path"]): r for r in duckdb.sql(
-        f"SELECT repo, path, id, decision, reason, dup_of FROM '{root}/out/manifest/files.parquet'"
+        f"SELECT repo, path, id, decision, reason, dup_of FROM '{root}/out/manifest/files/*.parquet'"
     ).to_arrow_table().to_pylist()}
     return run, manifest
 
@@ -177,7 +177,7 @@ def test_a_rerun_recomputes_only_the_partitions_without_a_result(tmp_path):
     config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), near_dedup=NearDedupConfig(batch_files=5),
                          execution=ExecutionConfig(executor="local", keep_work_dir=True, partitions=3))
     first = build(config, tmp_path / "out", Progress(quiet=True))
-    manifest = (tmp_path / "out" / "manifest" / "files.parquet").read_bytes()
+    manifest = (tmp_path / "out" / "manifest" / "files" / "part-00000.parquet").read_bytes()
     (folder,) = (tmp_path / "out" / "_work").glob("*/near_dedup")
     results = sorted(folder.glob("*-0000?.parquet"))
     assert {path.name for path in results} >= {"signatures-00001.parquet", "drops-00002.parquet"}
@@ -189,7 +189,7 @@ def test_a_rerun_recomputes_only_the_partitions_without_a_result(tmp_path):
     second = build(config, tmp_path / "out", Progress(quiet=True))
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
     assert all(path.exists() for path in lost)
-    assert (tmp_path / "out" / "manifest" / "files.parquet").read_bytes() == manifest
+    assert (tmp_path / "out" / "manifest" / "files" / "part-00000.parquet").read_bytes() == manifest
     assert second["counts"] == first["counts"] and first["counts"]["dropped"] == {"near_duplicate": 6}
 
 
@@ -219,7 +219,7 @@ def test_the_same_bytes_over_partition_counts(tmp_path):
         (stage,) = [s for s in run["stages"] if s["name"] == "near_dedup"]
         return {**stage["notes"], "dropped": stage["dropped"]}, {
             name: (out / "manifest" / name).read_bytes()
-            for name in ("files.parquet", "minhash.parquet", "minhash_bands.parquet")}
+            for name in ("files/part-00000.parquet", "minhash.parquet", "minhash_bands.parquet")}
 
     notes, files = built(1)
     # as the driver-only stage found before it was partitioned: one chain end stays out of its family

@@ -158,7 +158,7 @@ def test_a_build_redacts_secrets_in_outputs_and_drops_broken_notebooks(tmp_path,
                          tokenize=TokenizeConfig(vocab_size=300, metadata_probability=0.0),
                          execution=ExecutionConfig(executor="local"))
     build(config, tmp_path / "out", Progress(quiet=True))
-    files = {r["path"]: r for r in pq.read_table(tmp_path / "out" / "manifest" / "files.parquet").to_pylist()}
+    files = {r["path"]: r for r in pq.read_table(tmp_path / "out" / "manifest" / "files").to_pylist()}
     assert (files["broken.ipynb"]["reason"], files["broken.ipynb"]["detail"]) == (
         "bad_notebook", "invalid JSON: Expecting value: line 1 column 12 (char 11)")
     assert files["plot.ipynb"]["language"] == "Python" and files["plot.ipynb"]["decision"] == "kept"

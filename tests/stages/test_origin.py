@@ -129,7 +129,7 @@ def _build(sources, out, registry=None):
     config = BuildConfig(**LENIENT, sources=tuple(sources), optout=OptOutConfig(registry=registry),
                          tokenize=TokenizeConfig(vocab_size=300), execution=ExecutionConfig(executor="local"))
     build(config, out, Progress(quiet=True))
-    files = pq.read_table(out / "manifest" / "files.parquet").to_pylist()
+    files = pq.read_table(out / "manifest" / "files").to_pylist()
     repos = {r["repo"]: r for r in pq.read_table(out / "manifest" / "repos.parquet").to_pylist()}
     return files, repos
 

@@ -54,7 +54,7 @@ def test_signatures_are_kept_with_the_settings_that_made_them(corpus):
     signatures = pq.read_table(corpus.out / "manifest" / SIGNATURES)
     settings = json.loads(pq.read_schema(corpus.out / "manifest" / SIGNATURES).metadata[b"near_dedup"])
     assert settings["num_perm"] == 256 and settings["bands"] * settings["rows"] <= 256
-    kept = pq.read_table(corpus.out / "manifest" / "files.parquet").filter(pa.compute.field("decision") == "kept")
+    kept = pq.read_table(corpus.out / "manifest" / "files").filter(pa.compute.field("decision") == "kept")
     assert set(signatures.column("id").to_pylist()) == set(kept.column("id").to_pylist())
     bands = pq.read_table(corpus.out / "manifest" / SIGNATURE_BANDS)
     assert bands.num_rows == signatures.num_rows * settings["bands"]
