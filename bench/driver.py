@@ -1,7 +1,7 @@
 """Benchmark: the driver's passes over every kept file, the part of a build that does not
 grow with the cluster (docs/ARCHITECTURE.md, "At The Stack's scale").
 
-    .venv/bin/python bench/driver.py [--files 10000000] [--in-situ 5000000] [--repeat 5] [--seed 0]
+    .venv/bin/python bench/driver.py [--files 10000000] [--in-situ 5000000] [--signed 1000000] [--repeat 5]
 
 1. The shard writer's placement: `next_fit` (running sums over windows, numpy) against the
    rule applied one file at a time in Python (what the driver ran before), on the same files
@@ -20,6 +20,12 @@ grow with the cluster (docs/ARCHITECTURE.md, "At The Stack's scale").
    the driver wrote before (`write_files_manifest` then: the same function over every row on
    the driver). Wall µs per file, median of --repeat. The queries scale with the driver's
    cores; pyarrow's encoding and the hashing run in one thread.
+3. In situ, near dedup's signatures (--signed synthetic signed files: 256 permutations,
+   25 bands): what the signing tasks add (their rows sent on to the parts of minhash/ and
+   minhash_bands/ by key range: `shuffle_by`, here as one task on one thread) and the parts'
+   tasks (`write_signature_part`, one after another), against the two files the driver wrote
+   before (each sorted and encoded whole: `_write_in_groups`, on the driver's threads). The
+   driver itself now does nothing per file here. Wall µs per signed file, median of --repeat.
 
 Into bench/results/driver.json.
 """
@@ -35,9 +41,11 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from corpus_core import partitions, schema
 from manifests.writer import manifest_rows, scatter_manifest_parts, write_files_part
+from stages import dedup
 from stages.shards import PLACEMENT_BATCH, Cursor, ShardConfig, ShardWriter, next_fit
 
 RESULTS = Path(__file__).resolve().parent / "results" / "driver.json"
@@ -130,10 +138,59 @@ def measure_in_situ(count: int, repeat: int) -> dict[str, float]:
                for name, values in seconds.items()}}
 
 
+def measure_signatures(count: int, repeat: int) -> dict[str, float]:
+    """Wall µs per signed file of near dedup's signature manifests: the signing tasks' extra
+    shuffle, the parts' tasks, and the two files written whole on the driver as before."""
+    db = duckdb.connect()
+    db.execute(f"""CREATE TABLE signatures AS SELECT md5(i::VARCHAR)[:16] AS id, (i % 3000)::INTEGER AS tokens,
+                       list_transform(range(256), lambda x: (hash(i, x) % 4294967295)::UINTEGER) AS signature
+                   FROM range({count}) t(i)""")
+    db.execute(f"""CREATE TABLE bands AS SELECT (hash(i, b) >> 1)::BIGINT * (CASE WHEN i % 2 = 0 THEN 1 ELSE -1 END)
+                       AS key, b::SMALLINT AS band, md5(i::VARCHAR)[:16] AS id
+                   FROM range({count}) t(i), range(25) u(b)""")
+    metadata = {b"near_dedup": b"{}"}
+    schemas = {
+        dedup.SIGNATURES: pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("tokens", pa.int32()),
+                                     pa.field("signature", pa.list_(pa.uint32(), 256))], metadata=metadata),
+        dedup.SIGNATURE_BANDS: pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
+                                          pa.field("id", pa.string(), nullable=False)], metadata=metadata)}
+    cuts = dedup.signature_cuts(count, 25)
+    tables = {dedup.SIGNATURES: ("signatures", "id", dedup.SIGNATURE_ROW_GROUP),
+              dedup.SIGNATURE_BANDS: ("bands", "key, band, id", dedup.BANDS_ROW_GROUP)}
+    seconds: dict[str, list[float]] = {"signing_tasks_shuffle": [], "part_tasks": [], "two_files_on_the_driver": []}
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as scratch:
+            folder, manifest = Path(scratch) / "near_dedup", Path(scratch) / "manifest"
+            for name in schemas:
+                (manifest / name).mkdir(parents=True)
+            started = time.perf_counter()
+            for name, (table, order, group) in tables.items():
+                dedup._write_in_groups(db.sql(f"SELECT * FROM {table} ORDER BY {order}").to_arrow_reader(
+                    batch_size=group), Path(scratch) / f"{name}.parquet", schemas[name], group)
+            seconds["two_files_on_the_driver"].append(time.perf_counter() - started)
+            plan = partitions.PartitionPlan(1, spill=scratch)
+            with partitions.task_database(plan) as task:
+                task.register("signatures", db.sql("SELECT * FROM signatures").to_arrow_table())
+                task.register("bands", db.sql("SELECT * FROM bands").to_arrow_table())
+                started = time.perf_counter()
+                for name, (table, _, _) in tables.items():
+                    partitions.shuffle_by(task, f"SELECT * FROM {table}", cuts[name][0], folder, name, 0)
+                seconds["signing_tasks_shuffle"].append(time.perf_counter() - started)
+            started = time.perf_counter()
+            for name in schemas:
+                for number in range(cuts[name][1]):
+                    dedup.write_signature_part((name, number), str(folder), plan, str(manifest), schemas)
+            seconds["part_tasks"].append(time.perf_counter() - started)
+    return {"signed": count, "parts": {name: cut[1] for name, cut in cuts.items()},
+            **{f"{name}_us_per_signed_file": round(statistics.median(values) / count * 1e6, 3)
+               for name, values in seconds.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10_000_000)
     parser.add_argument("--in-situ", type=int, default=5_000_000, help="files of the in-situ passes; 0: skip")
+    parser.add_argument("--signed", type=int, default=1_000_000, help="signed files of the signatures' pass; 0: skip")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -162,6 +219,7 @@ def main() -> None:
             results[name] = run()
             timings[name].append(time.process_time() - started)
     in_situ = measure_in_situ(args.in_situ, args.repeat) if args.in_situ else None
+    signatures = measure_signatures(args.signed, args.repeat) if args.signed else None
     same = all(np.array_equal(a, b) for a, b in zip(results["next_fit"], results["one_at_a_time"], strict=True))
     if not same:
         raise SystemExit("next_fit placed files elsewhere than the rule one file at a time")
@@ -174,6 +232,7 @@ def main() -> None:
         "ratio": round(median["one_at_a_time"] / median["next_fit"], 1),
         "same_placement": same,
         "in_situ": in_situ,
+        "signatures": signatures,
     }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -188,10 +188,16 @@ def shuffle(db: duckdb.DuckDBPyConnection, query: str, key_sql: str, folder: Pat
     of other partitions skipped by their statistics. A scatter that tasks make of their own
     output, one file per task (a file per task and partition would be count^2 files a step).
     Written atomically; a rerun of the task replaces it. Returns the rows."""
+    return shuffle_by(db, query, plan.of(key_sql), folder, name, number)
+
+
+def shuffle_by(db: duckdb.DuckDBPyConnection, query: str, part_sql: str, folder: Path, name: str,
+               number: int) -> int:
+    """`shuffle` by a partition number that `part_sql` computes (a range cut, say)."""
     path = folder / name / f"from-{number:05d}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    ((rows,),) = db.execute(f"""COPY (SELECT *, {plan.of(key_sql)} AS part FROM ({query}) ORDER BY part)
+    ((rows,),) = db.execute(f"""COPY (SELECT *, {part_sql} AS part FROM ({query}) ORDER BY part)
                                 TO {sql_literal(str(partial))} (FORMAT parquet, COMPRESSION zstd,
                                                                 ROW_GROUP_SIZE {SHUFFLE_ROW_GROUP})""").fetchall()
     os.replace(partial, path)

@@ -79,21 +79,22 @@ def part_name(number: int, suffix: str) -> str:
     return f"part-{number:05d}{suffix}"
 
 
-def _parts(folder: Path, suffix: str) -> list[Path]:
+def parts_in(folder: Path, suffix: str) -> list[Path]:
+    """The parts `part-K<suffix>` in `folder`, by K."""
     found = [(int(m.group(1)), path) for path in folder.glob(f"part-*{suffix}") if (m := _PART.match(path.name))]
     return [path for _, path in sorted(found)]
 
 
 def files_manifest(out: Path) -> list[Path]:
     """The files manifest of the build at `out`, its parts in order; [] when it has none."""
-    parts = _parts(Path(out) / FILES_DIR, ".parquet")
+    parts = parts_in(Path(out) / FILES_DIR, ".parquet")
     before = Path(out) / FILES_BEFORE_PARTS
     return parts or ([before] if before.is_file() else [])
 
 
 def sbom_documents(out: Path) -> list[Path]:
     """The SPDX documents of the build at `out`, in the order of the files manifest's parts."""
-    parts = _parts(Path(out) / SBOM_DIR, ".spdx.json")
+    parts = parts_in(Path(out) / SBOM_DIR, ".spdx.json")
     before = Path(out) / SBOM_BEFORE_PARTS
     return parts or ([before] if before.is_file() else [])
 

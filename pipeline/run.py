@@ -385,14 +385,14 @@ def _build(config: BuildConfig, out: OutDir | RemoteOutDir, units: list[Unit], p
         index = writer.write(db, work.staging, context, tokenizer)
         # manifest/files/ and manifest/sbom/: a task per part, as the shards
         fingerprint = write_manifest_parts(db, work.staging / "manifest", context)
+        # near dedup's signatures, kept for searching the build for near copies (corpus serve): a task per part
+        write_signatures(db, context, work.staging / "manifest", config.near_dedup)
     finally:
         executor.shutdown()
 
     write_repos_manifest(db, work.staging / "manifest" / "repos.parquet")
     write_attribution(db, work.staging / "manifest" / "attribution.parquet")
     write_notice(db, work.staging / "NOTICE")
-    # near dedup's signatures, kept for searching the build for near copies (corpus serve)
-    write_signatures(db, work.path, work.staging / "manifest", config.near_dedup)
     writer.stats.seconds = time.perf_counter() - writer_started
     stats[writer_spec.name] = writer.stats
 

@@ -32,7 +32,7 @@ from corpus_core.storage import sql_path
 from manifests.report import REPORT
 from pipeline import flow  # noqa: F401 - registers every stage's drop reasons, which `reason_words` explains
 from stages import minhash
-from stages.dedup import SIGNATURE_BANDS, SIGNATURES
+from stages.dedup import signature_parts
 
 MAX_ROWS = 500  # file rows shown per build and query; the count says how many more there are
 MAX_CANDIDATES = 2000  # near-match candidates verified per build
@@ -56,7 +56,7 @@ class ServedBuild:
     @property
     def files(self) -> str:
         """Its files manifest's parts, as a DuckDB list of paths for read_parquet."""
-        return "[" + ", ".join(sql_path(path) for path in schema.files_manifest(self.path)) + "]"
+        return _sql_list(schema.files_manifest(self.path))
 
     @property
     def repos(self) -> str:
@@ -66,6 +66,10 @@ class ServedBuild:
     def report(self) -> Path | None:
         path = self.path / REPORT
         return path if path.is_file() else None
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join(sql_path(path) for path in paths) + "]"
 
 
 def open_builds(paths: list[str | Path]) -> dict[str, ServedBuild]:
@@ -87,8 +91,9 @@ def open_builds(paths: list[str | Path]) -> dict[str, ServedBuild]:
         finished = run.get("finished_at") or datetime.datetime.fromtimestamp(
             run_json.stat().st_mtime, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         near = None
-        if (path / "manifest" / SIGNATURES).is_file() and (path / "manifest" / SIGNATURE_BANDS).is_file():
-            metadata = pq.read_schema(path / "manifest" / SIGNATURES).metadata or {}
+        signatures = signature_parts(path / "manifest")
+        if signatures:
+            metadata = pq.read_schema(signatures[0][0]).metadata or {}
             near = json.loads(metadata[b"near_dedup"]) if b"near_dedup" in metadata else None
         builds[path.name] = ServedBuild(path.name, path, str(finished), str(run.get("config_fingerprint", "")),
                                         frozenset(pq.read_schema(files[0]).names), near)
@@ -195,16 +200,16 @@ def near_matches(build: ServedBuild, text: str) -> Found:
     signature = minhash.signatures([minhash.shingle_hashes(words, settings["shingle_size"])], settings["num_perm"],
                                    settings["seed"])
     keys = minhash.band_keys(signature, settings["bands"], settings["rows"])[0]
-    manifest = build.path / "manifest"
+    signatures, bands = signature_parts(build.path / "manifest") or ([], [])
     db = duckdb.connect()
     try:
         # the candidates sharing the most bands first: the same ones on every run
         candidates = [row[0] for row in db.execute(f"""
-            SELECT id FROM read_parquet({sql_path(manifest / SIGNATURE_BANDS)})
+            SELECT id FROM read_parquet({_sql_list(bands)})
             WHERE list_contains(?, struct_pack(band := band, key := key))
             GROUP BY id ORDER BY count(*) DESC, id LIMIT {MAX_CANDIDATES}""",
             [[{"band": band, "key": int(key)} for band, key in enumerate(keys)]]).fetchall()]
-        found = db.execute(f"""SELECT id, signature FROM read_parquet({sql_path(manifest / SIGNATURES)})
+        found = db.execute(f"""SELECT id, signature FROM read_parquet({_sql_list(signatures)})
                               WHERE list_contains(?, id)""", [candidates]).fetchall() if candidates else []
     finally:
         db.close()

@@ -59,6 +59,7 @@ import pyarrow.parquet as pq
 
 from corpus_core import partitions, reasons
 from corpus_core.errors import ConfigError
+from corpus_core.schema import part_name, parts_in
 from corpus_core.settings import Settings, setting
 from corpus_core.stage import DROP_COLUMNS, NO_DROPS, CorpusContext, CorpusStage
 from corpus_core.storage import sql_path, write_atomic
@@ -70,8 +71,10 @@ EXACT_DUPLICATE = reasons.register("exact_duplicate", "exact_dedup", "same sha25
 NEAR_DUPLICATE = reasons.register("near_duplicate", "near_dedup", "in a MinHash LSH cluster whose kept file is "
                                   "another (`dup_of` names it)")
 
-SIGNATURES = "minhash.parquet"  # in OUT/manifest: id, tokens, signature of every file near dedup signed
-SIGNATURE_BANDS = "minhash_bands.parquet"  # in OUT/manifest: key, band, id, sorted by key
+# in OUT/manifest, folders of parts part-K.parquet that read in name order are one table:
+SIGNATURES = "minhash"  # id, tokens, signature of every file near dedup signed, by id
+SIGNATURE_BANDS = "minhash_bands"  # key, band, id, by key, band, id
+SIGNATURE_PART_ROWS = 1_048_576  # rows a part holds at most on average (`signature_cuts`)
 SIGNATURE_ROW_GROUP = 4096
 BANDS_ROW_GROUP = 16_384  # sorted by key: a lookup reads the row groups whose key range holds its keys
 
@@ -245,7 +248,7 @@ class NearDedup(CorpusStage):
                                   FROM files WHERE decision = 'kept'""", "doc", folder, "docs", plan)
         # no content leaves the driver: the signing tasks read it from the parts, a chunk's files together
         docs = f"read_parquet({sql_path(folder / 'docs' / '*' / '*.parquet')})"
-        partitions.scatter(db, f"SELECT doc, unit, ordinal FROM {docs}", "unit", folder, "sign", plan)
+        partitions.scatter(db, f"SELECT doc, unit, ordinal, id FROM {docs}", "unit", folder, "sign", plan)
         (total,) = db.sql(f"SELECT count(*) FROM read_parquet({sql_path(folder / 'docs' / '*' / '*.parquet')})"
                           ).fetchall()[0]
         if total == 0:
@@ -253,7 +256,8 @@ class NearDedup(CorpusStage):
 
         context.progress.phase(f"{self.name}: signatures of {total} files in {plan.count} partitions "
                                f"({config.name})")
-        partitions.run_tasks(executor, near_signatures_task, folder, "signatures", plan, (config, context.parts))
+        partitions.run_tasks(executor, near_signatures_task, folder, "signatures", plan,
+                             (config, context.parts, signature_cuts(total, config.bands)))
         (signed,) = db.sql(f"SELECT count(*) FROM {partitions.results(folder, 'signatures')}").fetchall()[0]
         notes.update(files=total, signed=signed, too_few_tokens=total - signed)
         if signed == 0:
@@ -280,12 +284,14 @@ class NearDedup(CorpusStage):
         return f"SELECT {', '.join(DROP_COLUMNS)} FROM {partitions.results(folder, 'drops')}"
 
 
-def near_signatures_task(number: int, folder: str, plan: partitions.PartitionPlan,
-                         config: NearDedupConfig, parts: dict[str, str]) -> dict[str, int]:
+def near_signatures_task(number: int, folder: str, plan: partitions.PartitionPlan, config: NearDedupConfig,
+                         parts: dict[str, str], cuts: dict[str, tuple[str, int]]) -> dict[str, int]:
     """The files of partition `number` of `sign` (by chunk), their content read from the
     parts, signed in batches of `batch_files`: their signatures are the result
     `signatures-K.parquet` (doc, tokens, signature) and go on by doc (`signed`, for the pairs'
-    verification); their band keys go to the bucket partitions by (band, key)."""
+    verification); their band keys go to the bucket partitions by (band, key). Both go on,
+    with the files' ids, to the parts of the manifests minhash/ and minhash_bands/ by the
+    ranges `cuts` (`signature_cuts`), which the writer's tasks sort and write."""
     where = Path(folder)
     result = partitions.result_path(where, "signatures", number)
     bands = where / f"bands-{number:05d}.partial"
@@ -303,6 +309,13 @@ def near_signatures_task(number: int, folder: str, plan: partitions.PartitionPla
                            "bands", plan, number)
         partitions.shuffle(db, f"SELECT doc, signature FROM read_parquet({sql_path(result.with_suffix('.partial'))})",
                            "doc", where, "signed", plan, number)
+        ids = f"(SELECT doc, id FROM {partitions.inputs(where, 'sign', number)})"
+        for name, query in ((SIGNATURES, f"""SELECT i.id, s.tokens, s.signature
+                                             FROM read_parquet({sql_path(result.with_suffix('.partial'))}) s
+                                             JOIN {ids} i USING (doc)"""),
+                            (SIGNATURE_BANDS, f"""SELECT b.key, b.band, i.id FROM read_parquet({sql_path(bands)}) b
+                                                  JOIN {ids} i USING (doc)""")):
+            partitions.shuffle_by(db, query, cuts[name][0], where, name, number)
     bands.unlink()
     os.replace(result.with_suffix(".partial"), result)  # last: its presence means done
     return {}
@@ -420,34 +433,81 @@ def signature_settings(config: NearDedupConfig) -> dict[str, Any]:
             "min_tokens": config.min_tokens}
 
 
-def write_signatures(db: Any, scratch: Path, manifest: Path, config: NearDedupConfig) -> None:
-    """OUT/manifest/minhash.parquet (id, tokens, signature) and minhash_bands.parquet (key,
-    band, id) of every file near dedup signed, its settings in each file's metadata under
-    `near_dedup`, from the files `NearDedup.drops` left under `scratch`; nothing is written
-    when near dedup is off."""
+def signature_cuts(files: int, bands: int) -> dict[str, tuple[str, int]]:
+    """How minhash/ and minhash_bands/ are cut, for `files` entering near dedup: 16^k parts by
+    ranges of the sort key (the id's first k hex digits; the key's top 4k bits, as unsigned),
+    k the fewest that leave a part at most SIGNATURE_PART_ROWS rows on average if every file
+    were signed: (the SQL of a row's part, the number of parts) of each. The data alone
+    decides it, never the workers or partitions."""
+    digits = _hex_digits(files), _hex_digits(files * bands)
+    return {SIGNATURES: (f"('0x' || left(id, {digits[0]}))::INTEGER" if digits[0] else "0", 16 ** digits[0]),
+            SIGNATURE_BANDS: (f"((key::HUGEINT + 9223372036854775808) >> {64 - 4 * digits[1]})::INTEGER"
+                              if digits[1] else "0", 16 ** digits[1])}
+
+
+def write_signatures(db: Any, context: CorpusContext, manifest: Path, config: NearDedupConfig) -> None:
+    """OUT/manifest/minhash/ (id, tokens, signature) and minhash_bands/ (key, band, id) of every
+    file near dedup signed, their settings in each part's metadata under `near_dedup`; nothing
+    is written when near dedup is off. The signing tasks sent their rows on by part
+    (`signature_cuts`); a task per part sorts its rows and writes them in exact row groups.
+    Nothing of them passes through the driver."""
     if not config.enabled:
         return
     settings = signature_settings(config)
     metadata = {b"near_dedup": json.dumps(settings, sort_keys=True).encode()}
-    signatures = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("tokens", pa.int32()),
-                            pa.field("signature", pa.list_(pa.uint32(), settings["num_perm"]))], metadata=metadata)
-    bands = pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
-                       pa.field("id", pa.string(), nullable=False)], metadata=metadata)
-    folder = scratch / NearDedup.name
-    found = sorted(folder.glob("signatures-*.parquet"))
-    if not found or sum(pq.read_metadata(path).num_rows for path in found) == 0:  # nothing was kept or signed
-        pq.write_table(signatures.empty_table(), manifest / SIGNATURES, compression="zstd")
-        pq.write_table(bands.empty_table(), manifest / SIGNATURE_BANDS, compression="zstd")
+    schemas = {
+        SIGNATURES: pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("tokens", pa.int32()),
+                               pa.field("signature", pa.list_(pa.uint32(), settings["num_perm"]))], metadata=metadata),
+        SIGNATURE_BANDS: pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
+                                    pa.field("id", pa.string(), nullable=False)], metadata=metadata)}
+    for name in schemas:
+        (manifest / name).mkdir(parents=True, exist_ok=True)
+    folder = context.scratch / NearDedup.name
+    signed = sum(pq.read_metadata(path).num_rows for path in folder.glob("signatures-*.parquet"))
+    if not signed:  # nothing was kept or signed: one empty part each
+        for name, table_schema in schemas.items():
+            pq.write_table(table_schema.empty_table(), manifest / name / _part(0), compression="zstd")
         return
-    sigs = partitions.results(folder, "signatures")
-    keys = f"read_parquet({sql_path(folder / 'bands' / '*.parquet')})"
-    docs = f"(SELECT doc, id FROM read_parquet({sql_path(folder / 'docs' / '*' / '*.parquet')}))"
-    _write_in_groups(db.sql(f"""SELECT d.id, s.tokens, s.signature FROM {sigs} s
-                                JOIN {docs} d USING (doc) ORDER BY d.id""").to_arrow_reader(batch_size=8192),
-                     manifest / SIGNATURES, signatures, SIGNATURE_ROW_GROUP)
-    _write_in_groups(db.sql(f"""SELECT b.key, b.band, d.id FROM {keys} b
-                                JOIN {docs} d USING (doc) ORDER BY b.key, b.band, d.id""").to_arrow_reader(
-                     batch_size=65_536), manifest / SIGNATURE_BANDS, bands, BANDS_ROW_GROUP)
+    files = sum(pq.read_metadata(path).num_rows for path in folder.glob("docs/*/*.parquet"))
+    cuts = signature_cuts(files, settings["bands"])
+    work = [(name, number) for name in schemas for number in range(cuts[name][1])]
+    context.executor.map(write_signature_part, work, (str(folder), context.partitions, str(manifest), schemas),
+                         lambda *_: None)
+
+
+def write_signature_part(item: tuple[str, int], folder: str, plan: partitions.PartitionPlan, manifest: str,
+                         schemas: dict[str, pa.Schema]) -> None:
+    """Part `number` of minhash/ or minhash_bands/ (`item`: the name and the number): its
+    rows from every signing task, sorted."""
+    name, number = item
+    order, group = ("id", SIGNATURE_ROW_GROUP) if name == SIGNATURES else ("key, band, id", BANDS_ROW_GROUP)
+    with partitions.task_database(plan) as db:
+        reader = db.sql(f"SELECT * FROM {partitions.shuffled(Path(folder), name, number)} ORDER BY {order}"
+                        ).to_arrow_reader(batch_size=group)
+        _write_in_groups(reader, Path(manifest) / name / _part(number), schemas[name], group)
+
+
+def _part(number: int) -> str:
+    return part_name(number, ".parquet")
+
+
+def _hex_digits(rows: int) -> int:
+    """The fewest hex digits k that cut `rows` into 16^k parts of at most SIGNATURE_PART_ROWS on average."""
+    digits = 0
+    while rows > SIGNATURE_PART_ROWS * 16 ** digits:
+        digits += 1
+    return digits
+
+
+def signature_parts(manifest: Path) -> tuple[list[Path], list[Path]] | None:
+    """The parts of the build's minhash/ and minhash_bands/ in order (a build from before
+    parts: its minhash.parquet and minhash_bands.parquet); None when it kept neither."""
+    found = []
+    for name in (SIGNATURES, SIGNATURE_BANDS):
+        parts = parts_in(manifest / name, ".parquet")
+        before = manifest / f"{name}.parquet"
+        found.append(parts or ([before] if before.is_file() else []))
+    return (found[0], found[1]) if all(found) else None
 
 
 def _write_in_groups(reader: Any, path: Path, schema: pa.Schema, group_rows: int) -> None:

@@ -219,7 +219,7 @@ def test_the_same_bytes_over_partition_counts(tmp_path):
         (stage,) = [s for s in run["stages"] if s["name"] == "near_dedup"]
         return {**stage["notes"], "dropped": stage["dropped"]}, {
             name: (out / "manifest" / name).read_bytes()
-            for name in ("files/part-00000.parquet", "minhash.parquet", "minhash_bands.parquet")}
+            for name in ("files/part-00000.parquet", "minhash/part-00000.parquet", "minhash_bands/part-00000.parquet")}
 
     notes, files = built(1)
     # as the driver-only stage found before it was partitioned: one chain end stays out of its family

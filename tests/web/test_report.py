@@ -52,14 +52,47 @@ def test_corpus_report_rewrites_it_and_lists_it(corpus, tmp_path, capsys):
 
 def test_signatures_are_kept_with_the_settings_that_made_them(corpus):
     signatures = pq.read_table(corpus.out / "manifest" / SIGNATURES)
-    settings = json.loads(pq.read_schema(corpus.out / "manifest" / SIGNATURES).metadata[b"near_dedup"])
+    settings = json.loads(pq.read_schema(corpus.out / "manifest" / SIGNATURES / "part-00000.parquet"
+                                         ).metadata[b"near_dedup"])
     assert settings["num_perm"] == 256 and settings["bands"] * settings["rows"] <= 256
     kept = pq.read_table(corpus.out / "manifest" / "files").filter(pa.compute.field("decision") == "kept")
     assert set(signatures.column("id").to_pylist()) == set(kept.column("id").to_pylist())
     bands = pq.read_table(corpus.out / "manifest" / SIGNATURE_BANDS)
     assert bands.num_rows == signatures.num_rows * settings["bands"]
     assert bands.column("key").to_pylist() == sorted(bands.column("key").to_pylist())
-    assert {"manifest/" + SIGNATURES, "manifest/" + SIGNATURE_BANDS} <= set(marker_files(corpus.out))
+    assert {f"manifest/{name}/part-00000.parquet" for name in (SIGNATURES, SIGNATURE_BANDS)} \
+        <= set(marker_files(corpus.out))
+
+
+def test_signatures_in_parts_are_the_one_part_cut_by_key_ranges(corpus, tmp_path, monkeypatch):
+    """With parts of 1 row on average, minhash/ is cut by the id's first hex digits and
+    minhash_bands/ by the key's top bits: parts in name order are the one-part tables, each
+    part holds only its range, and a near-copy search reads every part."""
+    from pipeline import search
+
+    monkeypatch.setattr("stages.dedup.SIGNATURE_PART_ROWS", 1)  # the cut is the driver's
+    config = BuildConfig(**LENIENT, sources=(SourceSpec(str(corpus.root / "files.jsonl")),),
+                         tokenize=TokenizeConfig(vocab_size=300), execution=ExecutionConfig(executor="local"))
+    build(config, tmp_path / "parts", Progress(quiet=True))
+    one = {name: pq.read_table(corpus.out / "manifest" / name) for name in (SIGNATURES, SIGNATURE_BANDS)}
+    signed = one[SIGNATURES].num_rows
+    digits = {SIGNATURES: len(f"{signed - 1:x}"), SIGNATURE_BANDS: len(f"{one[SIGNATURE_BANDS].num_rows - 1:x}")}
+    for name, table in one.items():
+        parts = sorted((tmp_path / "parts" / "manifest" / name).iterdir())
+        assert [p.name for p in parts] == [f"part-{n:05d}.parquet" for n in range(16 ** digits[name])]
+        tables = [pq.read_table(p) for p in parts]
+        assert pa.concat_tables(tables).equals(table)
+        for number, part in enumerate(tables):
+            if name == SIGNATURES:
+                assert {i[:digits[name]] for i in part.column("id").to_pylist()} <= {f"{number:0{digits[name]}x}"}
+            else:
+                top = {(key + 2**63) >> (64 - 4 * digits[name]) for key in part.column("key").to_pylist()}
+                assert top <= {number}
+    assert signed > 1 and digits[SIGNATURE_BANDS] > digits[SIGNATURES] >= 1
+    builds = search.open_builds([corpus.out, tmp_path / "parts"])
+    text = json.loads((corpus.root / "files.jsonl").read_text().splitlines()[0])["content"]
+    found = [search.near_matches(builds[name], text) for name in ("corpus", "parts")]
+    assert [r["id"] for r in found[1].files] == [r["id"] for r in found[0].files] != []
 
 
 def test_the_same_input_gives_the_same_bytes_however_the_work_is_cut(corpus, tmp_path):
