@@ -22,9 +22,10 @@ grow with the cluster (docs/ARCHITECTURE.md, "At The Stack's scale").
    cores; pyarrow's encoding and the hashing run in one thread.
 3. In situ, near dedup's signatures (--signed synthetic signed files: 256 permutations,
    25 bands): what the signing tasks add (their rows sent on to the parts of minhash/ and
-   minhash_bands/ by key range: `shuffle_by`, here as one task on one thread) and the parts'
-   tasks (`write_signature_part`, one after another), against the two files the driver wrote
-   before (each sorted and encoded whole: `_write_in_groups`, on the driver's threads). The
+   minhash_bands/ by key range: `shuffle_by`, here as one task on one thread) and the
+   writing tasks (`write_signature_parts`, one after another, as with 256 partitions),
+   against the two files the driver wrote before (each sorted and encoded whole:
+   `_write_in_groups`, on the driver's threads). The
    driver itself now does nothing per file here. Wall µs per signed file, median of --repeat.
 
 Into bench/results/driver.json.
@@ -154,7 +155,7 @@ def measure_signatures(count: int, repeat: int) -> dict[str, float]:
                                      pa.field("signature", pa.list_(pa.uint32(), 256))], metadata=metadata),
         dedup.SIGNATURE_BANDS: pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
                                           pa.field("id", pa.string(), nullable=False)], metadata=metadata)}
-    cuts = dedup.signature_cuts(count, 25)
+    cuts = dedup.signature_cuts(count, 25, 256)  # as with 256 partitions: the writing in 16^j groups
     tables = {dedup.SIGNATURES: ("signatures", "id", dedup.SIGNATURE_ROW_GROUP),
               dedup.SIGNATURE_BANDS: ("bands", "key, band, id", dedup.BANDS_ROW_GROUP)}
     seconds: dict[str, list[float]] = {"signing_tasks_shuffle": [], "part_tasks": [], "two_files_on_the_driver": []}
@@ -174,14 +175,17 @@ def measure_signatures(count: int, repeat: int) -> dict[str, float]:
                 task.register("bands", db.sql("SELECT * FROM bands").to_arrow_table())
                 started = time.perf_counter()
                 for name, (table, _, _) in tables.items():
-                    partitions.shuffle_by(task, f"SELECT * FROM {table}", cuts[name][0], folder, name, 0)
+                    partitions.shuffle_by(task, f"SELECT * FROM {table}", dedup._range_sql(name, cuts[name][1]),
+                                          folder, name, 0, dedup.SIGNATURE_SHUFFLE_ROW_GROUP
+                                          if name == dedup.SIGNATURES else partitions.SHUFFLE_ROW_GROUP)
                 seconds["signing_tasks_shuffle"].append(time.perf_counter() - started)
             started = time.perf_counter()
             for name in schemas:
-                for number in range(cuts[name][1]):
-                    dedup.write_signature_part((name, number), str(folder), plan, str(manifest), schemas)
+                for group in range(16 ** cuts[name][1]):
+                    dedup.write_signature_parts((name, group), str(folder), plan, str(manifest), schemas, cuts)
             seconds["part_tasks"].append(time.perf_counter() - started)
-    return {"signed": count, "parts": {name: cut[1] for name, cut in cuts.items()},
+    return {"signed": count, "parts": {name: 16 ** cut[0] for name, cut in cuts.items()},
+            "writing_tasks": {name: 16 ** cut[1] for name, cut in cuts.items()},
             **{f"{name}_us_per_signed_file": round(statistics.median(values) / count * 1e6, 3)
                for name, values in seconds.items()}}
 

@@ -192,14 +192,15 @@ def shuffle(db: duckdb.DuckDBPyConnection, query: str, key_sql: str, folder: Pat
 
 
 def shuffle_by(db: duckdb.DuckDBPyConnection, query: str, part_sql: str, folder: Path, name: str,
-               number: int) -> int:
-    """`shuffle` by a partition number that `part_sql` computes (a range cut, say)."""
+               number: int, row_group: int = SHUFFLE_ROW_GROUP) -> int:
+    """`shuffle` by a partition number that `part_sql` computes (a range cut, say), in row
+    groups of `row_group` rows (fewer for wide rows, so a reader skips more)."""
     path = folder / name / f"from-{number:05d}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     ((rows,),) = db.execute(f"""COPY (SELECT *, {part_sql} AS part FROM ({query}) ORDER BY part)
                                 TO {sql_literal(str(partial))} (FORMAT parquet, COMPRESSION zstd,
-                                                                ROW_GROUP_SIZE {SHUFFLE_ROW_GROUP})""").fetchall()
+                                                                ROW_GROUP_SIZE {int(row_group)})""").fetchall()
     os.replace(partial, path)
     return rows
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from corpus_core.storage import sql_path
+
 # a file's license columns: the license stage fills them from the file's own header, the
 # license decision for every file that was read (through the table `annotations`, which
 # replaces them whole); docs/FORMATS.md, "manifest/files/", says what each holds
@@ -104,7 +106,7 @@ def files_sql(out: Path) -> str:
     paths = files_manifest(out)
     if not paths:
         raise FileNotFoundError(f"{out}: no {FILES_DIR}/ (nor {FILES_BEFORE_PARTS})")
-    return "read_parquet([" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "])"
+    return "read_parquet([" + ", ".join(sql_path(path) for path in paths) + "])"
 
 # _work/<fingerprint>/parts/<unit>.files.parquet: the same plus content and position in the unit
 PART = pa.schema(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -186,15 +187,17 @@ def write_sbom_part(db: Any, rows: str, packages: str, parts: dict[str, str], pa
 
 
 def without_files(source: Path, target: Path, removed: set[str]) -> bool:
-    """The SBOM at `source` less the files whose ids are in `removed` (an opt-out applied to a
-    published build: `corpus optout apply`), written to `target`: their file entries and
-    relationships go, a package left with no file goes, the others' counts follow, and the
-    namespace names the new document. False when `source` does not exist (a build from
-    before SBOMs): nothing is written."""
-    if not source.exists():
-        return False
+    """The SPDX document at `source` less the files whose ids are in `removed` (an opt-out
+    applied to a published build: `corpus optout apply`), written to `target`: their file
+    entries and relationships go, a package left with no file goes, the others' counts
+    follow, and the namespace names the new document. A document that holds none of them is
+    copied as it is; one left with no package is not written (SPDX asks a document to
+    describe something). Returns whether `target` was written."""
     document = json.loads(source.read_text(encoding="ascii"))
-    gone = {f"SPDXRef-File-{file_id}" for file_id in removed}
+    gone = {f"SPDXRef-File-{file_id}" for file_id in removed} & {entry["SPDXID"] for entry in document["files"]}
+    if not gone:
+        shutil.copyfile(source, target)
+        return True
     document["files"] = [entry for entry in document["files"] if entry["SPDXID"] not in gone]
     contains: dict[str, int] = {}
     relationships = []
@@ -205,6 +208,8 @@ def without_files(source: Path, target: Path, removed: set[str]) -> bool:
             contains[relation["spdxElementId"]] = contains.get(relation["spdxElementId"], 0) + 1
         relationships.append(relation)
     packages = {package["SPDXID"] for package in document["packages"] if contains.get(package["SPDXID"])}
+    if not packages:
+        return False
     document["relationships"] = [r for r in relationships if r["relatedSpdxElement"] in packages
                                  or r["relationshipType"] != "DESCRIBES"]
     document["packages"] = [package for package in document["packages"] if package["SPDXID"] in packages]
@@ -212,8 +217,8 @@ def without_files(source: Path, target: Path, removed: set[str]) -> bool:
         package["sourceInfo"] = re.sub(r"; \d+ of its files are in this corpus;",
                                        f"; {contains[package['SPDXID']]} of its files are in this corpus;",
                                        package["sourceInfo"], count=1)
-    digest = hashlib.sha256("\n".join(sorted(removed)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\n".join(sorted(gone)).encode()).hexdigest()[:16]
     document["documentNamespace"] += f"-without-{digest}"
-    document["creationInfo"]["comment"] += f" {len(removed)} opted-out files removed after the build."
+    document["creationInfo"]["comment"] += f" {len(gone)} opted-out files removed after the build."
     target.write_text(json.dumps(document, indent=1) + "\n", encoding="ascii")
     return True

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from corpus_core import partitions, reasons, schema
+from manifests.sbom import PACKAGES, write_sbom_part
 
 ROW_GROUP_ROWS = 65536
 # files a part of manifest/files/ holds, about (a part is a task's; it is cut between
@@ -49,8 +50,6 @@ def write_manifest_parts(db: Any, manifest_dir: Path, context: Any) -> str:
 def scatter_manifest_parts(db: Any, folder: Path) -> int:
     """The driver's part: the cut (a table of repositories and their part) and the scatters
     of the files' rows and the SBOM's packages into `folder`; returns the number of parts."""
-    from manifests.sbom import PACKAGES
-
     db.execute(f"""CREATE OR REPLACE TEMP TABLE manifest_parts AS
                    WITH counts AS (SELECT repo, count(*) AS n FROM files GROUP BY repo),
                         starts AS (SELECT repo, sum(n) OVER (ORDER BY repo ROWS UNBOUNDED PRECEDING) - n AS first
@@ -68,8 +67,6 @@ def scatter_manifest_parts(db: Any, folder: Path) -> int:
 def write_manifest_part(number: int, folder: str, plan: partitions.PartitionPlan, parts: dict[str, str],
                         manifest_dir: str, count: int) -> str:
     """Part `number` of the files manifest and its SPDX document; returns its fingerprint."""
-    from manifests.sbom import write_sbom_part
-
     base, target = Path(folder), Path(manifest_dir)
     rows = f"(SELECT * EXCLUDE (manifest_part) FROM {partitions.inputs(base, 'files', number)})"
     with partitions.task_database(plan) as db:

@@ -6,7 +6,8 @@ never loaded whole. Content is found two ways: exactly, by the hash of its norma
 (files.parquet `normalized_sha256`: line endings, a BOM and trailing whitespace do not
 count, so a file pasted into a browser's form, which sends CRLF, still matches), and
 nearly, by a MinHash signature made with the settings the build's near dedup used
-(manifest/minhash.parquet and minhash_bands.parquet, stages/dedup.py): files sharing a band
+(the parts of manifest/minhash/ and minhash_bands/, stages/dedup.py; an older build's
+minhash.parquet and minhash_bands.parquet): files sharing a band
 key are candidates, kept when their signatures' estimated Jaccard reaches the threshold.
 Builds from before those outputs are still served, with what they have (an owner from the
 repository's name, the raw sha256 for content).

@@ -47,8 +47,10 @@ a file (`corpus serve`) with the settings that clustered it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,9 @@ NEAR_DUPLICATE = reasons.register("near_duplicate", "near_dedup", "in a MinHash 
 SIGNATURES = "minhash"  # id, tokens, signature of every file near dedup signed, by id
 SIGNATURE_BANDS = "minhash_bands"  # key, band, id, by key, band, id
 SIGNATURE_PART_ROWS = 1_048_576  # rows a part holds at most on average (`signature_cuts`)
+CUTS = "signature_cuts.json"  # in near dedup's scratch: the cuts the signing tasks used
 SIGNATURE_ROW_GROUP = 4096
+SIGNATURE_SHUFFLE_ROW_GROUP = 1024  # 1 MB of signatures: a writing task reads little past its own rows
 BANDS_ROW_GROUP = 16_384  # sorted by key: a lookup reads the row groups whose key range holds its keys
 
 KEEP_ORDER = "stars DESC NULLS LAST, repo, path, unit, ordinal"
@@ -256,8 +260,10 @@ class NearDedup(CorpusStage):
 
         context.progress.phase(f"{self.name}: signatures of {total} files in {plan.count} partitions "
                                f"({config.name})")
-        partitions.run_tasks(executor, near_signatures_task, folder, "signatures", plan,
-                             (config, context.parts, signature_cuts(total, config.bands)))
+        cuts = signature_cuts(total, config.bands, plan.count)
+        (folder / f"{CUTS}.partial").write_text(json.dumps(cuts, sort_keys=True))  # the writer cuts the same way
+        os.replace(folder / f"{CUTS}.partial", folder / CUTS)
+        partitions.run_tasks(executor, near_signatures_task, folder, "signatures", plan, (config, context.parts, cuts))
         (signed,) = db.sql(f"SELECT count(*) FROM {partitions.results(folder, 'signatures')}").fetchall()[0]
         notes.update(files=total, signed=signed, too_few_tokens=total - signed)
         if signed == 0:
@@ -285,13 +291,13 @@ class NearDedup(CorpusStage):
 
 
 def near_signatures_task(number: int, folder: str, plan: partitions.PartitionPlan, config: NearDedupConfig,
-                         parts: dict[str, str], cuts: dict[str, tuple[str, int]]) -> dict[str, int]:
+                         parts: dict[str, str], cuts: dict[str, tuple[int, int]]) -> dict[str, int]:
     """The files of partition `number` of `sign` (by chunk), their content read from the
     parts, signed in batches of `batch_files`: their signatures are the result
     `signatures-K.parquet` (doc, tokens, signature) and go on by doc (`signed`, for the pairs'
     verification); their band keys go to the bucket partitions by (band, key). Both go on,
-    with the files' ids, to the parts of the manifests minhash/ and minhash_bands/ by the
-    ranges `cuts` (`signature_cuts`), which the writer's tasks sort and write."""
+    with the files' ids, by ranges of id and key (`signature_cuts`) to the writer's tasks of
+    the manifests minhash/ and minhash_bands/."""
     where = Path(folder)
     result = partitions.result_path(where, "signatures", number)
     bands = where / f"bands-{number:05d}.partial"
@@ -315,7 +321,8 @@ def near_signatures_task(number: int, folder: str, plan: partitions.PartitionPla
                                              JOIN {ids} i USING (doc)"""),
                             (SIGNATURE_BANDS, f"""SELECT b.key, b.band, i.id FROM read_parquet({sql_path(bands)}) b
                                                   JOIN {ids} i USING (doc)""")):
-            partitions.shuffle_by(db, query, cuts[name][0], where, name, number)
+            partitions.shuffle_by(db, query, _range_sql(name, cuts[name][1]), where, name, number,
+                                  SIGNATURE_SHUFFLE_ROW_GROUP if name == SIGNATURES else partitions.SHUFFLE_ROW_GROUP)
     bands.unlink()
     os.replace(result.with_suffix(".partial"), result)  # last: its presence means done
     return {}
@@ -433,24 +440,39 @@ def signature_settings(config: NearDedupConfig) -> dict[str, Any]:
             "min_tokens": config.min_tokens}
 
 
-def signature_cuts(files: int, bands: int) -> dict[str, tuple[str, int]]:
-    """How minhash/ and minhash_bands/ are cut, for `files` entering near dedup: 16^k parts by
-    ranges of the sort key (the id's first k hex digits; the key's top 4k bits, as unsigned),
-    k the fewest that leave a part at most SIGNATURE_PART_ROWS rows on average if every file
-    were signed: (the SQL of a row's part, the number of parts) of each. The data alone
-    decides it, never the workers or partitions."""
-    digits = _hex_digits(files), _hex_digits(files * bands)
-    return {SIGNATURES: (f"('0x' || left(id, {digits[0]}))::INTEGER" if digits[0] else "0", 16 ** digits[0]),
-            SIGNATURE_BANDS: (f"((key::HUGEINT + 9223372036854775808) >> {64 - 4 * digits[1]})::INTEGER"
-                              if digits[1] else "0", 16 ** digits[1])}
+def signature_cuts(files: int, bands: int, partitions_count: int) -> dict[str, tuple[int, int]]:
+    """How minhash/ and minhash_bands/ are cut, for `files` entering near dedup: (k, j) of
+    each. The parts are 16^k ranges of the sort key (the id's first k hex digits; the key's
+    top 4k bits, as unsigned), k the fewest that leave a part at most SIGNATURE_PART_ROWS rows
+    on average if every file were signed: the data alone decides them. The writing is cut
+    coarser, into 16^j tasks of 16^(k-j) consecutive parts each (j ≤ k, 16^j ≤ the partitions),
+    so that a task takes a large share of each signing task's file instead of a few rows of
+    it; j shapes the work, never the bytes."""
+    cuts = {}
+    for name, rows in ((SIGNATURES, files), (SIGNATURE_BANDS, files * bands)):
+        digits = _hex_digits(rows)
+        group_digits = 0
+        while group_digits < digits and 16 ** (group_digits + 1) <= partitions_count:
+            group_digits += 1
+        cuts[name] = (digits, group_digits)
+    return cuts
+
+
+def _range_sql(name: str, digits: int) -> str:
+    """The SQL of a row's range at `digits` hex digits of its sort key (0 to 16^digits - 1)."""
+    if not digits:
+        return "0::BIGINT"
+    if name == SIGNATURES:
+        return f"('0x' || left(id, {digits}))::BIGINT"
+    return f"((key::HUGEINT + 9223372036854775808) >> {64 - 4 * digits})::BIGINT"
 
 
 def write_signatures(db: Any, context: CorpusContext, manifest: Path, config: NearDedupConfig) -> None:
     """OUT/manifest/minhash/ (id, tokens, signature) and minhash_bands/ (key, band, id) of every
     file near dedup signed, their settings in each part's metadata under `near_dedup`; nothing
-    is written when near dedup is off. The signing tasks sent their rows on by part
-    (`signature_cuts`); a task per part sorts its rows and writes them in exact row groups.
-    Nothing of them passes through the driver."""
+    is written when near dedup is off. The signing tasks sent their rows on by ranges
+    (`signature_cuts`); a task per range sorts its rows and writes its parts in exact row
+    groups. Nothing of them passes through the driver."""
     if not config.enabled:
         return
     settings = signature_settings(config)
@@ -468,23 +490,48 @@ def write_signatures(db: Any, context: CorpusContext, manifest: Path, config: Ne
         for name, table_schema in schemas.items():
             pq.write_table(table_schema.empty_table(), manifest / name / _part(0), compression="zstd")
         return
-    files = sum(pq.read_metadata(path).num_rows for path in folder.glob("docs/*/*.parquet"))
-    cuts = signature_cuts(files, settings["bands"])
-    work = [(name, number) for name in schemas for number in range(cuts[name][1])]
-    context.executor.map(write_signature_part, work, (str(folder), context.partitions, str(manifest), schemas),
-                         lambda *_: None)
+    cuts = {name: tuple(cut) for name, cut in json.loads((folder / CUTS).read_text()).items()}
+    work = [(name, group) for name in schemas for group in range(16 ** cuts[name][1])]
+    written = dict.fromkeys(schemas, 0)
+    context.executor.map(write_signature_parts, work, (str(folder), context.partitions, str(manifest), schemas, cuts),
+                         lambda item, rows: written.__setitem__(item[0], written[item[0]] + rows))
+    if written != {SIGNATURES: signed, SIGNATURE_BANDS: signed * settings["bands"]}:
+        raise RuntimeError(f"near dedup's signature manifests hold {written} rows of {signed} signed files")
 
 
-def write_signature_part(item: tuple[str, int], folder: str, plan: partitions.PartitionPlan, manifest: str,
-                         schemas: dict[str, pa.Schema]) -> None:
-    """Part `number` of minhash/ or minhash_bands/ (`item`: the name and the number): its
-    rows from every signing task, sorted."""
-    name, number = item
-    order, group = ("id", SIGNATURE_ROW_GROUP) if name == SIGNATURES else ("key, band, id", BANDS_ROW_GROUP)
+def write_signature_parts(item: tuple[str, int], folder: str, plan: partitions.PartitionPlan, manifest: str,
+                          schemas: dict[str, pa.Schema], cuts: dict[str, tuple[int, int]]) -> int:
+    """The parts of minhash/ or minhash_bands/ in range `group` (`item`: the name and the
+    group): its rows from every signing task, sorted, each part in its file (an empty one
+    where a range holds no row); returns the rows written."""
+    name, group = item
+    digits, group_digits = cuts[name]
+    per_group = 16 ** (digits - group_digits)
+    order, rows = ("id", SIGNATURE_ROW_GROUP) if name == SIGNATURES else ("key, band, id", BANDS_ROW_GROUP)
+    columns = schemas[name].names
+    written = 0
     with partitions.task_database(plan) as db:
-        reader = db.sql(f"SELECT * FROM {partitions.shuffled(Path(folder), name, number)} ORDER BY {order}"
-                        ).to_arrow_reader(batch_size=group)
-        _write_in_groups(reader, Path(manifest) / name / _part(number), schemas[name], group)
+        reader = db.sql(f"""SELECT *, {_range_sql(name, digits)} AS range
+                            FROM {partitions.shuffled(Path(folder), name, group)} ORDER BY {order}"""
+                        ).to_arrow_reader(batch_size=rows)
+
+        def runs() -> Iterator[tuple[int, pa.RecordBatch]]:  # (part, a run of its rows), in order
+            for batch in reader:
+                ranges = batch.column("range").to_numpy()
+                edges = [0, *(np.flatnonzero(np.diff(ranges)) + 1).tolist(), len(ranges)]
+                for start, end in itertools.pairwise(edges):
+                    yield int(ranges[start]), batch.slice(start, end - start).select(columns)
+
+        following = group * per_group
+        for number, pieces in itertools.groupby(runs(), key=lambda run: run[0]):
+            for empty in range(following, number):
+                pq.write_table(schemas[name].empty_table(), Path(manifest) / name / _part(empty), compression="zstd")
+            written += _write_in_groups((piece for _, piece in pieces), Path(manifest) / name / _part(number),
+                                        schemas[name], rows)
+            following = number + 1
+        for empty in range(following, (group + 1) * per_group):
+            pq.write_table(schemas[name].empty_table(), Path(manifest) / name / _part(empty), compression="zstd")
+    return written
 
 
 def _part(number: int) -> str:
@@ -510,16 +557,21 @@ def signature_parts(manifest: Path) -> tuple[list[Path], list[Path]] | None:
     return (found[0], found[1]) if all(found) else None
 
 
-def _write_in_groups(reader: Any, path: Path, schema: pa.Schema, group_rows: int) -> None:
+def _write_in_groups(reader: Any, path: Path, schema: pa.Schema, group_rows: int) -> int:
     """Stream sorted rows into `path` in row groups of exactly `group_rows` (the last one
-    less), so that the bytes depend on the rows only, never on how DuckDB batched them."""
+    less), so that the bytes depend on the rows only, never on how DuckDB batched them;
+    returns the rows."""
     pending = schema.empty_table()
+    written = 0
     with pq.ParquetWriter(path.with_suffix(".tmp"), schema, compression="zstd") as writer:
         for batch in reader:
             pending = pa.concat_tables([pending, pa.Table.from_batches([batch]).cast(schema)])
             while pending.num_rows >= group_rows:
                 writer.write_table(pending.slice(0, group_rows), row_group_size=group_rows)
                 pending = pending.slice(group_rows)
+                written += group_rows
         if pending.num_rows:
             writer.write_table(pending, row_group_size=group_rows)
+            written += pending.num_rows
     os.replace(path.with_suffix(".tmp"), path)
+    return written

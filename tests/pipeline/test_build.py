@@ -88,8 +88,9 @@ def config_for(sources, workers: int, executor: str = "ray", chunk_files: int = 
 def output_bytes(out: Path) -> dict[str, bytes]:
     manifests = [out / "manifest" / name for name in ("repos.parquet", "attribution.parquet")] + [
         out / "index.json", out / "README.md", out / "NOTICE"]
-    files = [*sorted((out / "shards").iterdir()), *sorted((out / "manifest" / "files").iterdir()),
-             *sorted((out / "manifest" / "sbom").iterdir()), *manifests]
+    parts = [path for name in ("files", "sbom", "minhash", "minhash_bands")
+             for path in sorted((out / "manifest" / name).glob("part-*"))]
+    files = [*sorted((out / "shards").iterdir()), *parts, *manifests]
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 
 
@@ -447,5 +448,12 @@ def test_manifests_in_parts_are_the_one_manifest_cut_between_repositories(built,
         r["path"] for r in lookup(root / "out", repo="delta") if r["decision"] == "kept"})
     republished = schema.files_manifest(tmp_path / "v2")
     assert [p.name for p in republished] == [p.name for p in parts]
-    assert len(schema.sbom_documents(tmp_path / "v2")) == len(documents)
+    # delta's part keeps nothing now: its document goes; the others validate, untouched ones byte for byte
+    delta = next(n for n, t in enumerate(tables) if "delta" in t.column("repo").to_pylist())
+    assert kept[delta] == {"delta"}
+    again = schema.sbom_documents(tmp_path / "v2")
+    assert [d.name for d in again] == [d.name for d in documents if d.name != f"part-{delta:05d}.spdx.json"]
+    for document in again:
+        assert validate_full_spdx_document(parse_file(str(document))) == []
+        assert document.read_bytes() == (tmp_path / "parts" / "manifest" / "sbom" / document.name).read_bytes()
     assert audit(tmp_path / "v2").failures == audit(tmp_path / "parts").failures

@@ -265,8 +265,9 @@ def hostile_sources(root: Path) -> list[SourceSpec]:
 def output_bytes(out: Path) -> dict[str, bytes]:
     manifests = [out / "manifest" / name for name in ("repos.parquet", "attribution.parquet")] + [
         out / "index.json", out / "README.md", out / "NOTICE"]
-    files = [*sorted((out / "shards").iterdir()), *sorted((out / "manifest" / "files").iterdir()),
-             *sorted((out / "manifest" / "sbom").iterdir()), *manifests]
+    parts = [path for name in ("files", "sbom", "minhash", "minhash_bands")
+             for path in sorted((out / "manifest" / name).glob("part-*"))]
+    files = [*sorted((out / "shards").iterdir()), *parts, *manifests]
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
 
 

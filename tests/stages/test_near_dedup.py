@@ -8,6 +8,8 @@ import json
 import re
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from corpus_core.errors import ConfigError
@@ -193,9 +195,11 @@ def test_a_rerun_recomputes_only_the_partitions_without_a_result(tmp_path):
     assert second["counts"] == first["counts"] and first["counts"]["dropped"] == {"near_duplicate": 6}
 
 
-def test_the_same_bytes_over_partition_counts(tmp_path):
+def test_the_same_bytes_over_partition_counts(tmp_path, monkeypatch):
     """Near-duplicate families (copies past max_bucket_size, chains, pairs) over 1, 2 and 5
-    partitions: the same drops, manifests and signatures, byte for byte, and the same figures."""
+    partitions: the same drops, manifests and signatures, byte for byte, and the same figures;
+    and with the signatures cut into many parts (written by 1 task or 16), the same parts,
+    which read in order are the one-part tables."""
     rows = []
     for family in range(8):
         base = program(100 + family, lines=30)
@@ -210,16 +214,16 @@ def test_the_same_bytes_over_partition_counts(tmp_path):
     dataset = tmp_path / "files.jsonl"
     dataset.write_text("".join(json.dumps({**row, "license": "MIT"}) + "\n" for row in rows))
 
-    def built(count: int) -> tuple[dict, dict[str, bytes]]:
+    def built(count: int, tag: str = "") -> tuple[dict, dict[str, bytes]]:
         config = BuildConfig(**LENIENT, sources=(SourceSpec(str(dataset)),), dedup=DedupConfig(exact=False),
                              near_dedup=NearDedupConfig(max_bucket_size=3, batch_files=4),
                              execution=ExecutionConfig(executor="local", partitions=count))
-        out = tmp_path / f"out-{count}"
+        out = tmp_path / f"out-{count}{tag}"
         run = build(config, out, Progress(quiet=True))
         (stage,) = [s for s in run["stages"] if s["name"] == "near_dedup"]
         return {**stage["notes"], "dropped": stage["dropped"]}, {
-            name: (out / "manifest" / name).read_bytes()
-            for name in ("files/part-00000.parquet", "minhash/part-00000.parquet", "minhash_bands/part-00000.parquet")}
+            str(path.relative_to(out)): path.read_bytes() for name in ("files", "minhash", "minhash_bands")
+            for path in sorted((out / "manifest" / name).iterdir())}
 
     notes, files = built(1)
     # as the driver-only stage found before it was partitioned: one chain end stays out of its family
@@ -227,3 +231,12 @@ def test_the_same_bytes_over_partition_counts(tmp_path):
     assert (notes["candidate_pairs"], notes["edges"], notes["rounds"]) == (37, 36, 2)
     for count in (2, 5):
         assert built(count) == (notes, files), count
+
+    monkeypatch.setattr("stages.dedup.SIGNATURE_PART_ROWS", 4)  # the cut is the driver's: tasks are told it
+    one_task, parts = built(1, "-parts")  # 16 partitions: 16 writing tasks; 1: one
+    assert built(16, "-parts") == (one_task, parts) and one_task == notes
+    for name, rows in (("minhash", notes["files"]), ("minhash_bands", notes["files"] * 25)):
+        names = sorted(key for key in parts if key.startswith(f"manifest/{name}/"))
+        assert len(names) == 16 ** len(f"{(rows - 1) // 4:x}") > 1  # the fewest 16^k parts of 4 rows on average
+        whole = pa.concat_tables([pq.read_table(pa.BufferReader(parts[key])) for key in names])
+        assert whole.equals(pq.read_table(pa.BufferReader(files[f"manifest/{name}/part-00000.parquet"])))

@@ -65,18 +65,21 @@ def test_signatures_are_kept_with_the_settings_that_made_them(corpus):
 
 
 def test_signatures_in_parts_are_the_one_part_cut_by_key_ranges(corpus, tmp_path, monkeypatch):
-    """With parts of 1 row on average, minhash/ is cut by the id's first hex digits and
+    """With parts of 4 rows on average, minhash/ is cut by the id's first hex digits and
     minhash_bands/ by the key's top bits: parts in name order are the one-part tables, each
     part holds only its range, and a near-copy search reads every part."""
     from pipeline import search
 
-    monkeypatch.setattr("stages.dedup.SIGNATURE_PART_ROWS", 1)  # the cut is the driver's
+    monkeypatch.setattr("stages.dedup.SIGNATURE_PART_ROWS", 4)  # the cut is the driver's
     config = BuildConfig(**LENIENT, sources=(SourceSpec(str(corpus.root / "files.jsonl")),),
                          tokenize=TokenizeConfig(vocab_size=300), execution=ExecutionConfig(executor="local"))
-    build(config, tmp_path / "parts", Progress(quiet=True))
+    run = build(config, tmp_path / "parts", Progress(quiet=True))
+    (near,) = [stage["notes"] for stage in run["stages"] if stage["name"] == "near_dedup"]
     one = {name: pq.read_table(corpus.out / "manifest" / name) for name in (SIGNATURES, SIGNATURE_BANDS)}
     signed = one[SIGNATURES].num_rows
-    digits = {SIGNATURES: len(f"{signed - 1:x}"), SIGNATURE_BANDS: len(f"{one[SIGNATURE_BANDS].num_rows - 1:x}")}
+    # the fewest 16^k parts of at most 4 rows on average, counting every file that entered near dedup
+    digits = {SIGNATURES: len(f"{(near['files'] - 1) // 4:x}"),
+              SIGNATURE_BANDS: len(f"{(near['files'] * near['bands'] - 1) // 4:x}")}
     for name, table in one.items():
         parts = sorted((tmp_path / "parts" / "manifest" / name).iterdir())
         assert [p.name for p in parts] == [f"part-{n:05d}.parquet" for n in range(16 ** digits[name])]
