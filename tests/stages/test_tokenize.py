@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from tokenizers import Tokenizer
 
+from corpus_core import schema
 from corpus_core.errors import ConfigError
 from corpus_core.records import SourceSpec
 from corpus_core.storage import sha256_file
@@ -272,3 +273,10 @@ def test_a_given_tokenizer_and_nothing_kept_write_an_empty_corpus(tmp_path, toke
     assert run["counts"]["kept"] == 0 and run["counts"]["dropped"] == {"license_not_allowed": 3}
     index = json.loads((tmp_path / "out" / "index.json").read_text())
     assert index["shards"] == [] and index["totals"]["rows"] == 0
+    # the manifests in parts: every file in one part, no SBOM document (nothing to describe), empty signatures
+    (part,) = schema.files_manifest(tmp_path / "out")
+    assert pq.read_table(part).column("reason").to_pylist() == ["license_not_allowed"] * 3
+    assert schema.sbom_documents(tmp_path / "out") == []
+    for name in ("minhash", "minhash_bands"):
+        (signatures,) = (tmp_path / "out" / "manifest" / name).iterdir()
+        assert signatures.name == "part-00000.parquet" and pq.read_metadata(signatures).num_rows == 0
