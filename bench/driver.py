@@ -42,7 +42,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pyarrow as pa
 
 from corpus_core import partitions, schema
 from manifests.writer import manifest_rows, scatter_manifest_parts, write_files_part
@@ -149,15 +148,9 @@ def measure_signatures(count: int, repeat: int) -> dict[str, float]:
     db.execute(f"""CREATE TABLE bands AS SELECT (hash(i, b) >> 1)::BIGINT * (CASE WHEN i % 2 = 0 THEN 1 ELSE -1 END)
                        AS key, b::SMALLINT AS band, md5(i::VARCHAR)[:16] AS id
                    FROM range({count}) t(i), range(25) u(b)""")
-    metadata = {b"near_dedup": b"{}"}
-    schemas = {
-        dedup.SIGNATURES: pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("tokens", pa.int32()),
-                                     pa.field("signature", pa.list_(pa.uint32(), 256))], metadata=metadata),
-        dedup.SIGNATURE_BANDS: pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
-                                          pa.field("id", pa.string(), nullable=False)], metadata=metadata)}
+    schemas = dedup.signature_schemas({"num_perm": 256, "bands": 25})
     cuts = dedup.signature_cuts(count, 25, 256)  # as with 256 partitions: the writing in 16^j groups
-    tables = {dedup.SIGNATURES: ("signatures", "id", dedup.SIGNATURE_ROW_GROUP),
-              dedup.SIGNATURE_BANDS: ("bands", "key, band, id", dedup.BANDS_ROW_GROUP)}
+    tables = {dedup.SIGNATURES: "signatures", dedup.SIGNATURE_BANDS: "bands"}
     seconds: dict[str, list[float]] = {"signing_tasks_shuffle": [], "part_tasks": [], "two_files_on_the_driver": []}
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as scratch:
@@ -165,7 +158,8 @@ def measure_signatures(count: int, repeat: int) -> dict[str, float]:
             for name in schemas:
                 (manifest / name).mkdir(parents=True)
             started = time.perf_counter()
-            for name, (table, order, group) in tables.items():
+            for name, table in tables.items():
+                order, group, _ = dedup.MANIFEST_ROWS[name]
                 dedup._write_in_groups(db.sql(f"SELECT * FROM {table} ORDER BY {order}").to_arrow_reader(
                     batch_size=group), Path(scratch) / f"{name}.parquet", schemas[name], group)
             seconds["two_files_on_the_driver"].append(time.perf_counter() - started)
@@ -174,10 +168,9 @@ def measure_signatures(count: int, repeat: int) -> dict[str, float]:
                 task.register("signatures", db.sql("SELECT * FROM signatures").to_arrow_table())
                 task.register("bands", db.sql("SELECT * FROM bands").to_arrow_table())
                 started = time.perf_counter()
-                for name, (table, _, _) in tables.items():
+                for name, table in tables.items():
                     partitions.shuffle_by(task, f"SELECT * FROM {table}", dedup._range_sql(name, cuts[name][1]),
-                                          folder, name, 0, dedup.SIGNATURE_SHUFFLE_ROW_GROUP
-                                          if name == dedup.SIGNATURES else partitions.SHUFFLE_ROW_GROUP)
+                                          folder, name, 0, dedup.MANIFEST_ROWS[name][2])
                 seconds["signing_tasks_shuffle"].append(time.perf_counter() - started)
             started = time.perf_counter()
             for name in schemas:

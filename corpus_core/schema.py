@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from corpus_core.storage import sql_path
+from corpus_core.storage import sql_list
 
 # a file's license columns: the license stage fills them from the file's own header, the
 # license decision for every file that was read (through the table `annotations`, which
@@ -87,18 +87,20 @@ def parts_in(folder: Path, suffix: str) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
+def parts_or_before(folder: Path, suffix: str, before: Path) -> list[Path]:
+    """The parts in `folder`, in order; else a build from before parts: its one file `before`
+    if it has it; else []."""
+    return parts_in(folder, suffix) or ([before] if before.is_file() else [])
+
+
 def files_manifest(out: Path) -> list[Path]:
     """The files manifest of the build at `out`, its parts in order; [] when it has none."""
-    parts = parts_in(Path(out) / FILES_DIR, ".parquet")
-    before = Path(out) / FILES_BEFORE_PARTS
-    return parts or ([before] if before.is_file() else [])
+    return parts_or_before(Path(out) / FILES_DIR, ".parquet", Path(out) / FILES_BEFORE_PARTS)
 
 
 def sbom_documents(out: Path) -> list[Path]:
     """The SPDX documents of the build at `out`, in the order of the files manifest's parts."""
-    parts = parts_in(Path(out) / SBOM_DIR, ".spdx.json")
-    before = Path(out) / SBOM_BEFORE_PARTS
-    return parts or ([before] if before.is_file() else [])
+    return parts_or_before(Path(out) / SBOM_DIR, ".spdx.json", Path(out) / SBOM_BEFORE_PARTS)
 
 
 def files_sql(out: Path) -> str:
@@ -106,7 +108,7 @@ def files_sql(out: Path) -> str:
     paths = files_manifest(out)
     if not paths:
         raise FileNotFoundError(f"{out}: no {FILES_DIR}/ (nor {FILES_BEFORE_PARTS})")
-    return "read_parquet([" + ", ".join(sql_path(path) for path in paths) + "])"
+    return f"read_parquet({sql_list(paths)})"
 
 # _work/<fingerprint>/parts/<unit>.files.parquet: the same plus content and position in the unit
 PART = pa.schema(

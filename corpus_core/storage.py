@@ -23,6 +23,11 @@ def sql_path(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def sql_list(paths: list[Path] | list[str]) -> str:
+    """Paths as a DuckDB list literal, for read_parquet of several files in their order."""
+    return "[" + ", ".join(sql_path(path) for path in paths) + "]"
+
+
 def write_atomic(table: pa.Table, path: Path) -> None:
     """Write a Parquet file under a temporary name and rename it: readers never see half of it."""
     tmp = path.with_suffix(".tmp")

@@ -37,7 +37,7 @@ from corpus_core import reasons, schema
 from corpus_core.errors import ConfigError
 from corpus_core.settings import Settings
 from corpus_core.spdx import is_allowed
-from corpus_core.storage import sha256_file
+from corpus_core.storage import sha256_file, sql_list
 from filters.optout import OptOutConfig
 from filters.pii import PiiConfig, build_analyzer, find
 from manifests.card import BuildIndex, find_index
@@ -334,10 +334,9 @@ def _register_shard_rows(db: duckdb.DuckDBPyConnection, shard_dir: Path, shards:
             continue
         readable.append(path)
     if readable:
-        files = ", ".join(f"'{_quote(path)}'" for path in readable)
         db.execute(f"""CREATE VIEW shard_rows AS
             SELECT parse_filename(filename) AS shard, file_row_number AS "row", {', '.join(SHARD_COLUMNS)}
-            FROM read_parquet([{files}], filename = true, file_row_number = true, union_by_name = true)""")
+            FROM read_parquet({sql_list(readable)}, filename = true, file_row_number = true, union_by_name = true)""")
     else:
         db.execute("""CREATE TABLE shard_rows (shard VARCHAR, "row" BIGINT, id VARCHAR, repo VARCHAR, path VARCHAR,
                                                sha256 VARCHAR, license VARCHAR)""")

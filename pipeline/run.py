@@ -24,6 +24,7 @@ from corpus_core.errors import BuildFailed, ConfigError
 from corpus_core.locations import Store
 from corpus_core.partitions import PartitionPlan
 from corpus_core.stage import DROP_COLUMNS, CorpusContext, StageStats
+from corpus_core.storage import sql_list
 from manifests.attribution import write_attribution, write_notice
 from manifests.card import write_card
 from manifests.report import write_report
@@ -134,23 +135,19 @@ def _connect(work: WorkDir, memory_limit: str | None) -> duckdb.DuckDBPyConnecti
     return db
 
 
-def _sql_list(paths: list[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
-
-
 def _load_parts(db: duckdb.DuckDBPyConnection, work: WorkDir, chunks: list[Chunk]) -> None:
     files = [str(work.files_part(c.key)) for c in chunks]
     repos = [str(work.repos_part(c.key)) for c in chunks]
-    db.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet({_sql_list(files)})")
+    db.execute(f"CREATE VIEW parts AS SELECT * FROM read_parquet({sql_list(files)})")
     # a repository named by two dataset units keeps the row of the first unit (by key)
     db.execute(
         f"""CREATE TABLE repos AS SELECT DISTINCT ON (repo) * EXCLUDE (filename)
-            FROM read_parquet({_sql_list(repos)}, filename = true) ORDER BY repo, filename"""
+            FROM read_parquet({sql_list(repos)}, filename = true) ORDER BY repo, filename"""
     )
     for spec in stages_of("file"):
         for table in spec.cls.writes:
             paths = [str(work.table_part(c.key, table)) for c in chunks]
-            db.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({_sql_list(paths)})")
+            db.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet({sql_list(paths)})")
     # what corpus stages decide: drops, and the license columns of every file that was read
     db.execute("CREATE TABLE decisions (unit VARCHAR, ordinal BIGINT, reason VARCHAR, detail VARCHAR, dup_of VARCHAR)")
     db.execute(f"CREATE TABLE annotations AS SELECT unit, ordinal, {', '.join(schema.ANNOTATED)} FROM parts LIMIT 0")

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from corpus_core import reasons, schema
 from corpus_core.errors import ConfigError
 from corpus_core.records import normalized_sha256
-from corpus_core.storage import sql_path
+from corpus_core.storage import sql_list, sql_path
 from manifests.report import REPORT
 from pipeline import flow  # noqa: F401 - registers every stage's drop reasons, which `reason_words` explains
 from stages import minhash
@@ -57,7 +57,7 @@ class ServedBuild:
     @property
     def files(self) -> str:
         """Its files manifest's parts, as a DuckDB list of paths for read_parquet."""
-        return _sql_list(schema.files_manifest(self.path))
+        return sql_list(schema.files_manifest(self.path))
 
     @property
     def repos(self) -> str:
@@ -67,10 +67,6 @@ class ServedBuild:
     def report(self) -> Path | None:
         path = self.path / REPORT
         return path if path.is_file() else None
-
-
-def _sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(sql_path(path) for path in paths) + "]"
 
 
 def open_builds(paths: list[str | Path]) -> dict[str, ServedBuild]:
@@ -206,11 +202,11 @@ def near_matches(build: ServedBuild, text: str) -> Found:
     try:
         # the candidates sharing the most bands first: the same ones on every run
         candidates = [row[0] for row in db.execute(f"""
-            SELECT id FROM read_parquet({_sql_list(bands)})
+            SELECT id FROM read_parquet({sql_list(bands)})
             WHERE list_contains(?, struct_pack(band := band, key := key))
             GROUP BY id ORDER BY count(*) DESC, id LIMIT {MAX_CANDIDATES}""",
             [[{"band": band, "key": int(key)} for band, key in enumerate(keys)]]).fetchall()]
-        found = db.execute(f"""SELECT id, signature FROM read_parquet({_sql_list(signatures)})
+        found = db.execute(f"""SELECT id, signature FROM read_parquet({sql_list(signatures)})
                               WHERE list_contains(?, id)""", [candidates]).fetchall() if candidates else []
     finally:
         db.close()

@@ -61,7 +61,7 @@ import pyarrow.parquet as pq
 
 from corpus_core import partitions, reasons
 from corpus_core.errors import ConfigError
-from corpus_core.schema import part_name, parts_in
+from corpus_core.schema import part_name, parts_or_before
 from corpus_core.settings import Settings, setting
 from corpus_core.stage import DROP_COLUMNS, NO_DROPS, CorpusContext, CorpusStage
 from corpus_core.storage import sql_path, write_atomic
@@ -81,6 +81,9 @@ CUTS = "signature_cuts.json"  # in near dedup's scratch: the cuts the signing ta
 SIGNATURE_ROW_GROUP = 4096
 SIGNATURE_SHUFFLE_ROW_GROUP = 1024  # 1 MB of signatures: a writing task reads little past its own rows
 BANDS_ROW_GROUP = 16_384  # sorted by key: a lookup reads the row groups whose key range holds its keys
+# each signature manifest's sort order, its row groups, and those of the shuffle that feeds its writing tasks
+MANIFEST_ROWS = {SIGNATURES: ("id", SIGNATURE_ROW_GROUP, SIGNATURE_SHUFFLE_ROW_GROUP),
+                 SIGNATURE_BANDS: ("key, band, id", BANDS_ROW_GROUP, partitions.SHUFFLE_ROW_GROUP)}
 
 KEEP_ORDER = "stars DESC NULLS LAST, repo, path, unit, ordinal"
 VERIFY_ROWS = 16_384  # candidate pairs (with both signatures) in memory at once
@@ -322,7 +325,7 @@ def near_signatures_task(number: int, folder: str, plan: partitions.PartitionPla
                             (SIGNATURE_BANDS, f"""SELECT b.key, b.band, i.id FROM read_parquet({sql_path(bands)}) b
                                                   JOIN {ids} i USING (doc)""")):
             partitions.shuffle_by(db, query, _range_sql(name, cuts[name][1]), where, name, number,
-                                  SIGNATURE_SHUFFLE_ROW_GROUP if name == SIGNATURES else partitions.SHUFFLE_ROW_GROUP)
+                                  MANIFEST_ROWS[name][2])
     bands.unlink()
     os.replace(result.with_suffix(".partial"), result)  # last: its presence means done
     return {}
@@ -476,12 +479,7 @@ def write_signatures(db: Any, context: CorpusContext, manifest: Path, config: Ne
     if not config.enabled:
         return
     settings = signature_settings(config)
-    metadata = {b"near_dedup": json.dumps(settings, sort_keys=True).encode()}
-    schemas = {
-        SIGNATURES: pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("tokens", pa.int32()),
-                               pa.field("signature", pa.list_(pa.uint32(), settings["num_perm"]))], metadata=metadata),
-        SIGNATURE_BANDS: pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
-                                    pa.field("id", pa.string(), nullable=False)], metadata=metadata)}
+    schemas = signature_schemas(settings)
     for name in schemas:
         (manifest / name).mkdir(parents=True, exist_ok=True)
     folder = context.scratch / NearDedup.name
@@ -499,6 +497,17 @@ def write_signatures(db: Any, context: CorpusContext, manifest: Path, config: Ne
         raise RuntimeError(f"near dedup's signature manifests hold {written} rows of {signed} signed files")
 
 
+def signature_schemas(settings: dict[str, Any]) -> dict[str, pa.Schema]:
+    """The schemas of minhash/ and minhash_bands/, with near dedup's `settings` (what a reader
+    needs to sign a text the same way) in their metadata."""
+    metadata = {b"near_dedup": json.dumps(settings, sort_keys=True).encode()}
+    return {
+        SIGNATURES: pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("tokens", pa.int32()),
+                               pa.field("signature", pa.list_(pa.uint32(), settings["num_perm"]))], metadata=metadata),
+        SIGNATURE_BANDS: pa.schema([pa.field("key", pa.int64()), pa.field("band", pa.int16()),
+                                    pa.field("id", pa.string(), nullable=False)], metadata=metadata)}
+
+
 def write_signature_parts(item: tuple[str, int], folder: str, plan: partitions.PartitionPlan, manifest: str,
                           schemas: dict[str, pa.Schema], cuts: dict[str, tuple[int, int]]) -> int:
     """The parts of minhash/ or minhash_bands/ in range `group` (`item`: the name and the
@@ -507,9 +516,9 @@ def write_signature_parts(item: tuple[str, int], folder: str, plan: partitions.P
     name, group = item
     digits, group_digits = cuts[name]
     per_group = 16 ** (digits - group_digits)
-    order, rows = ("id", SIGNATURE_ROW_GROUP) if name == SIGNATURES else ("key, band, id", BANDS_ROW_GROUP)
+    order, rows, _ = MANIFEST_ROWS[name]
     columns = schemas[name].names
-    written = 0
+    written, done = 0, set()
     with partitions.task_database(plan) as db:
         reader = db.sql(f"""SELECT *, {_range_sql(name, digits)} AS range
                             FROM {partitions.shuffled(Path(folder), name, group)} ORDER BY {order}"""
@@ -522,15 +531,12 @@ def write_signature_parts(item: tuple[str, int], folder: str, plan: partitions.P
                 for start, end in itertools.pairwise(edges):
                     yield int(ranges[start]), batch.slice(start, end - start).select(columns)
 
-        following = group * per_group
         for number, pieces in itertools.groupby(runs(), key=lambda run: run[0]):
-            for empty in range(following, number):
-                pq.write_table(schemas[name].empty_table(), Path(manifest) / name / _part(empty), compression="zstd")
             written += _write_in_groups((piece for _, piece in pieces), Path(manifest) / name / _part(number),
                                         schemas[name], rows)
-            following = number + 1
-        for empty in range(following, (group + 1) * per_group):
-            pq.write_table(schemas[name].empty_table(), Path(manifest) / name / _part(empty), compression="zstd")
+            done.add(number)
+    for empty in set(range(group * per_group, (group + 1) * per_group)) - done:  # a range with no row
+        pq.write_table(schemas[name].empty_table(), Path(manifest) / name / _part(empty), compression="zstd")
     return written
 
 
@@ -549,12 +555,9 @@ def _hex_digits(rows: int) -> int:
 def signature_parts(manifest: Path) -> tuple[list[Path], list[Path]] | None:
     """The parts of the build's minhash/ and minhash_bands/ in order (a build from before
     parts: its minhash.parquet and minhash_bands.parquet); None when it kept neither."""
-    found = []
-    for name in (SIGNATURES, SIGNATURE_BANDS):
-        parts = parts_in(manifest / name, ".parquet")
-        before = manifest / f"{name}.parquet"
-        found.append(parts or ([before] if before.is_file() else []))
-    return (found[0], found[1]) if all(found) else None
+    signatures, bands = (parts_or_before(manifest / name, ".parquet", manifest / f"{name}.parquet")
+                         for name in (SIGNATURES, SIGNATURE_BANDS))
+    return (signatures, bands) if signatures and bands else None
 
 
 def _write_in_groups(reader: Any, path: Path, schema: pa.Schema, group_rows: int) -> int:
