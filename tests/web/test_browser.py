@@ -25,9 +25,12 @@ from pipeline.web import ServeConfig, create_app
 from tests.web.conftest import DROPPED_REPO, HOSTILE_PATH, HOSTILE_REPO, KEPT_REPO, ROWS, near_copy
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra: pip install -e '.[test]'")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) if p), None)
@@ -90,8 +93,23 @@ def submit(browser, button: str) -> None:
     browser has navigated, and a look right after it may still see the old page."""
     old = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.CSS_SELECTOR, button).click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 30).until(lambda _: left_the_document(old))
     WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
+def left_the_document(element) -> bool:
+    """Selenium's `staleness_of`, also when chromedriver, asked in the middle of a
+    navigation, answers that the node no longer belongs to the document (an unknown error
+    instead of a stale element)."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as err:
+        if "does not belong to the document" in str(err):
+            return True
+        raise
+    return False
 
 
 def search_for(browser, base: str, text: str, by: str) -> None:
