@@ -34,6 +34,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -242,8 +243,8 @@ class LicenseScanner:
 
     MEMO_ENTRIES = 4096  # results kept in memory: a notice seen again costs no read of the cache
 
-    def __init__(self, cache_dir: str | Path, narrow: bool = True, memo_lexer: bool = True,
-                 results: str | Path | None = None):
+    def __init__(self, cache_dir: str | Path, narrow: bool = True, quick_copyrights: bool = True,
+                 as_text: bool = True, results: str | Path | None = None):
         keep_scancode_inside(cache_dir)
         self.cache_dir = Path(cache_dir) / "license-cache"  # local: ScanCode's scratch files and folders
         # the results: cache_dir/license-cache, or a folder or object store every node shares (execution.license_cache)
@@ -251,7 +252,9 @@ class LicenseScanner:
         # shared by the scanners of a worker process (a task's stages are made anew for each chunk); read-only
         self.memo = _MEMOS.setdefault(str(results or self.cache_dir), {})
         self.narrow = narrow  # ScanCode's candidate ranking on the rules that can make its cut (narrow_candidates)
-        self.memo_lexer = memo_lexer  # cluecode's copyright lexer remembering labels (MemoLexer)
+        # cluecode's copyright lexer remembering labels (MemoLexer), its grammar skipping rules that group nothing
+        self.quick_copyrights = quick_copyrights
+        self.as_text = as_text  # ScanCode told that the texts it reads are text (`told_plain_text`), libmagic unasked
         self.hits = self.misses = 0
         # ScanCode's runs per kind ("licenses", "notice:exact", "header:approximate", "holders", ...): [runs, CPU s]
         self.runs: dict[str, list] = {}
@@ -290,7 +293,8 @@ class LicenseScanner:
                                          errors="surrogatepass") as scratch:
             scratch.write(text)
             scratch.flush()
-            return function(scratch.name)
+            with told_plain_text(scratch.name, text if self.as_text else None):
+                return function(scratch.name)
 
     def licenses(self, text: str) -> dict[str, Any]:
         """{"expression": SPDX or None, "score", "rule", "start_line", "end_line"} (`summary`)."""
@@ -336,7 +340,7 @@ class LicenseScanner:
         def compute(body: str) -> list[str]:
             from scancode.api import get_copyrights
 
-            memoize_copyright_lexer(self.memo_lexer)
+            quicken_copyrights(self.quick_copyrights)
             started = time.process_time()
             found = self._on_file(body, get_copyrights)
             self._count("holders", started)
@@ -486,7 +490,9 @@ class MemoLexer:
     wins: most of the time of ScanCode's copyright detection, and the same few thousand words
     ("Copyright", "(c)", years, names) in every header. The label depends on the text alone,
     so remembering it gives the same labels (tests/stages/test_license_headers.py compares the
-    holders both ways on real headers)."""
+    holders both ways on real headers). The 1,112 as alternatives of one expression would take
+    the same first match, but run 3 times slower than the loop: Python's engine rejects a word
+    early by each expression's first characters only when it runs alone."""
 
     LIMIT = 200_000  # texts remembered; past it the memory starts over
 
@@ -513,18 +519,116 @@ class MemoLexer:
             yield token
 
 
-def memoize_copyright_lexer(on: bool = True) -> None:
-    """Put a MemoLexer in place of cluecode's copyright lexer (`on` False: the original again,
-    for a benchmark's comparison)."""
+class QuickParser:
+    """cluecode's copyright grammar (pygmars' Parser), rule by rule as pygmars applies it,
+    without the work of a rule that groups nothing, and remembering the tree's shape for each
+    sequence of labels. For each of the grammar's 413 rules, pygmars joins the labels of the
+    tree's nodes into a string, substitutes the rule's pattern in it, and builds a new tree from
+    the result; most rules group nothing in a given text, and then the new tree holds the same
+    nodes as the old. Here the labels' string is joined again only after a rule grouped
+    something, and the tree rebuilt only then, by pygmars' own ParseString: the same
+    substitutions in the same order, so the same tree. The rules read labels alone, so a
+    sequence of labels seen before (most copyright statements are "Copyright (c) YEAR NAME
+    NAME") gets the shape it got then, with its own tokens as leaves, in order
+    (tests/stages/test_license_headers.py compares the holders both ways)."""
+
+    LIMIT = 50_000  # shapes remembered; past it the memory starts over
+
+    def __init__(self, parser: Any):
+        self.parser = parser
+        self.rules = [(rule._transformer, rule.label) for rule in parser.rules]
+        self.shapes: dict[str, tuple[str, list]] = {}
+        self.remembered = 0  # parses that took a remembered shape
+
+    def parse(self, tree: Any) -> Any:
+        from pygmars.parse import ParseString
+        from pygmars.tree import Tree
+
+        parser = self.parser
+        if not tree or parser._trace or parser._validate:  # pygmars' errors, traces and checks
+            return parser.parse(tree)
+        if not isinstance(tree, Tree):
+            tree = Tree(parser._root_label, tree)
+        labels = "".join(f"<{node.label}>" for node in tree)
+        if parser._loop == 1 and labels in self.shapes:
+            label, shape = self.shapes[labels]
+            self.remembered += 1
+            return Tree(label, _grown(shape, iter(tree), Tree))
+        seen = labels
+        for _ in range(parser._loop):
+            for transform, label in self.rules:
+                grouped = transform(labels).replace("{}", "")
+                if grouped == labels:  # no group: pygmars' new tree would be this one's nodes again
+                    continue
+                parsed = ParseString(tree)
+                parsed._parse_string = grouped
+                tree = parsed.to_tree(label)
+                labels = "".join(f"<{node.label}>" for node in tree)
+            labels = "".join(f"<{node.label}>" for node in tree)
+        if len(self.shapes) >= self.LIMIT:
+            self.shapes.clear()
+        self.shapes[seen] = (tree.label, _shape(tree, Tree))
+        return tree
+
+
+def _shape(tree: Any, tree_type: type) -> list:
+    """A parse tree's shape: per node, None for a token, else (its label, its nodes' shape)."""
+    return [(node.label, _shape(node, tree_type)) if isinstance(node, tree_type) else None for node in tree]
+
+
+def _grown(shape: list, tokens: Iterator[Any], tree_type: type) -> list:
+    """The nodes of a tree of `shape` whose tokens are `tokens`, in order."""
+    return [next(tokens) if node is None else tree_type(node[0], _grown(node[1], tokens, tree_type)) for node in shape]
+
+
+def quicken_copyrights(on: bool = True) -> None:
+    """Put a MemoLexer and a QuickParser in place of cluecode's copyright lexer and parser
+    (`on` False: the originals again, for a benchmark's comparison)."""
     from cluecode import copyrights
 
     if copyrights.DETECTOR is None:
         copyrights.DETECTOR = copyrights.CopyrightDetector()
-    lexer = copyrights.DETECTOR.lexer
-    if on and not isinstance(lexer, MemoLexer):
-        copyrights.DETECTOR.lexer = MemoLexer(lexer)
-    elif not on and isinstance(lexer, MemoLexer):
-        copyrights.DETECTOR.lexer = lexer.lexer
+    detector = copyrights.DETECTOR
+    if on and not isinstance(detector.lexer, MemoLexer):
+        detector.lexer = MemoLexer(detector.lexer)
+    elif not on and isinstance(detector.lexer, MemoLexer):
+        detector.lexer = detector.lexer.lexer
+    if on and not isinstance(detector.parser, QuickParser):
+        detector.parser = QuickParser(detector.parser)
+    elif not on and isinstance(detector.parser, QuickParser):
+        detector.parser = detector.parser.parser
+
+
+LONGEST_PLAIN_LINE = 200  # bytes: where ScanCode breaks no line, whatever libmagic says of the file
+
+
+@contextmanager
+def told_plain_text(location: str, text: str | None) -> Iterator[None]:
+    """ScanCode's reading of the scratch file at `location`, told beforehand that it holds
+    plain text: no call of libmagic (two per text, about 3 ms each, a third of ScanCode's time
+    on headers and copyrights). ScanCode asks libmagic the file type and MIME type of every
+    file it reads (typecode's `Type`, kept per path) and reads a text file by the answers:
+    - nothing at all where libmagic names an image, audio or a PDF ("/* XPM */" opening a C
+      comment makes it an image), a font database by its own reader;
+    - lines over 200 characters broken into pieces where libmagic says "with very long lines"
+      (a line over 300 characters) or "data".
+    Every text given here is text a stage read, so it is read as text. Where a line is over
+    LONGEST_PLAIN_LINE bytes (or `text` is None), libmagic is asked as always, since its answer
+    could break that line. What ScanCode computes itself (whether the bytes look binary, the
+    size) it still computes. The Type is dropped afterwards: typecode keeps one per path for the
+    life of the process, and every scratch file has a new path."""
+    from typecode import contenttype
+
+    location = os.path.abspath(location)
+    if text is not None and all(len(line) <= LONGEST_PLAIN_LINE
+                                for line in text.encode("utf-8", "surrogatepass").split(b"\n")):
+        told = contenttype.Type(location)
+        told._filetype_file, told._mimetype_file = "ASCII text", "text/plain"
+        contenttype._registry[location] = told
+    try:
+        yield
+    finally:
+        contenttype._registry.pop(location, None)
 
 
 def _matched(found: dict[str, Any]) -> dict[str, Any]:

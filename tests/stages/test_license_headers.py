@@ -4,6 +4,7 @@ and gives the verdicts it gives on the whole header (real headers in tests/data/
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,16 @@ import pytest
 from corpus_core.spdx import canonical
 from pipeline.config import BuildConfig
 from stages.license import (
+    LONGEST_PLAIN_LINE,
     NARROWED_SCANCODE,
     LicenseDetector,
     LicenseScanner,
     MemoLexer,
+    QuickParser,
     license_notice,
-    memoize_copyright_lexer,
     narrow_candidates,
+    quicken_copyrights,
+    told_plain_text,
 )
 
 HEADERS = Path(__file__).resolve().parents[1] / "data" / "license_headers"
@@ -138,24 +142,89 @@ def test_narrowed_candidates_are_the_ones_scancode_ranks(tmp_path, monkeypatch):
     assert sum(found for _, found in calls) >= 140
 
 
-def test_the_remembering_copyright_lexer_finds_what_cluecode_finds(tmp_path):
-    """Copyrights, holders and authors of every real header, with cluecode's lexer and with
-    MemoLexer (which has seen the headers before it, as in a build)."""
+def test_the_quick_copyright_lexer_and_parser_find_what_cluecode_finds(tmp_path):
+    """Copyrights, holders and authors of every real header, with cluecode's lexer and parser
+    and with MemoLexer (which has seen the headers before it, as in a build) and QuickParser;
+    then of every header with its years moved on, whose labels QuickParser has seen: every tree
+    is a remembered shape grown with the new tokens."""
     from cluecode import copyrights
     from scancode.api import get_copyrights
 
-    files = []
+    def moved_on(text: str) -> str:
+        return re.sub(r"\b(19|20)(\d\d)\b", lambda m: f"{m[1]}{(int(m[2]) + 1) % 100:02}", text)
+
+    files, later = [], []
     for case in CASES:
+        text = (HEADERS / case["file"]).read_text()
         files.append(tmp_path / case["file"])
-        files[-1].write_text((HEADERS / case["file"]).read_text())
-    memoize_copyright_lexer(False)
-    expected = [get_copyrights(str(f)) for f in files]
-    memoize_copyright_lexer(True)
+        files[-1].write_text(text)
+        later.append(tmp_path / f"later-{case['file']}")
+        later[-1].write_text(moved_on(text))
+    quicken_copyrights(False)
+    expected = [get_copyrights(str(f)) for f in files + later]
+    quicken_copyrights(True)
     try:
         assert isinstance(copyrights.DETECTOR.lexer, MemoLexer)
+        parser = copyrights.DETECTOR.parser
+        assert isinstance(parser, QuickParser) and not parser.shapes
         found = [get_copyrights(str(f)) for f in files]
+        shapes = len(parser.shapes)
+        found += [get_copyrights(str(f)) for f in later]
         assert len(copyrights.DETECTOR.lexer.labels) > 100
         assert found == expected
-        assert sum(len(e["holders"]) for e in expected) >= 20
+        assert found[len(files):] != found[:len(files)]  # the years moved on
+        assert shapes >= 20 and len(parser.shapes) <= shapes + 1  # one year moved on is labelled otherwise
+        assert parser.remembered >= shapes - 1
+        assert sum(len(e["holders"]) for e in expected) >= 40
     finally:
-        memoize_copyright_lexer(True)
+        quicken_copyrights(True)
+
+
+# a line ScanCode could break into pieces, as libmagic's "with very long lines" makes it do
+LONG_LINE = "var x = [" + ", ".join(f'"item-{n}"' for n in range(60)) + "];"
+
+
+def test_scancode_told_plain_text_finds_what_it_finds_asking_libmagic(tmp_path, monkeypatch):
+    """ScanCode told that a text is plain text (`told_plain_text`) gives the licenses and
+    copyrights it gives asking libmagic what the file is, on every real header, without asking
+    libmagic; of a text with a line over LONGEST_PLAIN_LINE bytes it asks, as always. The Type
+    told is not kept."""
+    from scancode.api import get_copyrights, get_licenses
+    from typecode import contenttype, magic2
+
+    asked: list[str] = []
+    detect = magic2._detect
+    monkeypatch.setattr(magic2, "_detect", lambda location, flags: asked.append(location) or detect(location, flags))
+    quicken_copyrights(True)
+    long_text = f"// Copyright (c) 2021 Jane Roe\n// Licensed under the MIT License.\n{LONG_LINE}\n"
+    assert len(LONG_LINE) > LONGEST_PLAIN_LINE
+    texts = [(HEADERS / case["file"]).read_text() for case in CASES] + [long_text]
+    told = 0  # texts read without libmagic
+    for n, text in enumerate(texts):
+        # typecode keeps a Type per path: one path each way
+        asked_path, told_path = tmp_path / f"{n}-asked.txt", tmp_path / f"{n}-told.txt"
+        for path in (asked_path, told_path):
+            path.write_text(text)
+        expected = get_licenses(str(asked_path)), get_copyrights(str(asked_path))
+        assert str(asked_path) in asked
+        asked.clear()
+        with told_plain_text(str(told_path), text):
+            found = get_licenses(str(told_path)), get_copyrights(str(told_path))
+        assert found == expected, n
+        long = max(len(line.encode()) for line in text.split("\n")) > LONGEST_PLAIN_LINE
+        assert asked == [str(told_path)] * len(asked) and bool(asked) == long, n
+        assert str(told_path) not in contenttype._registry
+        told += not long
+    assert found[0]["license_detections"][0]["license_expression_spdx"] == "MIT"  # the long text's
+    assert told >= 25
+
+
+def test_a_text_libmagic_takes_for_an_image_is_read_as_text(tmp_path):
+    """A C comment that opens with "/* XPM */" is an X pixmap image to libmagic, and ScanCode
+    asking it reads nothing of it: told that the header is text, it finds the GPL."""
+    header = "/* XPM */\n/* Copyright 2020 Jane Roe.\n * Licensed under the GNU General Public License version 2. */\n"
+    asking = LicenseScanner(tmp_path / "asking", as_text=False)
+    told = LicenseScanner(tmp_path / "told")
+    assert asking.licenses(header)["expression"] is None and asking.holders(header) == []
+    assert told.licenses(header)["expression"] == "GPL-2.0-only"
+    assert told.holders(header) == ["Jane Roe"]
