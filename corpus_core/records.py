@@ -6,7 +6,6 @@ per repository, and the `SourceSpec` they come from. Dropped files stay in the s
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, fields
 
 
@@ -29,14 +28,9 @@ def normalized_sha256(text: str) -> str:
     mark, the line endings (CRLF and CR become LF; a browser's form sends CRLF), whitespace at
     the end of each line and blank lines at the end. A code owner's pasted file matches the
     file as ingested, whatever editor or form it went through."""
-    normalized = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if LINE_ENDS_IN_SPACE.search(normalized):  # most files have no line to strip: one scan, no split
-        normalized = "\n".join(line.rstrip() for line in normalized.split("\n"))
-    return hashlib.sha256(normalized.rstrip("\n").encode("utf-8", "surrogatepass")).hexdigest()
-
-
-# whitespace (what str.rstrip strips: \s in a str pattern is str.isspace) before a line's end
-LINE_ENDS_IN_SPACE = re.compile(r"[^\S\n](?:\n|\Z)")
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    normalized = "\n".join(line.rstrip() for line in lines).rstrip("\n")
+    return hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def file_id(repo: str, path: str) -> str:
