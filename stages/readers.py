@@ -215,11 +215,26 @@ def _tar_scan(path: Path, limits: IngestConfig) -> _TarScan:
     return scan
 
 
+# what `read_tar` holds to read an archive in one pass (its members' data, their headers); more is read in two
+ONE_PASS_BYTES = 128 * 1024**2
+ONE_PASS_MEMBERS = 20_000  # headers of ~0.5 KB each
+
+
 def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
-    """Two passes over the stream: headers first (the common root, where the stream ends),
-    then every member in order. Members past `max_archive_members` each get an
-    `archive_limit` entry from their header alone; where the byte budget or a corruption
-    stops the stream, one entry says where."""
+    """Every member in order, named from the archive's common root (`_TarScan`), which only
+    the last header settles. Members past `max_archive_members` each get an `archive_limit`
+    entry from their header alone; where the byte budget or a corruption stops the stream,
+    one entry says where.
+
+    One pass where the members' data fits in ONE_PASS_BYTES, they number at most
+    ONE_PASS_MEMBERS and `max_archive_members`, and the stream reads through cleanly
+    (`_tar_in_one_pass`): the data is held until the root is known. Otherwise two, in memory
+    that does not grow with the archive: headers first (the root, and where the stream ends),
+    then every member."""
+    held = _tar_in_one_pass(path, limits)
+    if held is not None:
+        yield from held
+        return
     scan = _tar_scan(path, limits)
     root, stopped = scan.root, scan.stopped
     if scan.readable:
@@ -231,7 +246,8 @@ def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
                     if index >= scan.readable:
                         break
                     past_limit = index >= limits.max_archive_members
-                    entry = _guarded(lambda m=member, p=past_limit: _tar_entry(tar, m, root, limits, p),
+                    entry = _guarded(lambda m=member, p=past_limit: _tar_entry(m, root, limits, p,
+                                                                                lambda: _extracted(tar, m)),
                                      _clean_name(member.name), member.size)
                     if entry is not None:
                         yield entry
@@ -244,8 +260,56 @@ def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
         yield stopped
 
 
-def _tar_entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, limits: IngestConfig,
-               past_limit: bool = False) -> Entry | None:
+def _tar_in_one_pass(path: Path, limits: IngestConfig) -> list[Entry] | None:
+    """`read_tar`'s entries from one pass over the stream, or None where it takes two: the
+    members' data over ONE_PASS_BYTES, more than ONE_PASS_MEMBERS or `max_archive_members`
+    members, or anything but a clean read to the end (a broken stream, the byte budget, one
+    member's failure), whose entries the two passes give. Each member goes through
+    `_tar_entry` twice: during the pass without a root, to read its data exactly when the
+    entry would (that depends on the header alone), and after it with the root, taking the
+    data read. The entries are the two passes' (tests/stages/test_readers.py compares them)."""
+    if path.stat().st_size > ONE_PASS_BYTES:  # its data could not fit, however it is compressed
+        return None
+    scan = _TarScan()
+    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    held = 0
+    try:
+        with open_tar_stream(path, limits.max_archive_bytes) as tar:
+            for index, member in enumerate(tar):
+                tar.members.clear()
+                if index >= min(limits.max_archive_members, ONE_PASS_MEMBERS):
+                    return None
+                scan.add(member, True)
+                data: list[bytes | None] = []
+
+                def read(member: tarfile.TarInfo = member, data: list = data) -> bytes | None:
+                    data.append(_extracted(tar, member))
+                    return data[0]
+
+                entry = _tar_entry(member, "", limits, False, read)
+                if entry is not None and entry.reason == reasons.UNREADABLE:  # the member's data broke
+                    return None
+                held += len(data[0] or b"") if data else 0
+                if held > ONE_PASS_BYTES:
+                    return None
+                members.append((member, data[0] if data else None))
+    except Exception:  # noqa: BLE001 - whatever broke, the two passes say what and where
+        return None
+    root = scan.root
+    entries = (_guarded(lambda m=member, d=data: _tar_entry(m, root, limits, False, lambda: d),
+                        _clean_name(member.name), member.size) for member, data in members)
+    return [entry for entry in entries if entry is not None]
+
+
+def _extracted(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    extracted = tar.extractfile(member)
+    return extracted.read() if extracted is not None else None
+
+
+def _tar_entry(member: tarfile.TarInfo, root: str, limits: IngestConfig, past_limit: bool,
+               read: Callable[[], bytes | None]) -> Entry | None:
+    """The entry of one member named from `root`; `read()` gives its data, and is called
+    only for a regular file within the limits."""
     name = _clean_name(member.name)
     path = name.removeprefix(root) if root and name.startswith(root) else name
     if _escapes(name):
@@ -267,8 +331,7 @@ def _tar_entry(tar: tarfile.TarFile, member: tarfile.TarInfo, root: str, limits:
     if member.size >= limits.max_file_bytes:
         return Entry(path, member.size, reason=reasons.TOO_LARGE)
     try:
-        extracted = tar.extractfile(member)
-        data = extracted.read() if extracted is not None else None
+        data = read()
     except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error, _ArchiveBudgetExceeded) as err:
         return Entry(path, member.size, reason=reasons.UNREADABLE, detail=f"archive broken here: {err}")
     if data is None:

@@ -213,3 +213,58 @@ def test_file_gone_between_listing_and_reading_is_unreadable(tmp_path):
 
     entry = read_path_entry(tmp_path, tmp_path.resolve(), "vanished.py", LIMITS)
     assert entry.reason == reasons.UNREADABLE and "No such file" in entry.detail
+
+
+def test_a_tar_read_in_one_pass_gives_the_two_passes_entries(tmp_path, monkeypatch):
+    """`read_tar` reads an archive whose data fits in ONE_PASS_BYTES and whose stream reads
+    through in one pass, holding the data until the last header settles the root; the entries
+    are the two passes' (headers first, then every member), field by field. A broken stream,
+    the byte budget, members past the limit or data over ONE_PASS_BYTES take the two passes."""
+    from stages import readers
+
+    gz = {"mode": "w:gz"}
+    archives = {  # name: (members, make_tar's options, limits, one pass?)
+        "rooted": ([("pkg-1.0/a.py", PYTHON_FILE, {}), ("pkg-1.0/sub", None, {"type": b"5"}),
+                    ("pkg-1.0/sub/b.txt", "b\n", {}), ("pkg-1.0/big.txt", "x" * 2000, {}),
+                    ("pkg-1.0/in.py", None, {"type": b"2", "linkname": "a.py"}),
+                    ("pkg-1.0/hard.py", None, {"type": b"1", "linkname": "pkg-1.0/a.py"}),
+                    ("pkg-1.0/out", None, {"type": b"2", "linkname": "../../etc/passwd"}),
+                    ("pkg-1.0/fifo", None, {"type": b"6"}), ("./pkg-1.0/dot.txt", "d\n", {})], gz, LIMITS, True),
+        "no root": ([("a.py", PYTHON_FILE, {}), ("pkg/b.py", "b = 2\n", {}),
+                     ("pkg/link", None, {"type": b"2", "linkname": "../a.py"})], gz, LIMITS, True),
+        "two tops": ([("one/a.py", "a\n", {}), ("two/b.py", "b\n", {})], {"mode": "w"}, LIMITS, True),
+        "escape": ([("r/ok.txt", "fine\n", {}), ("../../etc/evil.sh", "rm -rf /\n", {})], gz, LIMITS, True),
+        "members past the limit": ([(f"r/f{i}.txt", "x\n", {}) for i in range(5)], gz,
+                                   IngestConfig(max_archive_members=3), False),
+        "byte budget": ([("a.txt", "a" * 500, {}), ("big.bin", b"\0" * 4_000_000, {}), ("after.txt", "n\n", {})],
+                        gz, IngestConfig(max_file_bytes=10_000_000, max_archive_bytes=1_000_000), False),
+    }
+    scans: list[Path] = []
+    scan = readers._tar_scan
+    monkeypatch.setattr(readers, "_tar_scan", lambda path, limits: scans.append(path) or scan(path, limits))
+    for name, (members, options, limits, one_pass) in archives.items():
+        tar = make_tar(tmp_path / f"{name}.tar", members, **options)
+        scans.clear()
+        found = list(readers.read_tar(tar, limits))
+        assert bool(scans) != one_pass, name
+        monkeypatch.setattr(readers, "ONE_PASS_BYTES", 0)  # the two passes, always
+        assert found == list(readers.read_tar(tar, limits)), name
+        monkeypatch.setattr(readers, "ONE_PASS_BYTES", 128 * 1024**2)
+        assert found, name
+    # data over ONE_PASS_BYTES in an archive under it: the two passes, the same entries
+    tar = make_tar(tmp_path / "held.tar.gz", [("r/a.txt", "a" * 900, {}), ("r/b.txt", "b" * 900, {})])
+    expected = list(readers.read_tar(tar, LIMITS))
+    monkeypatch.setattr(readers, "ONE_PASS_BYTES", 1000)
+    assert tar.stat().st_size < 1000
+    scans.clear()
+    assert list(readers.read_tar(tar, LIMITS)) == expected and scans == [tar]
+    assert [e.data for e in expected] == [b"a" * 900, b"b" * 900]
+    # a stream cut short: the two passes say where
+    data = gzip.decompress(make_tar(tmp_path / "t.tar.gz", [("a.txt", "alpha\n" * 50, {}),
+                                                             ("b.txt", os.urandom(20000).hex(), {})]).read_bytes())
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(gzip.compress(data[: len(data) // 2]))
+    monkeypatch.setattr(readers, "ONE_PASS_BYTES", 128 * 1024**2)
+    scans.clear()
+    entries = by_path(readers.read_tar(cut, IngestConfig(max_file_bytes=10**6)))
+    assert scans == [cut] and entries["b.txt"].reason == reasons.UNREADABLE
