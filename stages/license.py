@@ -540,30 +540,32 @@ class QuickParser:
         self.shapes: dict[str, tuple[str, list]] = {}
         self.remembered = 0  # parses that took a remembered shape
 
-    def parse(self, tree: Any) -> Any:
+    def parse(self, tokens: Any) -> Any:
+        """The tree pygmars' Parser makes of `tokens`, a sequence of tokens (cluecode's use);
+        a tree, tracing, validation, several loops or nothing to parse go to pygmars itself."""
         from pygmars.parse import ParseString
         from pygmars.tree import Tree
 
         parser = self.parser
-        if not tree or parser._trace or parser._validate:  # pygmars' errors, traces and checks
-            return parser.parse(tree)
-        if not isinstance(tree, Tree):
-            tree = Tree(parser._root_label, tree)
-        labels = "".join(f"<{node.label}>" for node in tree)
-        if parser._loop == 1 and labels in self.shapes:
-            label, shape = self.shapes[labels]
+        if isinstance(tokens, Tree) or parser._trace or parser._validate or parser._loop != 1:
+            return parser.parse(tokens)
+        tokens = list(tokens)
+        if not tokens or any(isinstance(token, Tree) for token in tokens):
+            return parser.parse(tokens)  # pygmars' error for nothing to parse
+        tree = Tree(parser._root_label, tokens)
+        labels = "".join(f"<{token.label}>" for token in tokens)
+        if labels in self.shapes:
             self.remembered += 1
-            return Tree(label, _grown(shape, iter(tree), Tree))
+            label, shape = self.shapes[labels]
+            return Tree(label, _grown(shape, iter(tokens), Tree))
         seen = labels
-        for _ in range(parser._loop):
-            for transform, label in self.rules:
-                grouped = transform(labels).replace("{}", "")
-                if grouped == labels:  # no group: pygmars' new tree would be this one's nodes again
-                    continue
-                parsed = ParseString(tree)
-                parsed._parse_string = grouped
-                tree = parsed.to_tree(label)
-                labels = "".join(f"<{node.label}>" for node in tree)
+        for transform, label in self.rules:
+            grouped = transform(labels).replace("{}", "")
+            if grouped == labels:  # no group: pygmars' new tree would be this one's nodes again
+                continue
+            parsed = ParseString(tree)
+            parsed._parse_string = grouped
+            tree = parsed.to_tree(label)
             labels = "".join(f"<{node.label}>" for node in tree)
         if len(self.shapes) >= self.LIMIT:
             self.shapes.clear()
@@ -599,7 +601,7 @@ def quicken_copyrights(on: bool = True) -> None:
         detector.parser = detector.parser.parser
 
 
-LONGEST_PLAIN_LINE = 200  # bytes: where ScanCode breaks no line, whatever libmagic says of the file
+LONGEST_PLAIN_LINE = 200  # characters, its line ending counted: ScanCode breaks no shorter line, whatever libmagic says
 
 
 @contextmanager
@@ -608,19 +610,21 @@ def told_plain_text(location: str, text: str | None) -> Iterator[None]:
     plain text: no call of libmagic (two per text, about 3 ms each, a third of ScanCode's time
     on headers and copyrights). ScanCode asks libmagic the file type and MIME type of every
     file it reads (typecode's `Type`, kept per path) and reads a text file by the answers:
-    - nothing at all where libmagic names an image, audio or a PDF ("/* XPM */" opening a C
-      comment makes it an image), a font database by its own reader;
-    - lines over 200 characters broken into pieces where libmagic says "with very long lines"
-      (a line over 300 characters) or "data".
-    Every text given here is text a stage read, so it is read as text. Where a line is over
-    LONGEST_PLAIN_LINE bytes (or `text` is None), libmagic is asked as always, since its answer
-    could break that line. What ScanCode computes itself (whether the bytes look binary, the
+    - nothing at all where libmagic names media (an image, audio, video: "/* XPM */" opening a
+      C comment makes it an image) or, for bytes ScanCode's own sniff takes for binary, a
+      compressed file; a PDF with text by a PDF reader; a font database by its own reader;
+    - lines over 200 characters (their line ending counted) broken into pieces where libmagic
+      says "with very long lines" (a line over 300 characters) or "data".
+    Every text given here is text a stage read, so it is read as text. Where a line with its
+    line ending reaches LONGEST_PLAIN_LINE bytes (or `text` is None), libmagic is asked as
+    always, since its answer could break that line. What ScanCode computes itself (whether the bytes look binary, the
     size) it still computes. The Type is dropped afterwards: typecode keeps one per path for the
     life of the process, and every scratch file has a new path."""
     from typecode import contenttype
 
     location = os.path.abspath(location)
-    if text is not None and all(len(line) <= LONGEST_PLAIN_LINE
+    # bytes before each "\n", and the "\n": at least the characters of each line ScanCode reads
+    if text is not None and all(len(line) < LONGEST_PLAIN_LINE
                                 for line in text.encode("utf-8", "surrogatepass").split(b"\n")):
         told = contenttype.Type(location)
         told._filetype_file, told._mimetype_file = "ASCII text", "text/plain"

@@ -268,12 +268,12 @@ def _tar_in_one_pass(path: Path, limits: IngestConfig) -> list[Entry] | None:
     `_tar_entry` twice: during the pass without a root, to read its data exactly when the
     entry would (that depends on the header alone), and after it with the root, taking the
     data read. The entries are the two passes' (tests/stages/test_readers.py compares them)."""
-    if path.stat().st_size > ONE_PASS_BYTES:  # its data could not fit, however it is compressed
-        return None
     scan = _TarScan()
     members: list[tuple[tarfile.TarInfo, bytes | None]] = []
-    held = 0
+    held = 0  # bytes of data and of headers (a pax or GNU long name can be large)
     try:
+        if path.stat().st_size > ONE_PASS_BYTES:  # its data could not fit, however it is compressed
+            return None
         with open_tar_stream(path, limits.max_archive_bytes) as tar:
             for index, member in enumerate(tar):
                 tar.members.clear()
@@ -289,7 +289,7 @@ def _tar_in_one_pass(path: Path, limits: IngestConfig) -> list[Entry] | None:
                 entry = _tar_entry(member, "", limits, False, read)
                 if entry is not None and entry.reason == reasons.UNREADABLE:  # the member's data broke
                     return None
-                held += len(data[0] or b"") if data else 0
+                held += (len(data[0] or b"") if data else 0) + member.offset_data - member.offset
                 if held > ONE_PASS_BYTES:
                     return None
                 members.append((member, data[0] if data else None))

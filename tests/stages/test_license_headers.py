@@ -198,7 +198,10 @@ def test_scancode_told_plain_text_finds_what_it_finds_asking_libmagic(tmp_path, 
     quicken_copyrights(True)
     long_text = f"// Copyright (c) 2021 Jane Roe\n// Licensed under the MIT License.\n{LONG_LINE}\n"
     assert len(LONG_LINE) > LONGEST_PLAIN_LINE
-    texts = [(HEADERS / case["file"]).read_text() for case in CASES] + [long_text]
+    # the edge: a line of 199 bytes and its "\n" is whole whatever libmagic says; one of 200 could be broken
+    edges = [f"/* MIT License */\n{'x, ' * 66}x\n", f"/* MIT License */\n{'x, ' * 66}xy\n"]
+    assert [len(edge.split("\n")[1]) for edge in edges] == [LONGEST_PLAIN_LINE - 1, LONGEST_PLAIN_LINE]
+    texts = [(HEADERS / case["file"]).read_text() for case in CASES] + edges + [long_text]
     told = 0  # texts read without libmagic
     for n, text in enumerate(texts):
         # typecode keeps a Type per path: one path each way
@@ -211,7 +214,7 @@ def test_scancode_told_plain_text_finds_what_it_finds_asking_libmagic(tmp_path, 
         with told_plain_text(str(told_path), text):
             found = get_licenses(str(told_path)), get_copyrights(str(told_path))
         assert found == expected, n
-        long = max(len(line.encode()) for line in text.split("\n")) > LONGEST_PLAIN_LINE
+        long = max(len(line.encode()) for line in text.split("\n")) >= LONGEST_PLAIN_LINE
         assert asked == [str(told_path)] * len(asked) and bool(asked) == long, n
         assert str(told_path) not in contenttype._registry
         told += not long

@@ -259,6 +259,15 @@ def test_a_tar_read_in_one_pass_gives_the_two_passes_entries(tmp_path, monkeypat
     scans.clear()
     assert list(readers.read_tar(tar, LIMITS)) == expected and scans == [tar]
     assert [e.data for e in expected] == [b"a" * 900, b"b" * 900]
+    # headers count too: long names (pax) over ONE_PASS_BYTES, with no data at all
+    tar = make_tar(tmp_path / "names.tar.gz", [(f"r/{n}" + "x" * 600, "", {}) for n in range(3)])
+    monkeypatch.setattr(readers, "ONE_PASS_BYTES", 128 * 1024**2)
+    scans.clear()
+    expected = list(readers.read_tar(tar, LIMITS))
+    assert not scans and tar.stat().st_size < 1000
+    monkeypatch.setattr(readers, "ONE_PASS_BYTES", 1000)
+    assert list(readers.read_tar(tar, LIMITS)) == expected and scans == [tar]
+    assert [e.path for e in expected] == [f"{n}" + "x" * 600 for n in range(3)]
     # a stream cut short: the two passes say where
     data = gzip.decompress(make_tar(tmp_path / "t.tar.gz", [("a.txt", "alpha\n" * 50, {}),
                                                              ("b.txt", os.urandom(20000).hex(), {})]).read_bytes())
