@@ -617,13 +617,14 @@ def told_plain_text(location: str, text: str | None) -> Iterator[None]:
       says "with very long lines" (a line over 300 characters) or "data".
     Every text given here is text a stage read, so it is read as text. Where a line with its
     line ending reaches LONGEST_PLAIN_LINE bytes (or `text` is None), libmagic is asked as
-    always, since its answer could break that line. What ScanCode computes itself (whether the bytes look binary, the
-    size) it still computes. The Type is dropped afterwards: typecode keeps one per path for the
-    life of the process, and every scratch file has a new path."""
+    always, since its answer could break that line. What ScanCode computes itself (whether
+    the bytes look binary, the size) it still computes. The Type is dropped afterwards:
+    typecode keeps one per path for the life of the process, and every scratch file has a new
+    path."""
     from typecode import contenttype
 
     location = os.path.abspath(location)
-    # bytes before each "\n", and the "\n": at least the characters of each line ScanCode reads
+    # a line ScanCode reads has at most the characters of the bytes before a "\n", and the "\n"
     if text is not None and all(len(line) < LONGEST_PLAIN_LINE
                                 for line in text.encode("utf-8", "surrogatepass").split(b"\n")):
         told = contenttype.Type(location)

@@ -226,7 +226,7 @@ def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
     entry from their header alone; where the byte budget or a corruption stops the stream,
     one entry says where.
 
-    One pass where the members' data fits in ONE_PASS_BYTES, they number at most
+    One pass where the members' data and headers fit in ONE_PASS_BYTES, they number at most
     ONE_PASS_MEMBERS and `max_archive_members`, and the stream reads through cleanly
     (`_tar_in_one_pass`): the data is held until the root is known. Otherwise two, in memory
     that does not grow with the archive: headers first (the root, and where the stream ends),
@@ -262,12 +262,13 @@ def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
 
 def _tar_in_one_pass(path: Path, limits: IngestConfig) -> list[Entry] | None:
     """`read_tar`'s entries from one pass over the stream, or None where it takes two: the
-    members' data over ONE_PASS_BYTES, more than ONE_PASS_MEMBERS or `max_archive_members`
-    members, or anything but a clean read to the end (a broken stream, the byte budget, one
-    member's failure), whose entries the two passes give. Each member goes through
-    `_tar_entry` twice: during the pass without a root, to read its data exactly when the
-    entry would (that depends on the header alone), and after it with the root, taking the
-    data read. The entries are the two passes' (tests/stages/test_readers.py compares them)."""
+    members' data and headers over ONE_PASS_BYTES, more than ONE_PASS_MEMBERS or
+    `max_archive_members` members, or anything but a clean read to the end (a broken stream,
+    the byte budget, one member's failure), whose entries the two passes give. Each member
+    goes through `_tar_entry` twice: during the pass without a root, to read its data exactly
+    when the entry would (that depends on the header alone), and after it with the root,
+    taking the data read. The entries are the two passes' (tests/stages/test_readers.py
+    compares them)."""
     scan = _TarScan()
     members: list[tuple[tarfile.TarInfo, bytes | None]] = []
     held = 0  # bytes of data and of headers (a pax or GNU long name can be large)
