@@ -552,13 +552,12 @@ class QuickParser:
         tokens = list(tokens)
         if not tokens or any(isinstance(token, Tree) for token in tokens):
             return parser.parse(tokens)  # pygmars' error for nothing to parse
-        tree = Tree(parser._root_label, tokens)
         labels = "".join(f"<{token.label}>" for token in tokens)
         if labels in self.shapes:
             self.remembered += 1
             label, shape = self.shapes[labels]
             return Tree(label, _grown(shape, iter(tokens), Tree))
-        seen = labels
+        seen, tree = labels, Tree(parser._root_label, tokens)
         for transform, label in self.rules:
             grouped = transform(labels).replace("{}", "")
             if grouped == labels:  # no group: pygmars' new tree would be this one's nodes again

@@ -246,9 +246,7 @@ def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
                     if index >= scan.readable:
                         break
                     past_limit = index >= limits.max_archive_members
-                    entry = _guarded(lambda m=member, p=past_limit: _tar_entry(m, root, limits, p,
-                                                                                lambda: _extracted(tar, m)),
-                                     _clean_name(member.name), member.size)
+                    entry = _member_entry(member, root, limits, past_limit, lambda m=member: _extracted(tar, m))
                     if entry is not None:
                         yield entry
         except Exception as err:  # noqa: BLE001 - the first pass read this far; should the second not, say where
@@ -281,25 +279,28 @@ def _tar_in_one_pass(path: Path, limits: IngestConfig) -> list[Entry] | None:
                 if index >= min(limits.max_archive_members, ONE_PASS_MEMBERS):
                     return None
                 scan.add(member, True)
-                data: list[bytes | None] = []
-
-                def read(member: tarfile.TarInfo = member, data: list = data) -> bytes | None:
-                    data.append(_extracted(tar, member))
-                    return data[0]
-
-                entry = _tar_entry(member, "", limits, False, read)
+                read: list[bytes | None] = []  # the data, where the entry read it
+                entry = _tar_entry(member, "", limits, False,
+                                   lambda m=member, r=read: r.append(_extracted(tar, m)) or r[0])
                 if entry is not None and entry.reason == reasons.UNREADABLE:  # the member's data broke
                     return None
-                held += (len(data[0] or b"") if data else 0) + member.offset_data - member.offset
+                data = read[0] if read else None
+                held += len(data or b"") + member.offset_data - member.offset
                 if held > ONE_PASS_BYTES:
                     return None
-                members.append((member, data[0] if data else None))
+                members.append((member, data))
     except Exception:  # noqa: BLE001 - whatever broke, the two passes say what and where
         return None
     root = scan.root
-    entries = (_guarded(lambda m=member, d=data: _tar_entry(m, root, limits, False, lambda: d),
-                        _clean_name(member.name), member.size) for member, data in members)
+    entries = (_member_entry(member, root, limits, False, lambda d=data: d) for member, data in members)
     return [entry for entry in entries if entry is not None]
+
+
+def _member_entry(member: tarfile.TarInfo, root: str, limits: IngestConfig, past_limit: bool,
+                  read: Callable[[], bytes | None]) -> Entry | None:
+    """`_tar_entry`, with whatever it raises made the member's `unreadable` entry (`_guarded`)."""
+    return _guarded(lambda: _tar_entry(member, root, limits, past_limit, read), _clean_name(member.name),
+                    member.size)
 
 
 def _extracted(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
