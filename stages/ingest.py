@@ -27,7 +27,7 @@ from corpus_core.stage import Stage, StageContext, stage_error_detail
 from stages import origin, readers
 from stages.readers import Entry, SourceError
 from stages.sources import Unit, fetch_git, fetch_npm, fetch_pypi, parse_git_url, verify_sha256
-from stages.stash import StashWriter, read_stash, stash_summary
+from stages.stash import StashSummary, StashWriter, read_stash, stash_summary
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -45,6 +45,8 @@ _PREFERRED = {
 
 
 UTF8_REPLACED = "utf-8-replaced"  # the encoding of UTF-8 text read with its few bad bytes replaced
+# what `_entries` learns of a repository from its source; a unit's later chunks take it from the stash
+SOURCE_FIELDS = ("url", "owner", "commit", "sha256")
 _MULTIBYTE_CHAR = re.compile("[^\x00-\x7f\udc80-\udcff]")  # a character UTF-8 spells in several bytes
 
 
@@ -175,6 +177,12 @@ class Ingest(Stage):
         writer = StashWriter(stash, stop - start) if stashing and start == 0 and stop is not None else None
         ordinal, error, finished = -1, None, False
         try:
+            if summary is not None and summary.repo is not None and repo is not None:
+                # a later chunk: the repository's metadata as the first chunk read it, the source unread
+                for name in SOURCE_FIELDS:
+                    setattr(repo, name, summary.repo.get(name))
+                yield from self._stashed(unit, repo, stash, summary, start, stop)
+                return
             try:
                 entries = self._dataset_entries(unit, start, stop) if unit.kind == "dataset" else (
                     (repo.repo, entry) for entry in self._entries(unit, repo))  # fetches; sets the repo metadata
@@ -202,7 +210,8 @@ class Ingest(Stage):
                 ordinal += 1
                 yield self._source_error(unit, error, inside(ordinal))
             if writer is not None:
-                writer.close(ordinal + 1, error)
+                writer.close(ordinal + 1, error, None if repo is None else
+                             {name: getattr(repo, name) for name in SOURCE_FIELDS})
             finished = True
         finally:
             if writer is not None and not finished:
@@ -215,11 +224,11 @@ class Ingest(Stage):
         repo.error = printable_name(error)
         return self._owned(self.unreadable_source(name, repo.error)) if inside else None
 
-    def _stashed(self, unit: Unit, repo: RepoRecord, stash: Path, summary: tuple[int, str | None], start: int,
+    def _stashed(self, unit: Unit, repo: RepoRecord, stash: Path, summary: StashSummary, start: int,
                  stop: int | None) -> Iterator[FileRecord | None]:
-        """The window's records from the first chunk's stash (the repository's metadata came
-        from the source, as the first chunk got it; its files are not read again)."""
-        records, error = summary
+        """The window's records from the first chunk's stash (the repository's metadata as the
+        first chunk read it from the source; its files are not read again)."""
+        records, error = summary.records, summary.error
         self.stashed = records
         yield from (None for _ in range(start))
         for _, entry in read_stash(stash, start, stop):
@@ -317,8 +326,8 @@ def _source_error_text(err: Exception) -> str:
     return str(err) if isinstance(err, SourceError) else error_detail(err)
 
 
-def _stash_summary(stash: Path) -> tuple[int, str | None] | None:
-    """The stash's (records, error), or None when there is none or it cannot be read (its
+def _stash_summary(stash: Path) -> StashSummary | None:
+    """The stash's summary, or None when there is none or it cannot be read (its
     chunk then reads the source, as without a stash)."""
     try:
         return stash_summary(stash) if stash.exists() else None

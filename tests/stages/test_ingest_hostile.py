@@ -3,6 +3,7 @@ one file or row, which gets its own record with a reason, never its neighbours o
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -18,7 +19,7 @@ from corpus_core import reasons
 from corpus_core.names import printable_name
 from corpus_core.records import SourceSpec
 from stages import ingest as ingest_module
-from stages import readers
+from stages import origin, readers
 from stages.ingest import UTF8_REPLACED, Ingest, IngestConfig, decode_text
 from stages.readers import BAD_RECORD, read_archive
 from stages.sources import Unit, resolve_units
@@ -455,6 +456,35 @@ def test_chunks_read_from_the_stash_give_the_records_of_the_whole_unit(tmp_path,
     assert [s.repos["pkg"] for s in stages] == [whole_stage.repos["pkg"]] * len(stages)
     assert len(reads) == 1 or size >= 9  # the source is read by the first chunk alone
     assert stash.exists() == (size < 9) and not stash.with_suffix(".tmp").exists()
+
+
+def test_later_chunks_take_the_repository_metadata_from_the_stash(tmp_path, monkeypatch):
+    """A package's owner can take reading its whole archive (PKG-INFO last): only the first
+    chunk reads it, and hashes the archive; the later chunks' repository rows are the same."""
+    members = [(f"pkg-1.0/m{i}.py", f"x = {i}\n", {}) for i in range(5)]
+    pkg_info = "Metadata-Version: 2.1\nName: pkg\nHome-page: https://github.com/acme/pkg\n"
+    members.append(("pkg-1.0/PKG-INFO", pkg_info, {}))
+    archive = make_tar(tmp_path / "pkg-1.0.tar.gz", members)
+    spec = SourceSpec(str(archive), sha256=hashlib.sha256(archive.read_bytes()).hexdigest())
+    unit = Unit("k", "archive", str(archive), "pkg", spec)
+    whole, whole_stage = ingest(unit, tmp_path)
+    assert (whole_stage.repos["pkg"].owner, whole_stage.repos["pkg"].sha256) == ("acme", spec.sha256)
+    calls = []
+
+    def counted(module, name):
+        real = getattr(module, name)
+
+        def call(*args):
+            calls.append(name)
+            return real(*args)
+        monkeypatch.setattr(module, name, call)
+
+    counted(origin, "owner_of_archive")
+    counted(ingest_module, "verify_sha256")
+    records, stages = chunked(unit, tmp_path, 2, tmp_path / "k.entries.parquet")
+    assert fields(records) == fields(whole) and len(stages) == 3
+    assert [s.repos["pkg"] for s in stages] == [whole_stage.repos["pkg"]] * 3
+    assert sorted(calls) == ["owner_of_archive", "verify_sha256"]  # the first chunk's, once each
 
 
 def test_a_stream_that_breaks_past_the_first_window_ends_the_unit_in_the_chunk_that_holds_it(tmp_path, monkeypatch):
