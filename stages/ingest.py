@@ -269,8 +269,7 @@ class Ingest(Stage):
         # the owner is known before the first file: the opt-out filter matches it on every file
         if unit.kind in ("pypi", "npm", "archive"):
             repo.sha256 = verify_sha256(location, unit.spec.sha256, unit.spec.source)
-            repo.owner = origin.owner_of_archive(location, self.config.max_archive_bytes)
-            return readers.read_archive(location, self.config)
+            return self._archive_entries(location, repo)
         if unit.kind == "git_url":
             bare, repo.commit = fetch_git(unit.location, self.cache_dir)
             repo.url = unit.location.removeprefix("git+")
@@ -284,6 +283,20 @@ class Ingest(Stage):
         if unit.kind == "directory":
             repo.owner = origin.owner_of_directory(location)
         return readers.read_directory(location, self.config, top_level_only=unit.kind == "loose")
+
+    def _archive_entries(self, location: Path, repo: RepoRecord) -> Iterator[Entry]:
+        """The archive's entries, its owner set before the first: from the metadata file a
+        tar read in one pass held (`origin.TarMetadata`), else by reading the archive for it."""
+        search = origin.TarMetadata()
+        entries = readers.read_archive(location, self.config, search)
+        try:
+            first = next(entries, None)
+        finally:  # a broken archive has its owner as well
+            repo.owner = search.owner() if search.over and not search.unread else \
+                origin.owner_of_archive(location, self.config.max_archive_bytes)
+        if first is not None:
+            yield first
+            yield from entries
 
     def to_record(self, repo: str, entry: Entry) -> FileRecord:
         path = printable_name(entry.path)

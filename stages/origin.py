@@ -28,7 +28,9 @@ import email.parser
 import json
 import os
 import stat
+import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,20 +145,57 @@ def _root_of(member_name: str) -> str | None:
     return parts[0] if len(parts) > 1 or member_name.rstrip("/") != member_name else None
 
 
+class TarMetadata:
+    """The search for a tar's metadata file over its members in order: the first
+    `_top_metadata_name` among the first MAX_MEMBERS_SCANNED that is a file of at most
+    METADATA_BYTES. `owner_of_archive` reads the archive for it; a reader that holds the
+    members already (`readers.read_tar` in one pass) hands them here instead, and calls
+    `finish` once it has handed them all, so the archive is not read again for its owner
+    (numpy's sdist has its PKG-INFO last: about 1 s)."""
+
+    def __init__(self) -> None:
+        self.root: str | None = None
+        self.seen = 0
+        self.found: tuple[str, bytes] | None = None  # (file name, its first METADATA_BYTES)
+        self.over = False  # the search is over: `found` is its answer
+        self.unread = False  # the file was there, but what handed it over had not read it
+
+    def add(self, member: tarfile.TarInfo, read: Callable[[], bytes | None]) -> bool:
+        """The next member, and how to read its data; True once the search is over."""
+        if self.over or self.seen >= MAX_MEMBERS_SCANNED:
+            self.over = True
+            return True
+        if self.seen == 0:
+            self.root = _root_of(member.name + ("/" if member.isdir() else ""))
+        self.seen += 1
+        name = _top_metadata_name(member.name, self.root)
+        if name is not None and member.isfile() and member.size <= METADATA_BYTES:
+            data = read()
+            self.found, self.unread, self.over = (None if data is None else (name, data[:METADATA_BYTES]),
+                                                  data is None, True)
+        return self.over
+
+    def finish(self) -> None:
+        """Every member was handed over."""
+        self.over = True
+
+    def owner(self) -> str | None:
+        return owner_of_metadata(*self.found) if self.found else None
+
+
 def _tar_metadata(path: Path, max_bytes: int) -> tuple[str, bytes] | None:
+    search = TarMetadata()
     with open_tar_stream(path, max_bytes) as tar:
-        root = None
-        for index, member in enumerate(tar):
+        for member in tar:
             tar.members.clear()
-            if index >= MAX_MEMBERS_SCANNED:
-                return None
-            if index == 0:
-                root = _root_of(member.name + ("/" if member.isdir() else ""))
-            name = _top_metadata_name(member.name, root)
-            if name is not None and member.isfile() and member.size <= METADATA_BYTES:
-                handle = tar.extractfile(member)
-                return (name, handle.read(METADATA_BYTES)) if handle is not None else None
-    return None
+            if search.add(member, lambda m=member: _read_member(tar, m)):
+                break
+    return search.found
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    handle = tar.extractfile(member)
+    return handle.read(METADATA_BYTES) if handle is not None else None
 
 
 def _zip_metadata(path: Path) -> tuple[str, bytes] | None:

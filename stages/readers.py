@@ -37,6 +37,7 @@ from corpus_core.names import error_detail, printable_name
 
 if TYPE_CHECKING:
     from stages.ingest import IngestConfig
+    from stages.origin import TarMetadata
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 DATASET_SUFFIXES = (".parquet", ".jsonl", ".ndjson")
@@ -220,7 +221,7 @@ ONE_PASS_BYTES = 128 * 1024**2
 ONE_PASS_MEMBERS = 20_000  # headers of ~0.5 KB each
 
 
-def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
+def read_tar(path: Path, limits: IngestConfig, metadata: TarMetadata | None = None) -> Iterator[Entry]:
     """Every member in order, named from the archive's common root (`_TarScan`), which only
     the last header settles. Members past `max_archive_members` each get an `archive_limit`
     entry from their header alone; where the byte budget or a corruption stops the stream,
@@ -230,8 +231,11 @@ def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
     ONE_PASS_MEMBERS and `max_archive_members`, and the stream reads through cleanly
     (`_tar_in_one_pass`): the data is held until the root is known. Otherwise two, in memory
     that does not grow with the archive: headers first (the root, and where the stream ends),
-    then every member."""
-    held = _tar_in_one_pass(path, limits)
+    then every member.
+
+    `metadata` (`origin.TarMetadata`), when given, is handed the members of a one-pass read,
+    before the first entry comes out."""
+    held = _tar_in_one_pass(path, limits, metadata)
     if held is not None:
         yield from held
         return
@@ -258,7 +262,7 @@ def read_tar(path: Path, limits: IngestConfig) -> Iterator[Entry]:
         yield stopped
 
 
-def _tar_in_one_pass(path: Path, limits: IngestConfig) -> list[Entry] | None:
+def _tar_in_one_pass(path: Path, limits: IngestConfig, metadata: TarMetadata | None = None) -> list[Entry] | None:
     """`read_tar`'s entries from one pass over the stream, or None where it takes two: the
     members' data and headers over ONE_PASS_BYTES, more than ONE_PASS_MEMBERS or
     `max_archive_members` members, or anything but a clean read to the end (a broken stream,
@@ -291,6 +295,11 @@ def _tar_in_one_pass(path: Path, limits: IngestConfig) -> list[Entry] | None:
                 members.append((member, data))
     except Exception:  # noqa: BLE001 - whatever broke, the two passes say what and where
         return None
+    if metadata is not None:
+        for member, data in members:
+            if metadata.add(member, lambda d=data: d):
+                break
+        metadata.finish()
     root = scan.root
     entries = (_member_entry(member, root, limits, False, lambda d=data: d) for member, data in members)
     return [entry for entry in entries if entry is not None]
@@ -502,12 +511,13 @@ def _zip_entry(
     return Entry(path, size, data=data)
 
 
-def read_archive(path: Path, limits: IngestConfig) -> Iterator[Entry]:
+def read_archive(path: Path, limits: IngestConfig, metadata: TarMetadata | None = None) -> Iterator[Entry]:
+    """A zip's or a tar's entries; `metadata`: see `read_tar`."""
     if not path.is_file():
         raise SourceError(f"archive {path} does not exist")
     if str(path).lower().endswith(".zip"):
         return read_zip(path, limits)
-    return read_tar(path, limits)
+    return read_tar(path, limits, metadata)
 
 
 # --- directory ---------------------------------------------------------------------------

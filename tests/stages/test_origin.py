@@ -5,6 +5,7 @@ repos.parquet, and opt-out and lookup by owner in a real build."""
 from __future__ import annotations
 
 import json
+import tarfile
 
 import pyarrow.parquet as pq
 import pytest
@@ -77,6 +78,42 @@ def test_owner_of_package_metadata():
         {"homepage": "https://x.dev", "bugs": {"url": "https://github.com/bugfix/x/issues"}}).encode()) == "bugfix"
     for broken in (b"{", b"[]", json.dumps({"repository": 7}).encode(), b"\xff\xfe"):
         assert origin.owner_of_metadata("package.json", broken) is None
+
+
+def test_ingest_takes_the_owner_from_a_one_pass_read_as_owner_of_archive_finds_it(tmp_path, monkeypatch):
+    """The owner ingest gives a tar's files without reading it again for its metadata file
+    (`origin.TarMetadata` handed the members a one-pass read holds) is `owner_of_archive`'s,
+    and where the read holds no answer (its data unread, two passes), that is asked."""
+    from stages.ingest import Ingest, IngestConfig
+    from stages.sources import Unit
+
+    monkeypatch.setattr(origin, "MAX_MEMBERS_SCANNED", 4)
+    code = [(f"t-1.0/m{i}.py", "x = 1\n", {}) for i in range(3)]
+    pkg_info = ("t-1.0/PKG-INFO", PKG_INFO, {})
+    cases = {
+        "first": [pkg_info, *code], "last": [*code, pkg_info], "none": code,
+        "past the members scanned": [*code, ("t-1.0/m3.py", "x = 1\n", {}), pkg_info],
+        "nested": [*code, ("t-1.0/vendor/dep/PKG-INFO", PKG_INFO, {})],
+        "another top folder": [*code, ("docs/PKG-INFO", PKG_INFO, {})],
+        "a folder first": [("t-1.0/", None, {"type": tarfile.DIRTYPE}), *code, pkg_info],
+        "npm": [("package/index.js", "x = 1\n", {}),
+                ("package/package.json", json.dumps({"repository": "npmco/t"}), {})],
+        "a link named PKG-INFO": [*code, ("t-1.0/PKG-INFO", None, {"type": tarfile.SYMTYPE, "linkname": "m0.py"})],
+    }
+    asked = []
+    real = origin.owner_of_archive
+    monkeypatch.setattr(origin, "owner_of_archive", lambda *args: asked.append(args[0].name) or real(*args))
+    for limits, name, members in [(IngestConfig(), name, members) for name, members in cases.items()] + [
+            (IngestConfig(max_file_bytes=len(PKG_INFO)), "data not read", [*code, pkg_info]),
+            (IngestConfig(max_archive_members=2), "two passes", [*code, pkg_info])]:
+        archive = make_tar(tmp_path / f"{name}.tar.gz", members)
+        ingest = Ingest(limits, cache_dir=tmp_path / "cache")
+        records = list(ingest.run(Unit("k", "archive", str(archive), "t", SourceSpec(str(archive)))))
+        expected = real(archive, limits.max_archive_bytes)
+        assert {r.owner for r in records} == {expected} and ingest.repos["t"].owner == expected, name
+    assert asked == ["data not read.tar.gz", "two passes.tar.gz"]
+    assert {name: real(tmp_path / f"{name}.tar.gz", 10**9) for name in ("first", "last", "npm")} == {
+        "first": "toolmakers", "last": "toolmakers", "npm": "npmco"}
 
 
 def test_owner_of_archives_and_folders(tmp_path):
