@@ -19,6 +19,7 @@ from stages.license import (
     MemoLexer,
     QuickParser,
     license_notice,
+    load_scancode_index,
     narrow_candidates,
     quicken_copyrights,
     told_plain_text,
@@ -231,3 +232,27 @@ def test_a_text_libmagic_takes_for_an_image_is_read_as_text(tmp_path):
     assert asking.licenses(header)["expression"] is None and asking.holders(header) == []
     assert told.licenses(header)["expression"] == "GPL-2.0-only"
     assert told.holders(header) == ["Jane Roe"]
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_scancode_index_loads_with_the_collector_paused_and_as_it_was_after(monkeypatch, collecting):
+    """Unpickling the index makes millions of objects, none of them garbage: the collector is
+    off during the load (the real one), and as it was before once the load is over."""
+    import gc
+
+    from licensedcode import cache
+
+    seen = []
+    real = cache.get_cache
+    monkeypatch.setattr(cache, "get_cache", lambda **kwargs: seen.append(gc.isenabled()) or real(**kwargs))
+    load_scancode_index.cache_clear()
+    was = gc.isenabled()
+    try:
+        (gc.enable if collecting else gc.disable)()
+        load_scancode_index()
+        load_scancode_index()  # once per process
+        assert seen == [False] and gc.isenabled() == collecting
+        assert cache._LICENSE_CACHE is not None and cache._LICENSE_CACHE.index is not None
+    finally:
+        (gc.enable if was else gc.disable)()
+        load_scancode_index.cache_clear()
