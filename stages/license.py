@@ -239,7 +239,8 @@ def keep_scancode_inside(cache_dir: str | Path) -> None:
 def load_scancode_index() -> None:
     """ScanCode's license index, loaded once per process, with the garbage collector paused.
     Unpickling it makes millions of objects, none of them garbage; the collector's passes
-    over them were 38% of the load (4.7 s of CPU, 2.9 without: one for each worker process)."""
+    over them were over a third of the load (`get_cache`: 4.6 s of CPU, 2.6 without; a fresh
+    process's first detection, imports included, 5.5 s and 4.3: medians of 3)."""
     from licensedcode.cache import get_cache
 
     collecting = gc.isenabled()
