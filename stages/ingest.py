@@ -174,10 +174,12 @@ class Ingest(Stage):
         if stashing and start == 0:
             stash.unlink(missing_ok=True)  # a killed earlier try's stash never stands for this one
         summary = _stash_summary(stash) if stashing and start > 0 else None  # None: read the source
+        if summary is not None and summary.repo is None and repo is not None:
+            summary = None  # older code's stash, without the repository's metadata: read the source for it
         writer = StashWriter(stash, stop - start) if stashing and start == 0 and stop is not None else None
         ordinal, error, finished = -1, None, False
         try:
-            if summary is not None and summary.repo is not None and repo is not None:
+            if summary is not None and repo is not None:
                 # a later chunk: the repository's metadata as the first chunk read it, the source unread
                 for name in SOURCE_FIELDS:
                     setattr(repo, name, summary.repo.get(name))

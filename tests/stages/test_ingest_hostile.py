@@ -458,12 +458,14 @@ def test_chunks_read_from_the_stash_give_the_records_of_the_whole_unit(tmp_path,
     assert stash.exists() == (size < 9) and not stash.with_suffix(".tmp").exists()
 
 
+PKG_INFO = "Metadata-Version: 2.1\nName: pkg\nHome-page: https://github.com/acme/pkg\n"
+
+
 def test_later_chunks_take_the_repository_metadata_from_the_stash(tmp_path, monkeypatch):
     """Only the first chunk reads the archive (its owner from the PKG-INFO the one-pass read
     holds, not a read of its own) and hashes it; the later chunks' repository rows are the same."""
     members = [(f"pkg-1.0/m{i}.py", f"x = {i}\n", {}) for i in range(5)]
-    pkg_info = "Metadata-Version: 2.1\nName: pkg\nHome-page: https://github.com/acme/pkg\n"
-    members.append(("pkg-1.0/PKG-INFO", pkg_info, {}))
+    members.append(("pkg-1.0/PKG-INFO", PKG_INFO, {}))
     archive = make_tar(tmp_path / "pkg-1.0.tar.gz", members)
     spec = SourceSpec(str(archive), sha256=hashlib.sha256(archive.read_bytes()).hexdigest())
     unit = Unit("k", "archive", str(archive), "pkg", spec)
@@ -485,6 +487,25 @@ def test_later_chunks_take_the_repository_metadata_from_the_stash(tmp_path, monk
     assert fields(records) == fields(whole) and len(stages) == 3
     assert [s.repos["pkg"] for s in stages] == [whole_stage.repos["pkg"]] * 3
     assert calls == ["verify_sha256"]  # the first chunk's
+
+
+def test_a_stash_of_older_code_without_the_repository_metadata_has_the_later_chunks_read_the_source(
+        tmp_path, monkeypatch):
+    """A build resumed across an upgrade finds stashes written without the metadata: their
+    later chunks read the source, for the owner too (never a file without its owner)."""
+    from stages import stash as stash_module
+
+    members = [(f"pkg-1.0/m{i}.py", f"x = {i}\n", {}) for i in range(5)]
+    members.append(("pkg-1.0/PKG-INFO", PKG_INFO, {}))
+    archive = make_tar(tmp_path / "pkg-1.0.tar.gz", members)
+    unit = Unit("k", "archive", str(archive), "pkg", SourceSpec(str(archive)))
+    whole, whole_stage = ingest(unit, tmp_path)
+    real_close = stash_module.StashWriter.close
+    monkeypatch.setattr(stash_module.StashWriter, "close", lambda self, records, error, repo=None: real_close(
+        self, records, error))
+    records, stages = chunked(unit, tmp_path, 2, tmp_path / "k.entries.parquet")
+    assert fields(records) == fields(whole) and {r.owner for r in records} == {"acme"}
+    assert [s.repos["pkg"] for s in stages] == [whole_stage.repos["pkg"]] * 3
 
 
 def test_a_stream_that_breaks_past_the_first_window_ends_the_unit_in_the_chunk_that_holds_it(tmp_path, monkeypatch):
