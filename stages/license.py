@@ -240,11 +240,14 @@ def load_scancode_index() -> None:
     """ScanCode's license index, loaded once per process, with the garbage collector paused.
     Unpickling it makes millions of objects, none of them garbage; the collector's passes
     over them were over a third of the load (`get_cache`: 4.6 s of CPU, 2.6 without; a fresh
-    process's first detection, imports included, 5.5 s and 4.3: medians of 3)."""
-    from licensedcode.cache import get_cache
+    process's first detection, imports included, 5.5 s and 4.3: medians of 3). An index not
+    built yet is built with the collector on: building makes garbage."""
+    from licensedcode.cache import LICENSE_INDEX_DIR, LICENSE_INDEX_FILENAME, get_cache
+    from scancode_config import licensedcode_cache_dir
 
     collecting = gc.isenabled()
-    gc.disable()
+    if os.path.isfile(os.path.join(licensedcode_cache_dir, LICENSE_INDEX_DIR, LICENSE_INDEX_FILENAME)):
+        gc.disable()
     try:
         get_cache()
     finally:

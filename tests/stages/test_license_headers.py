@@ -235,15 +235,22 @@ def test_a_text_libmagic_takes_for_an_image_is_read_as_text(tmp_path):
 
 
 @pytest.mark.parametrize("collecting", [True, False])
-def test_scancode_index_loads_with_the_collector_paused_and_as_it_was_after(monkeypatch, collecting):
+@pytest.mark.parametrize("built", [True, False])
+def test_scancode_index_loads_with_the_collector_paused_and_as_it_was_after(monkeypatch, tmp_path, collecting, built):
     """Unpickling the index makes millions of objects, none of them garbage: the collector is
-    off during the load (the real one), and as it was before once the load is over."""
+    off during the load (the real one), and as it was before once the load is over. An index
+    not built yet (its file missing) is built with the collector as it was: building makes
+    garbage."""
     import gc
 
+    import scancode_config
     from licensedcode import cache
 
-    seen = []
     real = cache.get_cache
+    real()  # the index is on disk from here on (a fresh install builds it on first use)
+    if not built:
+        monkeypatch.setattr(scancode_config, "licensedcode_cache_dir", str(tmp_path))
+    seen = []
     monkeypatch.setattr(cache, "get_cache", lambda **kwargs: seen.append(gc.isenabled()) or real(**kwargs))
     load_scancode_index.cache_clear()
     was = gc.isenabled()
@@ -251,7 +258,7 @@ def test_scancode_index_loads_with_the_collector_paused_and_as_it_was_after(monk
         (gc.enable if collecting else gc.disable)()
         load_scancode_index()
         load_scancode_index()  # once per process
-        assert seen == [False] and gc.isenabled() == collecting
+        assert seen == [collecting and not built] and gc.isenabled() == collecting
         assert cache._LICENSE_CACHE is not None and cache._LICENSE_CACHE.index is not None
     finally:
         (gc.enable if was else gc.disable)()
