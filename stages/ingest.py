@@ -174,15 +174,13 @@ class Ingest(Stage):
         if stashing and start == 0:
             stash.unlink(missing_ok=True)  # a killed earlier try's stash never stands for this one
         summary = _stash_summary(stash) if stashing and start > 0 else None  # None: read the source
-        if summary is not None and summary.repo is None and repo is not None:
-            summary = None  # older code's stash, without the repository's metadata: read the source for it
         writer = StashWriter(stash, stop - start) if stashing and start == 0 and stop is not None else None
         ordinal, error, finished = -1, None, False
         try:
-            if summary is not None and repo is not None:
-                # a later chunk: the repository's metadata as the first chunk read it, the source unread
-                for name in SOURCE_FIELDS:
+            if summary is not None and repo is not None:  # a later chunk: the source unread
+                for name in SOURCE_FIELDS:  # the repository's metadata as the first chunk read it
                     setattr(repo, name, summary.repo.get(name))
+                # a stash that breaks fails the task: never a lost window
                 yield from self._stashed(unit, repo, stash, summary, start, stop)
                 return
             try:
@@ -190,9 +188,6 @@ class Ingest(Stage):
                     (repo.repo, entry) for entry in self._entries(unit, repo))  # fetches; sets the repo metadata
             except Exception as err:  # noqa: BLE001 - a SourceError, or a reader that broke: one row says so
                 entries, error = iter(()), _source_error_text(err)
-            if summary is not None and error is None:  # a stash that breaks fails the task: never a lost window
-                yield from self._stashed(unit, repo, stash, summary, start, stop)
-                return
             source = enumerate(entries)
             while error is None:
                 try:
@@ -294,8 +289,7 @@ class Ingest(Stage):
         try:
             first = next(entries, None)
         finally:  # a broken archive has its owner as well
-            repo.owner = search.owner() if search.over and not search.unread else \
-                origin.owner_of_archive(location, self.config.max_archive_bytes)
+            repo.owner = search.owner(location, self.config.max_archive_bytes)
         if first is not None:
             yield first
             yield from entries
@@ -342,9 +336,11 @@ def _source_error_text(err: Exception) -> str:
 
 
 def _stash_summary(stash: Path) -> StashSummary | None:
-    """The stash's summary, or None when there is none or it cannot be read (its
-    chunk then reads the source, as without a stash)."""
+    """The stash's summary, or None when there is none, it cannot be read, or it lacks the
+    repository's metadata (older code's, found by a resumed build): its chunk then reads the
+    source, as without a stash."""
     try:
-        return stash_summary(stash) if stash.exists() else None
+        summary = stash_summary(stash) if stash.exists() else None
     except Exception:  # noqa: BLE001 - a torn or foreign file: the source is still there
         return None
+    return summary if summary is not None and summary.repo is not None else None

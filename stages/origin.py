@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus_core.urls import ACCOUNT, repository_owner
-from stages.readers import open_tar_stream
+from stages.readers import member_data, open_tar_stream
 
 METADATA_FILES = ("PKG-INFO", "package.json")
 METADATA_BYTES = 1 << 20
@@ -156,7 +156,7 @@ class TarMetadata:
     def __init__(self) -> None:
         self.root: str | None = None
         self.seen = 0
-        self.found: tuple[str, bytes] | None = None  # (file name, its first METADATA_BYTES)
+        self.found: tuple[str, bytes] | None = None  # (file name, its data)
         self.over = False  # the search is over: `found` is its answer
         self.unread = False  # the file was there, but what handed it over had not read it
 
@@ -171,15 +171,19 @@ class TarMetadata:
         name = _top_metadata_name(member.name, self.root)
         if name is not None and member.isfile() and member.size <= METADATA_BYTES:
             data = read()
-            self.found, self.unread, self.over = (None if data is None else (name, data[:METADATA_BYTES]),
-                                                  data is None, True)
+            self.found = None if data is None else (name, data)
+            self.unread, self.over = data is None, True
         return self.over
 
     def finish(self) -> None:
         """Every member was handed over."""
         self.over = True
 
-    def owner(self) -> str | None:
+    def owner(self, path: Path, max_bytes: int) -> str | None:
+        """The owner the metadata file handed over names; where none gave an answer (the search
+        not over, the file's data unread), `owner_of_archive`'s."""
+        if not self.over or self.unread:
+            return owner_of_archive(path, max_bytes)
         return owner_of_metadata(*self.found) if self.found else None
 
 
@@ -188,14 +192,9 @@ def _tar_metadata(path: Path, max_bytes: int) -> tuple[str, bytes] | None:
     with open_tar_stream(path, max_bytes) as tar:
         for member in tar:
             tar.members.clear()
-            if search.add(member, lambda m=member: _read_member(tar, m)):
+            if search.add(member, lambda m=member: member_data(tar, m)):  # a file of at most METADATA_BYTES
                 break
     return search.found
-
-
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
-    handle = tar.extractfile(member)
-    return handle.read(METADATA_BYTES) if handle is not None else None
 
 
 def _zip_metadata(path: Path) -> tuple[str, bytes] | None:

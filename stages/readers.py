@@ -250,7 +250,7 @@ def read_tar(path: Path, limits: IngestConfig, metadata: TarMetadata | None = No
                     if index >= scan.readable:
                         break
                     past_limit = index >= limits.max_archive_members
-                    entry = _member_entry(member, root, limits, past_limit, lambda m=member: _extracted(tar, m))
+                    entry = _member_entry(member, root, limits, past_limit, lambda m=member: member_data(tar, m))
                     if entry is not None:
                         yield entry
         except Exception as err:  # noqa: BLE001 - the first pass read this far; should the second not, say where
@@ -285,7 +285,7 @@ def _tar_in_one_pass(path: Path, limits: IngestConfig, metadata: TarMetadata | N
                 scan.add(member, True)
                 read: list[bytes | None] = []  # the data, where the entry read it
                 entry = _tar_entry(member, "", limits, False,
-                                   lambda m=member, r=read: r.append(_extracted(tar, m)) or r[0])
+                                   lambda m=member, r=read: r.append(member_data(tar, m)) or r[0])
                 if entry is not None and entry.reason == reasons.UNREADABLE:  # the member's data broke
                     return None
                 data = read[0] if read else None
@@ -312,7 +312,8 @@ def _member_entry(member: tarfile.TarInfo, root: str, limits: IngestConfig, past
                     member.size)
 
 
-def _extracted(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+def member_data(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    """A member's data, as long as its header says (None: not a file with data)."""
     extracted = tar.extractfile(member)
     return extracted.read() if extracted is not None else None
 
